@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# VexFS: driver targets. See README.md.
+
+SHELL := /bin/bash
+S := scripts
+
+.PHONY: all setup tree kernel tools initramfs run test vm-shell clean distclean
+
+all: kernel
+
+setup:
+	@bash $(S)/setup.sh
+
+tree: setup
+	@bash $(S)/assemble.sh
+
+kernel: tree
+	@bash $(S)/build-kernel.sh x86
+
+tools: setup
+	@bash $(S)/build-tools.sh
+
+initramfs: tools
+	@bash $(S)/initramfs.sh
+
+# The demo: build, boot, mkfs, mount, use the file system.
+run:
+	@bash $(S)/demo.sh
+
+# Every test: host unit tests, KUnit and the VM tests. Ends with "N passed, N failed".
+test: tree
+	@python3 $(S)/vexfs_test.py
+
+# An interactive shell in the VM (Ctrl-A X leaves QEMU).
+vm-shell: kernel initramfs
+	@bash $(S)/vm.sh --mode shell --append kunit.enable=0
+
+clean:
+	rm -rf build/obj-* build/initramfs* build/vm build/cargo*
+
+distclean:
+	rm -rf build

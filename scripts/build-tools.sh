@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build the VexFS user-space tools (tools/vexfs, a cargo workspace) as
+# statically linked binaries for the VM. Prints nothing if there is nothing
+# to build yet.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+WS=$TOP/tools/vexfs
+[ -f "$WS/Cargo.toml" ] || exit 0
+export CARGO_TARGET_DIR=$BUILD/cargo
+cargo build --quiet --release --locked --manifest-path "$WS/Cargo.toml" \
+	--target x86_64-unknown-linux-gnu

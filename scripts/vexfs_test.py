@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Run every VexFS test and print one closing line `N passed, N failed`.
+
+1. Host: the harness's own parser self-tests and `cargo test` of the user
+   tools (tools/vexfs).
+2. Build the kernel, the user tools and the initramfs.
+3. VM: boot once per test phase (tools/testing/vexfs/tests/phaseN) on the
+   same scratch disks, so phase 2 sees what phase 1 left (remount, reboot
+   and crash tests). The first boot also runs the KUnit suites.
+
+A VM result counts as failed when its TAP says so, when a test script gives
+no result, when the VM times out, or when the kernel console shows an oops,
+a BUG, a WARNING, a lockdep report or a panic.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
+TESTS = os.path.join(TOP, "tools", "testing", "vexfs", "tests")
+
+# KUnit suites the series must run (others may run too).
+EXPECTED_KUNIT_SUITES = [s for s in os.environ.get(
+    "VEXFS_KUNIT_SUITES", "").split() if s]
+
+# Kernel console lines that fail a boot.
+BAD_CONSOLE = re.compile(
+    r"(Oops[:\s]|BUG:|WARNING:|Kernel panic|general protection fault|"
+    r"Call Trace:|UBSAN:|KASAN:|possible recursive locking|"
+    r"possible circular locking|INFO: task .* blocked|"
+    r"inconsistent lock state|suspicious RCU usage|"
+    r"sleeping function called from invalid context|"
+    r"rust_panic|panicked at)")
+
+RESULT = re.compile(r"^(?P<indent>\s*)(?P<not>not )?ok (?P<num>\d+)"
+                    r"(?: -)? ?(?P<name>[^#]*?)\s*(?:#\s*(?P<directive>.*))?$")
+
+
+class Tally:
+    """Counts results and remembers the failures."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+        self.skipped = 0
+        self.failures = []
+
+    def add(self, ok, name, skip=False):
+        if skip:
+            self.skipped += 1
+        elif ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+            self.failures.append(name)
+            print(f"FAIL: {name}", flush=True)
+
+
+def parse_tap(text):
+    """Parse the VM's TAP: top-level scripts with indented subtests.
+
+    Returns a list of (script, ok, [(subtest, ok, skip)]).
+    """
+    scripts = []
+    subs = []
+    for line in text.splitlines():
+        m = RESULT.match(line.rstrip("\r"))
+        if not m:
+            continue
+        ok = m.group("not") is None
+        name = m.group("name").strip()
+        skip = (m.group("directive") or "").upper().startswith("SKIP")
+        if m.group("indent"):
+            subs.append((name, ok, skip))
+        else:
+            scripts.append((name, ok, subs))
+            subs = []
+    return scripts
+
+
+def parse_ktap(text):
+    """Parse KUnit's KTAP from a kernel console log.
+
+    Returns (suites, cases): suites maps a suite name to ok, cases is a list
+    of (suite.case, ok, skip) for every test case.
+    """
+    suites = {}
+    cases = []
+    stack = []  # suite names by nesting level
+    for raw in text.splitlines():
+        line = raw.rstrip("\r")
+        m = re.match(r"^(\s*)# Subtest: (\S+)", line)
+        if m:
+            depth = len(m.group(1)) // 4
+            del stack[max(depth - 1, 0):]
+            stack.append(m.group(2))
+            continue
+        m = RESULT.match(line)
+        if not m or not stack:
+            continue
+        depth = len(m.group("indent")) // 4
+        ok = m.group("not") is None
+        name = m.group("name").strip()
+        skip = (m.group("directive") or "").upper().startswith("SKIP")
+        if depth == 0:
+            suites[name] = ok
+            stack.clear()
+        elif depth <= len(stack):
+            cases.append((".".join(stack[:depth] + [name]), ok, skip))
+            if depth < len(stack) and stack[depth] == name:
+                # A parameterised case: its parameters were counted already.
+                cases.pop()
+                del stack[depth:]
+    return suites, cases
+
+
+def bad_console_lines(text):
+    return [l for l in text.splitlines() if BAD_CONSOLE.search(l)]
+
+
+def self_test(t):
+    """The parsers must see failures, oopses and missing results."""
+    tap = ("TAP version 13\n1..2\n    ok 1 - a\n    not ok 2 - b\n"
+           "    1..2\nnot ok 1 - first (exit 1)\n    ok 1 - c # SKIP no\n"
+           "ok 2 - second\n")
+    s = parse_tap(tap)
+    t.add(len(s) == 2 and not s[0][1] and s[1][1] and s[0][2][1] == ("b", False, False)
+          and s[1][2][0][2], "harness: TAP failures and skips are seen")
+    ktap = ("KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: vexfs_x\n"
+            "    1..3\n    ok 1 case_a\n    not ok 2 case_b\n"
+            "        KTAP version 1\n        # Subtest: case_c\n"
+            "        ok 1 p0\n        ok 2 p1\n    ok 3 case_c\n"
+            "not ok 1 vexfs_x\n")
+    suites, cases = parse_ktap(ktap)
+    t.add(suites == {"vexfs_x": False} and
+          [c[:2] for c in cases] == [("vexfs_x.case_a", True), ("vexfs_x.case_b", False),
+                                     ("vexfs_x.case_c.p0", True), ("vexfs_x.case_c.p1", True)],
+          "harness: KTAP suites, cases and parameters are parsed")
+    oops = "[ ok ]\nOops: general protection fault, probably for non-canonical address\n"
+    warn = "------------[ cut here ]------------\nWARNING: CPU: 0 PID: 1 at fs/x.c:1 f+0x1/0x2\n"
+    t.add(bool(bad_console_lines(oops)) and bool(bad_console_lines(warn)) and
+          not bad_console_lines("vexfs: mounted /dev/vda\nok 1 - fine\n"),
+          "harness: oopses and warnings on the console are caught")
+
+
+def run(cmd, **kw):
+    print("+ " + " ".join(cmd), flush=True)
+    return subprocess.run(cmd, **kw)
+
+
+def host_tests(t):
+    ws = os.path.join(TOP, "tools", "vexfs", "Cargo.toml")
+    if not os.path.exists(ws):
+        return
+    env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(BUILD, "cargo-host"))
+    p = run(["cargo", "test", "--locked", "--manifest-path", ws],
+            env=env, capture_output=True, text=True)
+    out = p.stdout + p.stderr
+    with open(os.path.join(BUILD, "cargo-test.log"), "w") as f:
+        f.write(out)
+    seen = False
+    for m in re.finditer(r"test result: \w+\. (\d+) passed; (\d+) failed", out):
+        seen = True
+        t.passed += int(m.group(1))
+        t.failed += int(m.group(2))
+    for m in re.finditer(r"^test (\S+) \.\.\. FAILED", out, re.M):
+        t.failures.append(f"cargo: {m.group(1)}")
+        print(f"FAIL: cargo: {m.group(1)}", flush=True)
+    if p.returncode != 0 or not seen:
+        print(out[-4000:])
+        t.add(False, "cargo test of tools/vexfs (build or run failed)")
+
+
+def build(t):
+    for step in (["bash", os.path.join(TOP, "scripts", "build-kernel.sh"), "x86"],
+                 ["bash", os.path.join(TOP, "scripts", "build-tools.sh")],
+                 ["bash", os.path.join(TOP, "scripts", "initramfs.sh")]):
+        log = os.path.join(BUILD, "build-" + os.path.basename(step[1]) + ".log")
+        start = time.time()
+        with open(log, "w") as f:
+            p = run(step, stdout=f, stderr=subprocess.STDOUT)
+        print(f"  {os.path.basename(step[1])}: {time.time() - start:.0f} s, log {log}",
+              flush=True)
+        if p.returncode != 0:
+            with open(log) as f:
+                print(f.read()[-6000:])
+            t.add(False, f"build: {os.path.basename(step[1])}")
+            return False
+    return True
+
+
+def make_disks():
+    disks = []
+    for name, size in (("disk1.img", 1536 << 20), ("disk2.img", 256 << 20)):
+        path = os.path.join(BUILD, "vm", name)
+        with open(path, "wb") as f:
+            f.truncate(size)
+        disks.append(path)
+    return disks
+
+
+def vm_phase(t, phase, disks, kunit, timeout):
+    vmdir = os.path.join(BUILD, "vm")
+    console = os.path.join(vmdir, f"console-phase{phase}.log")
+    results = os.path.join(vmdir, f"results-phase{phase}.tap")
+    for f in (console, results):
+        if os.path.exists(f):
+            os.unlink(f)
+    cmd = ["bash", os.path.join(TOP, "scripts", "vm.sh"), "--mode", "test",
+           "--phase", str(phase), "--console", console, "--results", results,
+           "--timeout", str(timeout)]
+    if not kunit:
+        cmd += ["--append", "kunit.enable=0"]
+    for d in disks:
+        cmd += ["--disk", d]
+    start = time.time()
+    p = run(cmd)
+    print(f"  phase {phase}: VM ran {time.time() - start:.0f} s (exit {p.returncode})",
+          flush=True)
+    con = open(console, errors="replace").read() if os.path.exists(console) else ""
+    res = open(results, errors="replace").read() if os.path.exists(results) else ""
+
+    t.add(p.returncode == 0, f"phase {phase}: VM exited cleanly (exit {p.returncode})")
+    bad = bad_console_lines(con)
+    for line in bad[:20]:
+        print(f"  console: {line}")
+    t.add(not bad, f"phase {phase}: kernel console free of oops/BUG/WARNING/lockdep")
+
+    expected = sorted(f[:-3] for f in os.listdir(os.path.join(TESTS, f"phase{phase}"))
+                      if f.endswith(".sh"))
+    scripts = parse_tap(res)
+    got = {}
+    for name, ok, subs in scripts:
+        name = name.split(" (exit")[0]
+        got[name] = ok
+        for sname, sok, skip in subs:
+            t.add(sok, f"vm/{name}: {sname}", skip)
+        if not subs:
+            t.add(ok, f"vm/{name}")
+        elif not ok and all(s[1] for s in subs):
+            t.add(False, f"vm/{name}: script failed")
+    for name in expected:
+        if name not in got:
+            t.add(False, f"vm/{name}: no result (crash or timeout?)")
+    t.add("# phase %d done" % phase in res, f"phase {phase}: all tests ran to the end")
+
+    if kunit:
+        suites, cases = parse_ktap(con)
+        for name, ok, skip in cases:
+            t.add(ok, f"kunit/{name}", skip)
+        for name, ok in suites.items():
+            if not ok and not any(c[0].startswith(name + ".") and not c[1] for c in cases):
+                t.add(False, f"kunit/{name} (suite)")
+        for s in EXPECTED_KUNIT_SUITES:
+            t.add(s in suites, f"kunit: suite {s} ran")
+        print(f"  KUnit: {len(suites)} suites, {len(cases)} cases", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-host", action="store_true", help="skip host tests")
+    ap.add_argument("--no-vm", action="store_true", help="skip build and VM tests")
+    ap.add_argument("--timeout", type=int, default=int(os.environ.get("VEXFS_VM_TIMEOUT", "1200")),
+                    help="seconds a VM phase may take")
+    args = ap.parse_args()
+    os.makedirs(os.path.join(BUILD, "vm"), exist_ok=True)
+    t = Tally()
+    self_test(t)
+    if not args.no_host:
+        host_tests(t)
+    if not args.no_vm and build(t):
+        disks = make_disks()
+        phases = sorted(int(d[5:]) for d in os.listdir(TESTS) if re.fullmatch(r"phase\d+", d))
+        for i, phase in enumerate(phases):
+            vm_phase(t, phase, disks, kunit=(i == 0), timeout=args.timeout)
+    if t.failures:
+        print("\nFailures:")
+        for f in t.failures:
+            print(f"  {f}")
+    extra = f", {t.skipped} skipped" if t.skipped else ""
+    print(f"\n{t.passed} passed, {t.failed} failed{extra}")
+    return 0 if t.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Helpers for VexFS VM tests (busybox sh). A test script sources this file,
+# calls `ok`/`check`/`fail`, and ends with `finish`. Output is TAP.
+
+_n=0
+_failed=0
+# Scratch disks of the VM: virtio-blk, in the order the host attached them.
+DISK1=/dev/vda
+DISK2=/dev/vdb
+MNT=/mnt
+
+ok() {
+	_n=$((_n + 1))
+	echo "ok $_n - $*"
+}
+
+fail() {
+	_n=$((_n + 1))
+	_failed=$((_failed + 1))
+	echo "not ok $_n - $*"
+}
+
+# check DESCRIPTION COMMAND...: pass when COMMAND succeeds.
+check() {
+	_desc=$1
+	shift
+	if "$@"; then ok "$_desc"; else fail "$_desc"; fi
+}
+
+# check_fails DESCRIPTION COMMAND...: pass when COMMAND fails.
+check_fails() {
+	_desc=$1
+	shift
+	if "$@" 2>/dev/null; then fail "$_desc"; else ok "$_desc"; fi
+}
+
+# check_eq DESCRIPTION EXPECTED ACTUAL
+check_eq() {
+	if [ "$2" = "$3" ]; then
+		ok "$1"
+	else
+		fail "$1: expected '$2', got '$3'"
+	fi
+}
+
+finish() {
+	echo "1..$_n"
+	[ $_failed -eq 0 ]
+}

@@ -1,0 +1,27 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run every test of one phase inside the VM and report TAP: one top-level
+# result per test script, its own results indented below it as subtests.
+phase=${1:-1}
+dir=/vexfs/tests/phase$phase
+set -- "$dir"/*.sh
+[ -e "$1" ] || set --
+echo "TAP version 13"
+echo "1..$#"
+n=0
+for t in "$@"; do
+	n=$((n + 1))
+	name=$(basename "$t" .sh)
+	out=/tmp/$name.out
+	echo "# running $name"
+	VEXFS_PHASE=$phase sh "$t" >"$out" 2>&1
+	rc=$?
+	sed 's/^/    /' "$out"
+	if [ $rc -eq 0 ] && ! grep -q '^not ok' "$out"; then
+		echo "ok $n - $name"
+	else
+		echo "not ok $n - $name (exit $rc)"
+	fi
+done
+echo "# phase $phase done"
