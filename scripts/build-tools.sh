@@ -10,5 +10,6 @@ set -euo pipefail
 WS=$TOP/tools/vexfs
 [ -f "$WS/Cargo.toml" ] || exit 0
 export CARGO_TARGET_DIR=$BUILD/cargo
-cargo build --quiet --release --locked --manifest-path "$WS/Cargo.toml" \
-	--target x86_64-unknown-linux-gnu
+# Run from the workspace, so that its .cargo/config.toml (static linking) applies.
+cd "$WS"
+cargo build --quiet --release --locked --target x86_64-unknown-linux-gnu

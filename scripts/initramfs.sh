@@ -21,6 +21,10 @@ cp -r "$T/tests" "$STAGE/vexfs/tests"
 for bin in "$BUILD"/cargo/x86_64-unknown-linux-gnu/release/*; do
 	[ -f "$bin" ] && [ -x "$bin" ] || continue
 	cp "$bin" "$STAGE/vexfs/bin/"
+	# Cargo cannot name a binary mkfs.vexfs: install the usual names as links.
+	case "$(basename "$bin")" in
+	*-vexfs) ln -sf "$(basename "$bin")" "$STAGE/vexfs/bin/$(basename "$bin" -vexfs).vexfs" ;;
+	esac
 done
 (cd "$STAGE" && find . -print0 | sort -z | cpio --null -o -H newc --quiet -R 0:0) |
 	gzip -1 >"$OUT.tmp"

@@ -2,13 +2,37 @@
 
 //! VexFS: a vector-native file system.
 //!
-//! See `Documentation/filesystems/vexfs.rst`.
+//! The on-disk format is described in [`format`] and in `Documentation/filesystems/vexfs.rst`.
+//! This crate is the kernel side: it mounts a VexFS image from a block device and serves files
+//! and directories through the page cache, using only the safe `kernel::fs` abstractions.
 
 use kernel::{
     c_str,
-    fs,
-    prelude::*, //
+    fs::{
+        self,
+        dentry::Root,
+        inode::INode,
+        param,
+        sb::{
+            self as vfs_sb,
+            Stat,
+            SuperBlock, //
+        },
+    },
+    prelude::*,
 };
+
+mod alloc;
+mod dir;
+mod file;
+// The on-disk format is shared with the user tools (mkfs.vexfs, fsck.vexfs), which use the
+// parts the kernel does not.
+#[allow(dead_code)]
+mod format;
+mod inode;
+mod super_block;
+
+use super_block::VexSuper;
 
 kernel::module_fs! {
     type: VexFs,
@@ -18,9 +42,125 @@ kernel::module_fs! {
     license: "GPL",
 }
 
+/// The VexFS file system type.
 struct VexFs;
 
+/// What to do when corrupted metadata is found (`errors=` mount option).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+enum ErrorBehaviour {
+    /// Return `EUCLEAN` for the operation and carry on.
+    #[default]
+    Continue,
+    /// Return `EUCLEAN` and make the file system read-only.
+    RemountRo,
+}
+
+/// Mount options.
+#[derive(Default)]
+struct Options {
+    errors: ErrorBehaviour,
+}
+
+const OPT_ERRORS: u8 = 0;
+
+#[vtable]
 impl fs::FileSystem for VexFs {
+    type Data = Pin<KBox<VexSuper>>;
+    type INodeData = inode::VexInode;
+    type Options = Options;
+
     const NAME: &'static CStr = c_str!("vexfs");
     const SUPER_TYPE: fs::SuperType = fs::SuperType::BlockDev;
+    const PARAMS: param::SpecTable<'static> = param::SpecTable::new(&[
+        param::Spec::string(c_str!("errors"), OPT_ERRORS),
+        param::Spec::END,
+    ]);
+
+    fn parse_param(options: &mut Options, opt: u32, value: param::Value<'_>) -> Result {
+        if opt == u32::from(OPT_ERRORS) {
+            options.errors = match value.as_str().map(|s| s.to_bytes()) {
+                Some(b"continue") => ErrorBehaviour::Continue,
+                Some(b"remount-ro") => ErrorBehaviour::RemountRo,
+                _ => {
+                    pr_err!("errors= takes continue or remount-ro\n");
+                    return Err(EINVAL);
+                }
+            };
+            return Ok(());
+        }
+        Err(ENOPARAM)
+    }
+
+    fn fill_super(sb: &mut SuperBlock<Self, vfs_sb::New>, options: Options) -> Result<Self::Data> {
+        super_block::fill_super(sb, options)
+    }
+
+    fn init_root(sb: &SuperBlock<Self>) -> Result<Root<Self>> {
+        let root = inode::iget(sb, u64::from(format::ROOT_INO))?;
+        if root.typ() != fs::inode::Type::Dir {
+            pr_err!("root inode is not a directory\n");
+            return Err(EUCLEAN);
+        }
+        Root::try_new(root)
+    }
+
+    fn statfs(sb: &SuperBlock<Self>) -> Result<Stat> {
+        Ok(sb.data().statfs())
+    }
+
+    fn write_inode(inode: &INode<Self>, sync: bool) -> Result {
+        inode::write_inode(inode, sync)
+    }
+
+    fn evict_inode(inode: &INode<Self>) {
+        inode::evict_inode(inode);
+    }
+
+    fn sync_fs(sb: &SuperBlock<Self>, wait: bool) -> Result {
+        super_block::write_super(sb, format::STATE_DIRTY, wait)
+    }
+
+    fn put_super(sb: &SuperBlock<Self>) {
+        if !sb.rdonly() {
+            let _ = super_block::write_super(sb, format::STATE_CLEAN, true);
+        }
+    }
+}
+
+/// Converts an on-disk format error to an errno, logging corruption.
+fn format_err(e: format::FormatError) -> Error {
+    use format::FormatError as F;
+    match e {
+        F::BadMagic => EINVAL,
+        F::FileTooBig => EFBIG,
+        F::NameTooLong => ENAMETOOLONG,
+        F::Invalid(_) => EINVAL,
+        F::ShortBuffer => EIO,
+        F::DeviceTooSmall => EINVAL,
+        F::BadVersion | F::BadBlockSize | F::UnsupportedFeatures => {
+            pr_err!("unsupported file system: {}\n", describe(e));
+            EINVAL
+        }
+        F::BadChecksum | F::Corrupt(_) => {
+            pr_err!("corrupted metadata: {}\n", describe(e));
+            EUCLEAN
+        }
+    }
+}
+
+/// A description of an on-disk format error, for the kernel log.
+fn describe(e: format::FormatError) -> &'static str {
+    use format::FormatError as F;
+    match e {
+        F::BadMagic => "bad magic number",
+        F::BadVersion => "unsupported format version",
+        F::BadBlockSize => "unsupported block size",
+        F::BadChecksum => "checksum mismatch",
+        F::UnsupportedFeatures => "unsupported incompatible features",
+        F::Corrupt(what) | F::Invalid(what) => what,
+        F::ShortBuffer => "buffer too short",
+        F::DeviceTooSmall => "device too small",
+        F::FileTooBig => "file offset too large",
+        F::NameTooLong => "name too long",
+    }
 }

@@ -3,39 +3,124 @@
 //! File system types and their registration.
 //!
 //! A file system implements [`FileSystem`] and is registered with the VFS by a [`Registration`],
-//! usually through the [`module_fs!`](crate::module_fs) macro.
+//! usually through the [`module_fs!`](crate::module_fs) macro. Mounting goes through the
+//! `fs_context` API: mount options are parsed into [`FileSystem::Options`], then
+//! [`FileSystem::fill_super`] sets up a new super block and [`FileSystem::init_root`] returns its
+//! root directory.
 //!
 //! C headers: [`include/linux/fs.h`](srctree/include/linux/fs.h) and
 //! [`include/linux/fs_context.h`](srctree/include/linux/fs_context.h).
 
+use super::{
+    dentry::Root,
+    inode::INode,
+    param,
+    sb::{
+        self,
+        Stat,
+        SuperBlock, //
+    },
+};
 use crate::{
     bindings,
-    error::to_result,
+    error::{
+        from_result,
+        to_result, //
+    },
     prelude::*,
-    types::Opaque, //
+    types::{
+        ForeignOwnable,
+        Opaque, //
+    },
 };
-use core::marker::PhantomData;
+use core::{
+    marker::PhantomData,
+    ptr, //
+};
 
 /// How the super blocks of a file system type find their backing store.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum SuperType {
-    /// Each super block is backed by a block device, named by the mount source.
+    /// Each super block is backed by a block device, named by the mount source
+    /// (`get_tree_bdev()`).
     BlockDev,
 
-    /// Super blocks have no backing device; every mount creates a new one.
+    /// Super blocks have no backing device; every mount creates a new one (`get_tree_nodev()`).
     Independent,
 }
 
 /// A file system type.
 ///
-/// Implementers describe the file system to the VFS; the kernel calls back into them when a
-/// super block of this type is created and destroyed.
+/// Callbacks run in process context and may sleep. The VFS serialises them as documented on each
+/// method; the implementer protects its own state (allocators, caches) with its own locks.
+#[vtable]
 pub trait FileSystem: Sized + Send + Sync + 'static {
+    /// Data attached to each super block (`s_fs_info`), created by [`FileSystem::fill_super`]
+    /// and dropped after the super block has been shut down.
+    type Data: ForeignOwnable + Send + Sync;
+
+    /// Data embedded in each in-memory inode of this file system, set when the inode is
+    /// initialised (see [`crate::fs::inode::New::init`]) and dropped when the inode is freed.
+    type INodeData: Send + Sync;
+
+    /// The mount options, parsed from the mount parameters before the super block is filled.
+    type Options: Default + Send;
+
     /// The name of the file system type, as shown in `/proc/filesystems` and used by `mount -t`.
     const NAME: &'static CStr;
 
     /// The backing store of super blocks of this type.
     const SUPER_TYPE: SuperType;
+
+    /// The mount parameters this file system accepts.
+    const PARAMS: param::SpecTable<'static> = param::SpecTable::empty();
+
+    /// Parses one mount parameter into `options`.
+    ///
+    /// `opt` is the value of [`param::Spec`] of the matched entry of [`FileSystem::PARAMS`].
+    fn parse_param(
+        _options: &mut Self::Options,
+        _opt: u32,
+        _value: param::Value<'_>,
+    ) -> Result {
+        Err(ENOPARAM)
+    }
+
+    /// Sets up a new super block: validates the backing store, sets the super block parameters
+    /// and returns the per-super-block data.
+    fn fill_super(sb: &mut SuperBlock<Self, sb::New>, options: Self::Options) -> Result<Self::Data>;
+
+    /// Returns the root directory of a super block that [`FileSystem::fill_super`] set up.
+    fn init_root(sb: &SuperBlock<Self>) -> Result<Root<Self>>;
+
+    /// Returns file system statistics (`statfs(2)`).
+    fn statfs(_sb: &SuperBlock<Self>) -> Result<Stat> {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Writes the in-memory state of `inode` to the backing store. With `sync`, the write must
+    /// have completed when this returns (`WB_SYNC_ALL`).
+    fn write_inode(_inode: &INode<Self>, _sync: bool) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called when the last reference to `inode` is dropped and it leaves the inode cache, after
+    /// its page cache was truncated. If the inode has no links left, this is where its storage is
+    /// released.
+    fn evict_inode(_inode: &INode<Self>) {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Writes out all dirty file system metadata; waits for it if `wait` is true.
+    fn sync_fs(_sb: &SuperBlock<Self>, _wait: bool) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called at unmount, after all inodes were evicted and before the backing device is
+    /// released: the last chance to write to it.
+    fn put_super(_sb: &SuperBlock<Self>) {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// A registration of a file system type.
@@ -77,11 +162,12 @@ impl<T: FileSystem> Registration<T> {
                 fs.owner = module.as_ptr();
                 fs.name = T::NAME.as_char_ptr();
                 fs.fs_flags = match T::SUPER_TYPE {
-                    SuperType::BlockDev => bindings::FS_REQUIRES_DEV as i32,
+                    SuperType::BlockDev => bindings::FS_REQUIRES_DEV as c_int,
                     SuperType::Independent => 0,
                 };
                 fs.init_fs_context = Some(Self::init_fs_context_callback);
                 fs.kill_sb = Some(Self::kill_sb_callback);
+                fs.parameters = T::PARAMS.as_ptr();
 
                 // SAFETY: `fs_ptr` points to a fully initialised `file_system_type` that is
                 // pinned (it is inside `Opaque` in a pinned `Registration`) and stays valid until
@@ -92,11 +178,130 @@ impl<T: FileSystem> Registration<T> {
         })
     }
 
+    const CONTEXT_OPS: bindings::fs_context_operations = bindings::fs_context_operations {
+        free: Some(Self::free_callback),
+        dup: None,
+        parse_param: Some(Self::parse_param_callback),
+        parse_monolithic: None,
+        get_tree: Some(Self::get_tree_callback),
+        reconfigure: Some(Self::reconfigure_callback),
+    };
+
     /// # Safety
     ///
     /// Called by the VFS with a valid `fs_context` for this file system type.
-    unsafe extern "C" fn init_fs_context_callback(_fc: *mut bindings::fs_context) -> c_int {
-        EOPNOTSUPP.to_errno()
+    unsafe extern "C" fn init_fs_context_callback(fc: *mut bindings::fs_context) -> c_int {
+        from_result(|| {
+            let options = KBox::new(T::Options::default(), GFP_KERNEL)?;
+            // SAFETY: `fc` is valid (function safety requirement) and not yet shared.
+            unsafe {
+                (*fc).fs_private = options.into_foreign().cast();
+                (*fc).ops = &Self::CONTEXT_OPS;
+            }
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a valid `fs_context` whose `ops` were set by
+    /// [`Self::init_fs_context_callback`].
+    unsafe extern "C" fn free_callback(fc: *mut bindings::fs_context) {
+        // SAFETY: `fc` is valid (function safety requirement).
+        let private = unsafe { (*fc).fs_private };
+        if !private.is_null() {
+            // SAFETY: `fs_private` was set by `init_fs_context_callback` from
+            // `KBox<T::Options>::into_foreign` and is released only here.
+            drop(unsafe { KBox::<T::Options>::from_foreign(private.cast()) });
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a valid `fs_context` of this type and a valid parameter.
+    unsafe extern "C" fn parse_param_callback(
+        fc: *mut bindings::fs_context,
+        param: *mut bindings::fs_parameter,
+    ) -> c_int {
+        from_result(|| {
+            let mut result = pin_init::zeroed::<bindings::fs_parse_result>();
+            // SAFETY: `fc` and `param` are valid; `T::PARAMS` is a terminated table.
+            let opt = unsafe {
+                bindings::__fs_parse(
+                    ptr::addr_of_mut!((*fc).log),
+                    T::PARAMS.as_ptr(),
+                    param,
+                    &mut result,
+                )
+            };
+            if opt < 0 {
+                return Err(Error::from_errno(opt));
+            }
+            // SAFETY: `param` is valid for the duration of this callback.
+            let value = unsafe { param::Value::from_raw(&*param, &result) };
+            // SAFETY: `fs_private` was set by `init_fs_context_callback` and the VFS serialises
+            // calls on one context, so this is the only reference.
+            let options = unsafe { &mut *(*fc).fs_private.cast::<T::Options>() };
+            T::parse_param(options, opt as u32, value)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a valid `fs_context` of this type.
+    unsafe extern "C" fn get_tree_callback(fc: *mut bindings::fs_context) -> c_int {
+        match T::SUPER_TYPE {
+            // SAFETY: `fc` is valid and `fill_super_callback` has the right signature.
+            #[cfg(CONFIG_BLOCK)]
+            SuperType::BlockDev => unsafe {
+                bindings::get_tree_bdev(fc, Some(Self::fill_super_callback))
+            },
+            #[cfg(not(CONFIG_BLOCK))]
+            SuperType::BlockDev => EOPNOTSUPP.to_errno(),
+            // SAFETY: As above.
+            SuperType::Independent => unsafe {
+                bindings::get_tree_nodev(fc, Some(Self::fill_super_callback))
+            },
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a valid `fs_context` of this type.
+    unsafe extern "C" fn reconfigure_callback(fc: *mut bindings::fs_context) -> c_int {
+        // SAFETY: `fc` and its root are valid during reconfiguration.
+        unsafe { bindings::sync_filesystem((*(*fc).root).d_sb) }
+    }
+
+    /// # Safety
+    ///
+    /// Called by `get_tree_bdev()`/`get_tree_nodev()` with a new, locked super block and the
+    /// context it is created from.
+    unsafe extern "C" fn fill_super_callback(
+        sb_ptr: *mut bindings::super_block,
+        fc: *mut bindings::fs_context,
+    ) -> c_int {
+        from_result(|| {
+            // SAFETY: `fs_private` was set by `init_fs_context_callback`; the context is not
+            // used concurrently while the tree is being created.
+            let options = core::mem::take(unsafe { &mut *(*fc).fs_private.cast::<T::Options>() });
+
+            // SAFETY: The super block is valid, new and exclusively ours until this returns.
+            let new_sb = unsafe { SuperBlock::<T, sb::New>::from_raw_mut(sb_ptr) };
+            new_sb.init_ops();
+            let data = T::fill_super(new_sb, options)?;
+
+            // SAFETY: `s_fs_info` is ours; `kill_sb_callback` releases it.
+            unsafe { (*sb_ptr).s_fs_info = data.into_foreign().cast() };
+
+            // SAFETY: The super block is now fully set up, `s_fs_info` included.
+            let sb = unsafe { SuperBlock::<T>::from_raw(sb_ptr) };
+            let root = T::init_root(sb)?;
+            // SAFETY: The super block is exclusively ours during `fill_super`.
+            unsafe { (*sb_ptr).s_root = root.into_raw() };
+            Ok(0)
+        })
     }
 
     /// # Safety
@@ -105,11 +310,23 @@ impl<T: FileSystem> Registration<T> {
     /// destroyed.
     unsafe extern "C" fn kill_sb_callback(sb_ptr: *mut bindings::super_block) {
         match T::SUPER_TYPE {
-            // SAFETY: The C side calls `kill_sb` with a valid super block of this type, which
-            // was created by `get_tree_bdev()` for block-device file systems.
+            // SAFETY: The super block was created by `get_tree_bdev()`.
+            #[cfg(CONFIG_BLOCK)]
             SuperType::BlockDev => unsafe { bindings::kill_block_super(sb_ptr) },
-            // SAFETY: As above; independent super blocks are created by `get_tree_nodev()`.
+            // Without block support, no block-device super block can be created.
+            #[cfg(not(CONFIG_BLOCK))]
+            SuperType::BlockDev => (),
+            // SAFETY: The super block was created by `get_tree_nodev()`.
             SuperType::Independent => unsafe { bindings::kill_anon_super(sb_ptr) },
+        }
+
+        // SAFETY: The super block is still valid (its memory is freed later by the VFS), and no
+        // other callback can run on it anymore.
+        let data = unsafe { (*sb_ptr).s_fs_info };
+        if !data.is_null() {
+            // SAFETY: `s_fs_info` was set by `fill_super_callback` from `T::Data::into_foreign`
+            // and is released only here.
+            drop(unsafe { T::Data::from_foreign(data.cast()) });
         }
     }
 }
@@ -131,7 +348,7 @@ impl<T: FileSystem> PinnedDrop for Registration<T> {
 ///
 /// ```ignore
 /// use kernel::prelude::*;
-/// use kernel::{c_str, fs};
+/// use kernel::fs;
 ///
 /// kernel::module_fs! {
 ///     type: MyFs,
@@ -142,9 +359,10 @@ impl<T: FileSystem> PinnedDrop for Registration<T> {
 /// }
 ///
 /// struct MyFs;
+///
+/// #[vtable]
 /// impl fs::FileSystem for MyFs {
-///     const NAME: &'static CStr = c_str!("myfs");
-///     const SUPER_TYPE: fs::SuperType = fs::SuperType::Independent;
+///     // ...
 /// }
 /// ```
 #[macro_export]

@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Directories: lookup, creation and removal of entries, rename, iteration.
+//!
+//! Directory blocks are read and written through the buffer cache of the device, found through
+//! the directory's block map. The VFS serialises changes to a directory with its `i_rwsem`;
+//! lookups and iteration hold it shared.
+
+use crate::{
+    file,
+    format::{
+        self, //
+    },
+    format_err,
+    inode::{
+        iget,
+        map_block,
+        new_inode, //
+    },
+    super_block::corrupted,
+    VexFs,
+};
+use kernel::{
+    fs::{
+        buffer::BufferHead,
+        dentry::{
+            DEntry,
+            Unhashed, //
+        },
+        fops::{
+            self,
+            DirEmitter, //
+        },
+        inode::{
+            self as vfs_inode,
+            Attr,
+            INode,
+            MntIdmap,
+            Type, //
+        },
+        File,
+    },
+    prelude::*,
+    sync::aref::ARef,
+};
+
+/// Inode operations of directories.
+pub(crate) const INODE_OPS: vfs_inode::Ops<VexFs> = vfs_inode::Ops::new::<DirOps>();
+/// File operations of directories.
+pub(crate) const FILE_OPS: fops::Ops<VexFs> = fops::Ops::new_dir::<DirFileOps>();
+
+/// Most hard links an inode may have.
+const LINK_MAX: u32 = 65000;
+
+const RENAME_NOREPLACE: u32 = 1;
+
+fn nblocks(dir: &INode<VexFs>) -> u64 {
+    dir.size() as u64 / format::BLOCK_SIZE as u64
+}
+
+/// Reads block `i` of directory `dir`.
+fn dir_block(dir: &INode<VexFs>, i: u64) -> Result<ARef<BufferHead>> {
+    match map_block(dir, i, false)? {
+        Some(m) => dir.super_block().bread(m.block),
+        None => Err(corrupted(dir.super_block(), dir.ino(), "hole in a directory")),
+    }
+}
+
+fn check_name(name: &[u8]) -> Result {
+    format::check_name(name).map_err(format_err)
+}
+
+/// Where an entry was found: the block index, the inode number and the `DT_*` type.
+struct Found {
+    block: u64,
+    ino: u64,
+    dtype: u8,
+}
+
+fn find_entry(dir: &INode<VexFs>, name: &[u8]) -> Result<Option<Found>> {
+    for i in 0..nblocks(dir) {
+        let bh = dir_block(dir, i)?;
+        let guard = bh.lock();
+        match format::find(guard.data(), name) {
+            Ok(Some((_, ino, dtype))) => {
+                return Ok(Some(Found {
+                    block: i,
+                    ino: u64::from(ino),
+                    dtype,
+                }))
+            }
+            Ok(None) => {}
+            Err(_) => return Err(corrupted(dir.super_block(), dir.ino(), "bad directory block")),
+        }
+    }
+    Ok(None)
+}
+
+/// Adds the entry `name` -> `ino` to `dir`, growing the directory if needed.
+fn add_entry(dir: &INode<VexFs>, name: &[u8], ino: u64, typ: Type) -> Result {
+    check_name(name)?;
+    let ino32 = u32::try_from(ino).map_err(|_| EINVAL)?;
+    let n = nblocks(dir);
+    for i in 0..n {
+        let bh = dir_block(dir, i)?;
+        let mut guard = bh.lock();
+        match format::insert(guard.data_mut(), name, ino32, typ.dirent_type()) {
+            Ok(true) => {
+                guard.mark_dirty();
+                dir.touch_mtime_ctime();
+                dir.mark_dirty();
+                return Ok(());
+            }
+            Ok(false) => {}
+            Err(_) => return Err(corrupted(dir.super_block(), dir.ino(), "bad directory block")),
+        }
+    }
+    // No room: append a block.
+    let m = map_block(dir, n, true)?.ok_or(EIO)?;
+    let bh = dir.super_block().getblk_zeroed(m.block)?;
+    {
+        let mut guard = bh.lock();
+        format::init_empty_block(guard.data_mut()).map_err(format_err)?;
+        format::insert(guard.data_mut(), name, ino32, typ.dirent_type()).map_err(format_err)?;
+        guard.mark_dirty();
+    }
+    dir.set_size(((n + 1) * format::BLOCK_SIZE as u64) as i64);
+    dir.touch_mtime_ctime();
+    dir.mark_dirty();
+    Ok(())
+}
+
+/// Removes the entry `name` from `dir`.
+fn remove_entry(dir: &INode<VexFs>, name: &[u8]) -> Result {
+    let found = find_entry(dir, name)?.ok_or(ENOENT)?;
+    let bh = dir_block(dir, found.block)?;
+    let mut guard = bh.lock();
+    if !format::remove(guard.data_mut(), name).map_err(format_err)? {
+        return Err(ENOENT);
+    }
+    guard.mark_dirty();
+    dir.touch_mtime_ctime();
+    dir.mark_dirty();
+    Ok(())
+}
+
+/// Whether directory `dir` has no entries but `.` and `..`.
+fn is_empty(dir: &INode<VexFs>) -> Result<bool> {
+    for i in 0..nblocks(dir) {
+        let bh = dir_block(dir, i)?;
+        let guard = bh.lock();
+        let data = guard.data();
+        let empty = if i == 0 {
+            format::is_empty_dir(data)
+        } else {
+            format::dir_iter(data)
+                .try_fold(true, |acc, e| e.map(|e| acc && !e.is_live()))
+        };
+        match empty {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(_) => return Err(corrupted(dir.super_block(), dir.ino(), "bad directory block")),
+        }
+    }
+    Ok(true)
+}
+
+/// Creates an inode of `mode` and links it as `dentry` in `dir`.
+fn create_common(
+    idmap: &MntIdmap,
+    dir: &INode<VexFs>,
+    dentry: &DEntry<VexFs>,
+    mode: u16,
+    target: Option<&CStr>,
+) -> Result {
+    let name = dentry.name();
+    check_name(name)?;
+    let typ = Type::from_mode(mode).ok_or(EINVAL)?;
+    if typ == Type::Dir && dir.nlink() >= LINK_MAX {
+        return Err(EMLINK);
+    }
+    let inode = new_inode(idmap, dir, mode)?;
+    let result = (|| -> Result {
+        if let Some(target) = target {
+            inode.page_symlink(target.to_bytes())?;
+        }
+        add_entry(dir, name, inode.ino(), typ)
+    })();
+    if let Err(e) = result {
+        // The inode has no entry: dropping it with no links frees it.
+        inode.set_nlink(0);
+        return Err(e);
+    }
+    if typ == Type::Dir {
+        dir.inc_nlink();
+        dir.mark_dirty();
+    }
+    dentry.instantiate(inode);
+    Ok(())
+}
+
+struct DirOps;
+
+#[vtable]
+impl vfs_inode::Operations for DirOps {
+    type FileSystem = VexFs;
+
+    fn lookup(
+        parent: &INode<VexFs>,
+        dentry: Unhashed<'_, VexFs>,
+    ) -> Result<Option<ARef<DEntry<VexFs>>>> {
+        let name = dentry.name();
+        if name.len() > format::MAX_NAME_LEN {
+            return Err(ENAMETOOLONG);
+        }
+        let inode = match find_entry(parent, name)? {
+            Some(f) => {
+                let inode = iget(parent.super_block(), f.ino)?;
+                if inode.typ().dirent_type() != f.dtype {
+                    return Err(corrupted(parent.super_block(), f.ino, "entry type mismatch"));
+                }
+                Some(inode)
+            }
+            None => None,
+        };
+        dentry.splice_alias(inode)
+    }
+
+    fn create(
+        idmap: &MntIdmap,
+        dir: &INode<VexFs>,
+        dentry: &DEntry<VexFs>,
+        mode: u16,
+    ) -> Result {
+        create_common(idmap, dir, dentry, mode, None)
+    }
+
+    fn mkdir(idmap: &MntIdmap, dir: &INode<VexFs>, dentry: &DEntry<VexFs>, mode: u16) -> Result {
+        create_common(idmap, dir, dentry, mode, None)
+    }
+
+    fn symlink(
+        idmap: &MntIdmap,
+        dir: &INode<VexFs>,
+        dentry: &DEntry<VexFs>,
+        target: &CStr,
+    ) -> Result {
+        if target.to_bytes().len() >= format::BLOCK_SIZE {
+            return Err(ENAMETOOLONG);
+        }
+        create_common(idmap, dir, dentry, Type::Lnk.mode_bits() | 0o777, Some(target))
+    }
+
+    fn link(old_dentry: &DEntry<VexFs>, dir: &INode<VexFs>, dentry: &DEntry<VexFs>) -> Result {
+        let inode = old_dentry.inode().ok_or(ENOENT)?;
+        if inode.nlink() >= LINK_MAX {
+            return Err(EMLINK);
+        }
+        add_entry(dir, dentry.name(), inode.ino(), inode.typ())?;
+        inode.inc_nlink();
+        inode.touch_ctime();
+        inode.mark_dirty();
+        dentry.instantiate(inode.into());
+        Ok(())
+    }
+
+    fn unlink(dir: &INode<VexFs>, dentry: &DEntry<VexFs>) -> Result {
+        let inode = dentry.inode().ok_or(ENOENT)?;
+        remove_entry(dir, dentry.name())?;
+        inode.touch_ctime();
+        inode.drop_nlink();
+        inode.mark_dirty();
+        Ok(())
+    }
+
+    fn rmdir(dir: &INode<VexFs>, dentry: &DEntry<VexFs>) -> Result {
+        let inode = dentry.inode().ok_or(ENOENT)?;
+        if !is_empty(inode)? {
+            return Err(ENOTEMPTY);
+        }
+        remove_entry(dir, dentry.name())?;
+        inode.touch_ctime();
+        inode.set_nlink(0);
+        inode.mark_dirty();
+        dir.drop_nlink();
+        dir.mark_dirty();
+        Ok(())
+    }
+
+    fn rename(
+        _idmap: &MntIdmap,
+        old_dir: &INode<VexFs>,
+        old_dentry: &DEntry<VexFs>,
+        new_dir: &INode<VexFs>,
+        new_dentry: &DEntry<VexFs>,
+        flags: u32,
+    ) -> Result {
+        if flags & !RENAME_NOREPLACE != 0 {
+            return Err(EINVAL);
+        }
+        let inode = old_dentry.inode().ok_or(ENOENT)?;
+        let is_dir = inode.typ() == Type::Dir;
+        let new_name = new_dentry.name();
+        check_name(new_name)?;
+
+        if let Some(target) = new_dentry.inode() {
+            if target.typ() == Type::Dir && !is_empty(target)? {
+                return Err(ENOTEMPTY);
+            }
+            remove_entry(new_dir, new_name)?;
+            add_entry(new_dir, new_name, inode.ino(), inode.typ())?;
+            target.touch_ctime();
+            if target.typ() == Type::Dir {
+                target.set_nlink(0);
+                new_dir.drop_nlink();
+            } else {
+                target.drop_nlink();
+            }
+            target.mark_dirty();
+        } else {
+            if is_dir && !core::ptr::eq(old_dir, new_dir) && new_dir.nlink() >= LINK_MAX {
+                return Err(EMLINK);
+            }
+            add_entry(new_dir, new_name, inode.ino(), inode.typ())?;
+            if is_dir {
+                new_dir.inc_nlink();
+            }
+        }
+        remove_entry(old_dir, old_dentry.name())?;
+        if is_dir {
+            old_dir.drop_nlink();
+            if !core::ptr::eq(old_dir, new_dir) {
+                let bh = dir_block(inode, 0)?;
+                let mut guard = bh.lock();
+                format::set_dotdot(guard.data_mut(), new_dir.ino() as u32).map_err(format_err)?;
+                guard.mark_dirty();
+            }
+        }
+        inode.touch_ctime();
+        inode.mark_dirty();
+        old_dir.mark_dirty();
+        new_dir.mark_dirty();
+        Ok(())
+    }
+
+    fn setattr(idmap: &MntIdmap, dentry: &DEntry<VexFs>, attr: &Attr) -> Result {
+        if attr.size().is_some() {
+            return Err(EISDIR);
+        }
+        file::setattr(idmap, dentry, attr)
+    }
+}
+
+struct DirFileOps;
+
+#[vtable]
+impl fops::Operations for DirFileOps {
+    type FileSystem = VexFs;
+
+    fn read_dir(_file: &File, inode: &INode<VexFs>, emitter: &mut DirEmitter<'_>) -> Result {
+        let bs = format::BLOCK_SIZE as i64;
+        let size = inode.size();
+        let mut copy = KVec::with_capacity(format::BLOCK_SIZE, GFP_KERNEL)?;
+        while emitter.pos() >= 0 && emitter.pos() < size {
+            let blk = (emitter.pos() / bs) as u64;
+            let start = (emitter.pos() % bs) as usize;
+            // Copy the block, so that no buffer lock is held while emitting to user space.
+            copy.clear();
+            {
+                let bh = dir_block(inode, blk)?;
+                let guard = bh.lock();
+                copy.extend_from_slice(guard.data(), GFP_KERNEL)?;
+            }
+            for entry in format::dir_iter(&copy) {
+                let e = entry.map_err(|_| corrupted(inode.super_block(), inode.ino(), "bad directory block"))?;
+                if e.offset < start {
+                    continue;
+                }
+                if e.is_live() && !emitter.emit(e.name, u64::from(e.ino), e.file_type) {
+                    return Ok(());
+                }
+                emitter.set_pos(blk as i64 * bs + (e.offset + e.rec_len) as i64);
+            }
+            emitter.set_pos((blk as i64 + 1) * bs);
+        }
+        Ok(())
+    }
+
+    fn fsync(file: &File, inode: &INode<VexFs>, start: i64, end: i64, datasync: bool) -> Result {
+        file::fsync(file, inode, start, end, datasync)
+    }
+}

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Regular files: data through the page cache, attributes, `fsync`.
+
+use crate::{
+    inode::{
+        truncate_blocks,
+        Mapper, //
+    },
+    VexFs,
+};
+use kernel::{
+    fs::{
+        address_space,
+        dentry::DEntry,
+        fops,
+        inode::{
+            self as vfs_inode,
+            Attr,
+            INode,
+            MntIdmap, //
+        },
+        File,
+    },
+    prelude::*,
+};
+
+/// Inode operations of regular files.
+pub(crate) const INODE_OPS: vfs_inode::Ops<VexFs> = vfs_inode::Ops::new::<FileInodeOps>();
+/// File operations of regular files.
+pub(crate) const FILE_OPS: fops::Ops<VexFs> = fops::Ops::new_regular::<FileOps>();
+/// Address space operations of regular files and symbolic links.
+pub(crate) const AOPS: address_space::Ops<VexFs> = address_space::Ops::new::<Mapper>();
+
+struct FileInodeOps;
+
+#[vtable]
+impl vfs_inode::Operations for FileInodeOps {
+    type FileSystem = VexFs;
+
+    fn setattr(idmap: &MntIdmap, dentry: &DEntry<VexFs>, attr: &Attr) -> Result {
+        setattr(idmap, dentry, attr)
+    }
+}
+
+/// Changes attributes; truncation releases the blocks beyond the new size.
+pub(crate) fn setattr(idmap: &MntIdmap, dentry: &DEntry<VexFs>, attr: &Attr) -> Result {
+    let inode = dentry.inode().ok_or(ENOENT)?;
+    attr.prepare(idmap, dentry)?;
+    if let Some(size) = attr.size() {
+        if size != inode.size() {
+            attr.newsize_ok(inode, size)?;
+            address_space::truncate_page::<Mapper>(inode, size)?;
+            inode.truncate_setsize(size);
+            truncate_blocks(inode)?;
+            inode.touch_mtime_ctime();
+        }
+    }
+    attr.copy(idmap, inode);
+    inode.mark_dirty();
+    Ok(())
+}
+
+struct FileOps;
+
+#[vtable]
+impl fops::Operations for FileOps {
+    type FileSystem = VexFs;
+
+    fn fsync(file: &File, inode: &INode<VexFs>, start: i64, end: i64, datasync: bool) -> Result {
+        fsync(file, inode, start, end, datasync)
+    }
+}
+
+/// Writes the file's data and inode, then every dirty metadata block of the file system
+/// (indirect blocks, bitmaps, directories), so that what was written survives a crash.
+pub(crate) fn fsync(
+    file: &File,
+    inode: &INode<VexFs>,
+    start: i64,
+    end: i64,
+    datasync: bool,
+) -> Result {
+    fops::generic_fsync(file, start, end, datasync)?;
+    inode.super_block().sync_blockdev()
+}

@@ -1,0 +1,445 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VexFS inodes: reading and writing the inode table, and the block map of each file.
+
+use crate::{
+    dir, file,
+    format::{
+        self,
+        Inode, //
+    },
+    format_err,
+    super_block::corrupted,
+    VexFs,
+};
+use kernel::{
+    fs::{
+        address_space::{
+            self,
+            Mapping, //
+        },
+        inode::{
+            self as vfs_inode,
+            INode,
+            Owner,
+            Params,
+            Timespec,
+            Type, //
+        },
+        sb::{
+            Either,
+            SuperBlock, //
+        },
+    },
+    new_mutex,
+    prelude::*,
+    sync::{
+        aref::ARef,
+        Mutex, //
+    },
+};
+
+/// The block map of an inode: the on-disk fields VexFS keeps beside the VFS inode.
+pub(crate) struct BlockMap {
+    /// The block pointers: 12 direct, single, double and triple indirect.
+    pub(crate) ptrs: [u32; format::N_BLOCK_PTRS],
+    /// Blocks allocated to the inode, indirect blocks included.
+    pub(crate) blocks: u64,
+    /// On-disk inode flags.
+    pub(crate) flags: u32,
+}
+
+/// The VexFS part of an in-memory inode.
+#[pin_data]
+pub(crate) struct VexInode {
+    /// The block map; its mutex serialises allocation and truncation for the file.
+    #[pin]
+    pub(crate) map: Mutex<BlockMap>,
+}
+
+impl VexInode {
+    fn new(map: BlockMap) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            map <- new_mutex!(map),
+        })
+    }
+}
+
+/// Sets the operations of a new inode according to its type.
+fn set_ops(new: &mut vfs_inode::New<VexFs>, typ: Type) -> Result {
+    match typ {
+        Type::Dir => {
+            new.set_inode_ops(dir::INODE_OPS).set_file_ops(dir::FILE_OPS);
+        }
+        Type::Reg => {
+            new.set_inode_ops(file::INODE_OPS)
+                .set_file_ops(file::FILE_OPS)
+                .set_aops(file::AOPS);
+        }
+        Type::Lnk => {
+            new.set_page_symlink(file::AOPS);
+        }
+        _ => return Err(EUCLEAN),
+    }
+    Ok(())
+}
+
+fn ts(sec: i64, nsec: u32) -> Option<Timespec> {
+    Some(Timespec { sec, nsec })
+}
+
+/// Returns inode `ino`, reading it from the inode table if it is not cached.
+pub(crate) fn iget(sb: &SuperBlock<VexFs>, ino: u64) -> Result<ARef<INode<VexFs>>> {
+    let disk = &sb.data().disk;
+    if ino < u64::from(format::ROOT_INO) || !disk.is_valid_ino(ino) {
+        return Err(corrupted(sb, ino, "invalid inode number"));
+    }
+    let mut new = match sb.iget(ino)? {
+        Either::Left(inode) => return Ok(inode),
+        Either::Right(new) => new,
+    };
+    let (block, offset) = disk.inode_location(ino).map_err(format_err)?;
+    let raw = {
+        let bh = sb.bread(block)?;
+        let guard = bh.lock();
+        let slot = guard.data().get(offset..offset + format::INODE_SIZE).ok_or(EIO)?;
+        match Inode::decode(slot) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return Err(corrupted(sb, ino, "directory entry to a free inode")),
+            Err(e) => {
+                pr_err!("inode {}: {}\n", ino, crate::describe(e));
+                return Err(corrupted(sb, ino, "undecodable inode"));
+            }
+        }
+    };
+    for &p in raw.block.iter() {
+        if p != 0 && !disk.is_data_block(u64::from(p)) {
+            return Err(corrupted(sb, ino, "block pointer outside the data area"));
+        }
+    }
+    let typ = Type::from_mode(raw.mode).ok_or_else(|| corrupted(sb, ino, "bad mode"))?;
+    if raw.size > format::MAX_FILE_SIZE || (typ == Type::Dir && raw.size % format::BLOCK_SIZE as u64 != 0) {
+        return Err(corrupted(sb, ino, "bad size"));
+    }
+    set_ops(&mut new, typ).map_err(|_| corrupted(sb, ino, "unsupported file type"))?;
+    new.init(
+        Params {
+            mode: raw.mode,
+            owner: Owner::Ids {
+                uid: raw.uid,
+                gid: raw.gid,
+            },
+            nlink: raw.nlink,
+            size: raw.size as i64,
+            blocks: raw.blocks << (format::BLOCK_SHIFT - 9),
+            generation: raw.generation,
+            atime: ts(raw.atime_sec, raw.atime_nsec),
+            mtime: ts(raw.mtime_sec, raw.mtime_nsec),
+            ctime: ts(raw.ctime_sec, raw.ctime_nsec),
+        },
+        VexInode::new(BlockMap {
+            ptrs: raw.block,
+            blocks: raw.blocks,
+            flags: raw.flags,
+        }),
+    )
+}
+
+/// Creates a new inode of `mode` in directory `dir`: allocates its number and, for a directory,
+/// its first block with `.` and `..`.
+pub(crate) fn new_inode(
+    idmap: &vfs_inode::MntIdmap,
+    dir: &INode<VexFs>,
+    mode: u16,
+) -> Result<ARef<INode<VexFs>>> {
+    let sb = dir.super_block();
+    let typ = Type::from_mode(mode).ok_or(EINVAL)?;
+    if !matches!(typ, Type::Dir | Type::Reg | Type::Lnk) {
+        return Err(EPERM);
+    }
+    let data = sb.data();
+    let ino = data.allocator(sb).alloc_inode()?;
+    let mut new = match sb.iget(ino) {
+        Ok(Either::Right(new)) => new,
+        Ok(Either::Left(_)) => {
+            let _ = data.allocator(sb).free_inode(ino);
+            return Err(corrupted(sb, ino, "free inode is in use"));
+        }
+        Err(e) => {
+            let _ = data.allocator(sb).free_inode(ino);
+            return Err(e);
+        }
+    };
+    set_ops(&mut new, typ)?;
+    let now = Timespec::now();
+    let inode = new.init(
+        Params {
+            mode,
+            owner: Owner::Caller { idmap, dir },
+            nlink: if typ == Type::Dir { 2 } else { 1 },
+            size: 0,
+            blocks: 0,
+            generation: (now.nsec ^ (ino as u32)).wrapping_mul(2_654_435_761),
+            atime: None,
+            mtime: None,
+            ctime: None,
+        },
+        VexInode::new(BlockMap {
+            ptrs: [0; format::N_BLOCK_PTRS],
+            blocks: 0,
+            flags: 0,
+        }),
+    );
+    let inode = match inode {
+        Ok(i) => i,
+        Err(e) => {
+            let _ = data.allocator(sb).free_inode(ino);
+            return Err(e);
+        }
+    };
+    if typ == Type::Dir {
+        // On failure, dropping the inode with no links frees it in `evict_inode`.
+        let init = || -> Result {
+            let m = map_block(&inode, 0, true)?.ok_or(EIO)?;
+            let bh = sb.getblk_zeroed(m.block)?;
+            let mut guard = bh.lock();
+            format::init_dir(guard.data_mut(), ino as u32, dir.ino() as u32).map_err(format_err)?;
+            guard.mark_dirty();
+            inode.set_size(format::BLOCK_SIZE as i64);
+            Ok(())
+        };
+        if let Err(e) = init() {
+            inode.set_nlink(0);
+            return Err(e);
+        }
+    }
+    inode.mark_dirty();
+    Ok(inode)
+}
+
+/// Writes `inode` to its slot in the inode table.
+pub(crate) fn write_inode(inode: &INode<VexFs>, sync: bool) -> Result {
+    let sb = inode.super_block();
+    if sb.rdonly() {
+        return Ok(());
+    }
+    let (block, offset) = sb.data().disk.inode_location(inode.ino()).map_err(format_err)?;
+    let raw = {
+        let map = inode.data().map.lock();
+        let (a, m, c) = (inode.atime(), inode.mtime(), inode.ctime());
+        Inode {
+            mode: inode.mode(),
+            uid: inode.uid(),
+            gid: inode.gid(),
+            nlink: inode.nlink(),
+            size: inode.size() as u64,
+            atime_sec: a.sec,
+            mtime_sec: m.sec,
+            ctime_sec: c.sec,
+            atime_nsec: a.nsec,
+            mtime_nsec: m.nsec,
+            ctime_nsec: c.nsec,
+            flags: map.flags,
+            blocks: map.blocks,
+            generation: inode.generation(),
+            block: map.ptrs,
+        }
+    };
+    let bh = sb.bread(block)?;
+    {
+        let mut guard = bh.lock();
+        let slot = guard
+            .data_mut()
+            .get_mut(offset..offset + format::INODE_SIZE)
+            .ok_or(EIO)?;
+        raw.encode(slot).map_err(format_err)?;
+        guard.mark_dirty();
+    }
+    if sync {
+        bh.sync()?;
+    }
+    Ok(())
+}
+
+/// Releases the storage of an inode without links when it leaves the cache.
+pub(crate) fn evict_inode(inode: &INode<VexFs>) {
+    if inode.nlink() != 0 || inode.super_block().rdonly() {
+        return;
+    }
+    let sb = inode.super_block();
+    let ino = inode.ino();
+    inode.set_size(0);
+    if let Err(e) = truncate_blocks(inode) {
+        pr_warn!("inode {}: blocks not freed ({:?})\n", ino, e);
+    }
+    let clear = || -> Result {
+        let (block, offset) = sb.data().disk.inode_location(ino).map_err(format_err)?;
+        let bh = sb.bread(block)?;
+        let mut guard = bh.lock();
+        let slot = guard
+            .data_mut()
+            .get_mut(offset..offset + format::INODE_SIZE)
+            .ok_or(EIO)?;
+        format::clear_inode_slot(slot).map_err(format_err)?;
+        guard.mark_dirty();
+        Ok(())
+    };
+    if let Err(e) = clear().and_then(|()| sb.data().allocator(sb).free_inode(ino)) {
+        pr_warn!("inode {}: not freed ({:?})\n", ino, e);
+    }
+}
+
+/// Checks a block pointer read from disk.
+fn check_ptr(inode: &INode<VexFs>, p: u32) -> Result<u64> {
+    let b = u64::from(p);
+    if inode.super_block().data().disk.is_data_block(b) {
+        Ok(b)
+    } else {
+        Err(corrupted(inode.super_block(), inode.ino(), "block pointer outside the data area"))
+    }
+}
+
+/// Allocates a block for `inode` (`zero` for metadata: through the buffer cache, zeroed).
+fn alloc_for(inode: &INode<VexFs>, map: &mut BlockMap, zero: bool) -> Result<u32> {
+    let sb = inode.super_block();
+    let b = sb.data().allocator(sb).alloc_block()?;
+    if zero {
+        let zeroed = sb.getblk_zeroed(b).map(|bh| bh.lock().mark_dirty());
+        if let Err(e) = zeroed {
+            let _ = sb.data().allocator(sb).free_block(b);
+            return Err(e);
+        }
+    }
+    map.blocks += 1;
+    inode.set_blocks(map.blocks << (format::BLOCK_SHIFT - 9));
+    inode.mark_dirty();
+    Ok(b as u32)
+}
+
+/// Maps logical block `lblk` of `inode`, allocating it (and indirect blocks) with `create`.
+pub(crate) fn map_block(inode: &INode<VexFs>, lblk: u64, create: bool) -> Result<Option<Mapping>> {
+    let sb = inode.super_block();
+    if create && sb.rdonly() {
+        return Err(EROFS);
+    }
+    let path = format::block_path(lblk).map_err(|_| EFBIG)?;
+    let offsets = path.as_slice();
+    let mut map = inode.data().map.lock();
+    let mut new = false;
+    // Top level: a slot of the inode itself.
+    let mut cur = map.ptrs[offsets[0]];
+    if cur == 0 {
+        if !create {
+            return Ok(None);
+        }
+        let is_leaf = offsets.len() == 1;
+        cur = alloc_for(inode, &mut map, !is_leaf)?;
+        map.ptrs[offsets[0]] = cur;
+        new = is_leaf;
+    }
+    let mut block = check_ptr(inode, cur)?;
+    for (level, &off) in offsets.iter().enumerate().skip(1) {
+        let is_leaf = level == offsets.len() - 1;
+        let bh = sb.bread(block)?;
+        let mut guard = bh.lock();
+        let mut next = format::read_indirect(guard.data(), off).map_err(format_err)?;
+        if next == 0 {
+            if !create {
+                return Ok(None);
+            }
+            drop(guard);
+            next = alloc_for(inode, &mut map, !is_leaf)?;
+            guard = bh.lock();
+            format::write_indirect(guard.data_mut(), off, next).map_err(format_err)?;
+            guard.mark_dirty();
+            new = is_leaf;
+        }
+        block = check_ptr(inode, next)?;
+    }
+    Ok(Some(Mapping { block, new }))
+}
+
+/// Frees the blocks of the subtree under `block` at `depth` (0: a data block) that map logical
+/// blocks from `keep` on, where the subtree starts at logical block `first`. Returns whether the
+/// whole subtree was freed.
+fn free_tree(
+    inode: &INode<VexFs>,
+    map: &mut BlockMap,
+    block: u32,
+    depth: u32,
+    first: u64,
+    keep: u64,
+) -> Result<bool> {
+    let sb = inode.super_block();
+    let span = (format::PTRS_PER_BLOCK as u64).pow(depth);
+    if first + span <= keep {
+        return Ok(false);
+    }
+    let b = check_ptr(inode, block)?;
+    if depth > 0 {
+        let child_span = span / format::PTRS_PER_BLOCK as u64;
+        let bh = sb.bread(b)?;
+        let mut all = true;
+        for i in 0..format::PTRS_PER_BLOCK {
+            let child_first = first + i as u64 * child_span;
+            let child = format::read_indirect(bh.lock().data(), i).map_err(format_err)?;
+            if child == 0 {
+                continue;
+            }
+            if free_tree(inode, map, child, depth - 1, child_first, keep)? {
+                let mut guard = bh.lock();
+                format::write_indirect(guard.data_mut(), i, 0).map_err(format_err)?;
+                guard.mark_dirty();
+            } else {
+                all = false;
+            }
+        }
+        if !all || first < keep {
+            return Ok(false);
+        }
+    }
+    sb.data().allocator(sb).free_block(b)?;
+    map.blocks = map.blocks.saturating_sub(1);
+    Ok(true)
+}
+
+/// Frees the blocks of `inode` beyond its size.
+pub(crate) fn truncate_blocks(inode: &INode<VexFs>) -> Result {
+    let keep = (inode.size() as u64).div_ceil(format::BLOCK_SIZE as u64);
+    let mut map = inode.data().map.lock();
+    let ptrs = format::PTRS_PER_BLOCK as u64;
+    let mut first = 0u64;
+    for i in 0..format::N_BLOCK_PTRS {
+        let depth = match i {
+            i if i < format::N_DIRECT => 0,
+            format::IND_INDEX => 1,
+            format::DIND_INDEX => 2,
+            _ => 3,
+        };
+        let p = map.ptrs[i];
+        if p != 0 && free_tree(inode, &mut map, p, depth, first, keep)? {
+            map.ptrs[i] = 0;
+        }
+        first += ptrs.pow(depth);
+    }
+    inode.set_blocks(map.blocks << (format::BLOCK_SHIFT - 9));
+    drop(map);
+    inode.mark_dirty();
+    Ok(())
+}
+
+/// The block mapping of VexFS files, for the page cache.
+pub(crate) struct Mapper;
+
+#[vtable]
+impl address_space::Operations for Mapper {
+    type FileSystem = VexFs;
+
+    fn map_block(inode: &INode<VexFs>, block: u64, create: bool) -> Result<Option<Mapping>> {
+        map_block(inode, block, create)
+    }
+
+    fn truncate_blocks(inode: &INode<VexFs>) -> Result {
+        truncate_blocks(inode)
+    }
+}

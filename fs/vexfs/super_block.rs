@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VexFS super block: mounting, statistics and the super block on disk.
+
+use crate::{
+    alloc::{
+        AllocState,
+        Allocator, //
+    },
+    format::{
+        self,
+        Superblock, //
+    },
+    format_err, ErrorBehaviour, Options, VexFs,
+};
+use kernel::{
+    fs::sb::{
+        self as vfs_sb,
+        Stat,
+        SuperBlock, //
+    },
+    fs::inode::Timespec,
+    new_mutex,
+    prelude::*,
+    sync::Mutex,
+};
+
+/// `statfs(2)` magic of VexFS (the on-disk magic number).
+const STATFS_MAGIC: usize = format::MAGIC as usize;
+
+/// The in-memory state of a mounted VexFS.
+#[pin_data]
+pub(crate) struct VexSuper {
+    /// The super block as read at mount time; geometry fields never change.
+    pub(crate) disk: Superblock,
+    /// The block and inode allocators.
+    #[pin]
+    pub(crate) alloc: Mutex<AllocState>,
+    /// What to do on corruption.
+    errors: ErrorBehaviour,
+}
+
+impl VexSuper {
+    /// Returns the allocator, locked.
+    pub(crate) fn allocator<'a>(&'a self, sb: &'a SuperBlock<VexFs>) -> Allocator<'a> {
+        Allocator::new(sb, &self.disk, self.alloc.lock())
+    }
+
+    pub(crate) fn statfs(&self) -> Stat {
+        let a = self.alloc.lock();
+        Stat {
+            magic: STATFS_MAGIC,
+            namelen: format::MAX_NAME_LEN as u32,
+            bsize: format::BLOCK_SIZE as u32,
+            blocks: self.disk.block_count,
+            bfree: a.free_blocks,
+            bavail: a.free_blocks,
+            // Inode 0 is reserved.
+            files: self.disk.inode_count - 1,
+            ffree: a.free_inodes,
+        }
+    }
+}
+
+/// Reports corrupted metadata found in inode `ino` (0 if none) and returns `EUCLEAN`.
+pub(crate) fn corrupted(sb: &SuperBlock<VexFs>, ino: u64, what: &str) -> Error {
+    pr_err!("corrupted metadata (inode {}): {}\n", ino, what);
+    let data = sb.data();
+    if data.errors == ErrorBehaviour::RemountRo && !sb.rdonly() {
+        pr_err!("remounting read-only\n");
+        sb.force_rdonly();
+    }
+    EUCLEAN
+}
+
+pub(crate) fn fill_super(
+    sb: &mut SuperBlock<VexFs, vfs_sb::New>,
+    options: Options,
+) -> Result<Pin<KBox<VexSuper>>> {
+    sb.set_block_size(format::BLOCK_SIZE as u32).inspect_err(|_| {
+        pr_err!("device does not support {}-byte blocks\n", format::BLOCK_SIZE);
+    })?;
+    let device_blocks = sb.device_blocks();
+    let disk = {
+        let bh = sb.bread(0)?;
+        let guard = bh.lock();
+        Superblock::decode(guard.data(), device_blocks).map_err(|e| {
+            if e == format::FormatError::BadMagic {
+                pr_err!("no VexFS found on the device\n");
+            }
+            format_err(e)
+        })?
+    };
+    if disk.has_unknown_ro_compat() && !sb.rdonly() {
+        pr_err!("unknown read-only features: mounting read-only\n");
+        sb.set_rdonly();
+    }
+    sb.set_magic(STATFS_MAGIC)
+        .set_max_bytes(format::MAX_FILE_SIZE.min(i64::MAX as u64) as i64)
+        .set_time_range(1, i64::MIN, i64::MAX);
+
+    let state = AllocState::scan(sb, &disk)?;
+    pr_info!(
+        "mounted: {} blocks ({} free), {} inodes ({} free){}\n",
+        disk.block_count,
+        state.free_blocks,
+        disk.inode_count - 1,
+        state.free_inodes,
+        if sb.rdonly() { ", read-only" } else { "" }
+    );
+    let data = KBox::pin_init(
+        try_pin_init!(VexSuper {
+            disk,
+            alloc <- new_mutex!(state),
+            errors: options.errors,
+        }),
+        GFP_KERNEL,
+    )?;
+    if !sb.rdonly() {
+        let blk = sb.bread(0)?;
+        let mut guard = blk.lock();
+        let mut d = data.disk;
+        d.state = format::STATE_DIRTY;
+        d.mount_count = d.mount_count.wrapping_add(1);
+        d.write_time = now_secs();
+        d.encode(guard.data_mut()).map_err(format_err)?;
+        guard.mark_dirty();
+        drop(guard);
+        blk.sync()?;
+    }
+    Ok(data)
+}
+
+/// Seconds since the epoch.
+pub(crate) fn now_secs() -> u64 {
+    Timespec::now().sec.max(0) as u64
+}
+
+/// Writes the super block with the current free counts and `state`; waits for it with `wait`.
+pub(crate) fn write_super(sb: &SuperBlock<VexFs>, state: u32, wait: bool) -> Result {
+    if sb.rdonly() {
+        return Ok(());
+    }
+    let data = sb.data();
+    let mut d = data.disk;
+    {
+        let a = data.alloc.lock();
+        d.free_blocks = a.free_blocks;
+        d.free_inodes = a.free_inodes;
+    }
+    d.state = state;
+    d.write_time = now_secs();
+    let bh = sb.bread(0)?;
+    {
+        let mut guard = bh.lock();
+        // Keep the mount count written at mount time.
+        if let Ok(cur) = Superblock::decode(guard.data(), sb.device_blocks()) {
+            d.mount_count = cur.mount_count;
+        }
+        d.encode(guard.data_mut()).map_err(format_err)?;
+        guard.mark_dirty();
+    }
+    if wait {
+        sb.sync_blockdev()?;
+    }
+    Ok(())
+}

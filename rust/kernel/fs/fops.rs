@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! File operations of the inodes of a Rust file system.
+//!
+//! Regular files of block-based file systems normally read and write through the page cache,
+//! which the generic C helpers implement on top of the inode's address space operations
+//! ([`super::address_space`]); a file system adds what is its own: directory iteration, ioctls,
+//! its `fsync` semantics.
+//!
+//! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h).
+
+use super::{
+    file::File,
+    inode::INode,
+    FileSystem, //
+};
+use crate::{
+    bindings,
+    error::{
+        from_result,
+        to_result, //
+    },
+    prelude::*,
+};
+use core::marker::PhantomData;
+
+/// The position and output of a directory iteration (`struct dir_context`).
+///
+/// # Invariants
+///
+/// `0` is a valid `dir_context` for the duration of the iteration.
+pub struct DirEmitter<'a>(&'a mut bindings::dir_context);
+
+impl DirEmitter<'_> {
+    /// The current position in the directory: a cookie chosen by the file system, which starts
+    /// at zero.
+    pub fn pos(&self) -> i64 {
+        self.0.pos
+    }
+
+    /// Sets the position to resume from.
+    pub fn set_pos(&mut self, pos: i64) {
+        self.0.pos = pos;
+    }
+
+    /// Emits one entry. Returns `false` when the caller's buffer is full: the iteration must stop
+    /// and resume from the current position (not advanced past this entry) next time.
+    pub fn emit(&mut self, name: &[u8], ino: u64, dirent_type: u8) -> bool {
+        let Ok(len) = c_int::try_from(name.len()) else {
+            return false;
+        };
+        // SAFETY: `self.0` is a valid context (type invariant) and `name` is valid for `len`
+        // bytes.
+        unsafe {
+            bindings::dir_emit(self.0, name.as_ptr().cast(), len, ino, c_uint::from(dirent_type))
+        }
+    }
+}
+
+/// File operations of a file system's inodes.
+#[vtable]
+pub trait Operations {
+    /// The file system the files belong to.
+    type FileSystem: FileSystem;
+
+    /// Emits the entries of directory `inode` from `emitter`'s position on.
+    ///
+    /// Runs with the directory's `i_rwsem` held shared.
+    fn read_dir(
+        _file: &File,
+        _inode: &INode<Self::FileSystem>,
+        _emitter: &mut DirEmitter<'_>,
+    ) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Handles an `ioctl(2)` on `file`. `arg` is the raw argument (often a user pointer).
+    fn ioctl(
+        _file: &File,
+        _inode: &INode<Self::FileSystem>,
+        _cmd: u32,
+        _arg: usize,
+    ) -> Result<isize> {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Makes the data in `start..=end` and the metadata needed to reach it durable. Only the
+    /// data and the metadata needed to read it if `datasync`.
+    fn fsync(
+        _file: &File,
+        _inode: &INode<Self::FileSystem>,
+        _start: i64,
+        _end: i64,
+        _datasync: bool,
+    ) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// Writes the file's dirty data in `start..=end` and its inode, waits for them and flushes the
+/// device's cache (`simple_fsync()`). Metadata in other blocks is the file system's concern.
+pub fn generic_fsync(file: &File, start: i64, end: i64, datasync: bool) -> Result {
+    // SAFETY: The file is valid for the duration of the call.
+    to_result(unsafe { bindings::simple_fsync(file.as_ptr(), start, end, c_int::from(datasync)) })
+}
+
+/// A table of file operations for inodes of file system `T`.
+#[derive(Copy, Clone)]
+pub struct Ops<T: FileSystem>(*const bindings::file_operations, PhantomData<T>);
+
+impl<T: FileSystem> Ops<T> {
+    /// Operations for directories: iteration with [`Operations::read_dir`], `lseek`, and the
+    /// optional `ioctl` and `fsync` of `U`.
+    pub const fn new_dir<U: Operations<FileSystem = T> + ?Sized>() -> Self {
+        Self(&Tables::<U>::DIR, PhantomData)
+    }
+
+    /// Operations for regular files that go through the page cache: `read`, `write`, `mmap`,
+    /// `splice`, `lseek` with the generic helpers, and the optional `ioctl` and `fsync` of `U`
+    /// (without `fsync`, [`generic_fsync`]).
+    pub const fn new_regular<U: Operations<FileSystem = T> + ?Sized>() -> Self {
+        Self(&Tables::<U>::REGULAR, PhantomData)
+    }
+
+    pub(crate) fn as_raw(&self) -> *const bindings::file_operations {
+        self.0
+    }
+}
+
+type IoctlFn = unsafe extern "C" fn(*mut bindings::file, c_uint, c_ulong) -> c_long;
+
+/// 32-bit processes use the same ioctl handler: the ioctls of Rust file systems must take
+/// pointer arguments only, with 32-bit clean layouts.
+#[cfg(CONFIG_COMPAT)]
+const COMPAT_PTR_IOCTL: Option<IoctlFn> = Some(bindings::compat_ptr_ioctl);
+#[cfg(not(CONFIG_COMPAT))]
+const COMPAT_PTR_IOCTL: Option<IoctlFn> = None;
+
+struct Tables<U: Operations + ?Sized>(PhantomData<U>);
+
+impl<U: Operations + ?Sized> Tables<U> {
+    const DIR: bindings::file_operations = bindings::file_operations {
+        llseek: Some(bindings::generic_file_llseek),
+        read: Some(bindings::generic_read_dir),
+        iterate_shared: if U::HAS_READ_DIR {
+            Some(Self::read_dir_callback)
+        } else {
+            None
+        },
+        unlocked_ioctl: if U::HAS_IOCTL {
+            Some(Self::ioctl_callback)
+        } else {
+            None
+        },
+        compat_ioctl: if U::HAS_IOCTL {
+            COMPAT_PTR_IOCTL
+        } else {
+            None
+        },
+        fsync: if U::HAS_FSYNC {
+            Some(Self::fsync_callback)
+        } else {
+            Some(bindings::simple_fsync)
+        },
+        // SAFETY: All other operations are optional and may be null.
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    const REGULAR: bindings::file_operations = bindings::file_operations {
+        llseek: Some(bindings::generic_file_llseek),
+        read_iter: Some(bindings::generic_file_read_iter),
+        write_iter: Some(bindings::generic_file_write_iter),
+        mmap_prepare: Some(bindings::generic_file_mmap_prepare),
+        splice_read: Some(bindings::filemap_splice_read),
+        splice_write: Some(bindings::iter_file_splice_write),
+        unlocked_ioctl: if U::HAS_IOCTL {
+            Some(Self::ioctl_callback)
+        } else {
+            None
+        },
+        compat_ioctl: if U::HAS_IOCTL {
+            COMPAT_PTR_IOCTL
+        } else {
+            None
+        },
+        fsync: if U::HAS_FSYNC {
+            Some(Self::fsync_callback)
+        } else {
+            Some(bindings::simple_fsync)
+        },
+        // SAFETY: All other operations are optional and may be null.
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    /// Returns the inode of a file of this file system.
+    ///
+    /// # Safety
+    ///
+    /// `file` must be a valid, open file whose inode belongs to `U::FileSystem`.
+    unsafe fn inode<'a>(file: *mut bindings::file) -> &'a INode<U::FileSystem> {
+        // SAFETY: An open file holds a reference to its inode.
+        unsafe { INode::from_raw((*file).f_inode) }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with an open directory of this file system and a valid context.
+    unsafe extern "C" fn read_dir_callback(
+        file: *mut bindings::file,
+        ctx: *mut bindings::dir_context,
+    ) -> c_int {
+        from_result(|| {
+            // SAFETY: See the safety section of this function.
+            let (f, inode) = unsafe { (File::from_raw_file(file), Self::inode(file)) };
+            // SAFETY: `ctx` is valid and exclusively ours for the duration of the call.
+            let mut emitter = DirEmitter(unsafe { &mut *ctx });
+            U::read_dir(f, inode, &mut emitter)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with an open file of this file system.
+    unsafe extern "C" fn ioctl_callback(
+        file: *mut bindings::file,
+        cmd: c_uint,
+        arg: c_ulong,
+    ) -> c_long {
+        // SAFETY: See the safety section of this function.
+        let (f, inode) = unsafe { (File::from_raw_file(file), Self::inode(file)) };
+        match U::ioctl(f, inode, cmd, arg) {
+            Ok(ret) => ret as c_long,
+            Err(e) => e.to_errno() as c_long,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with an open file of this file system.
+    unsafe extern "C" fn fsync_callback(
+        file: *mut bindings::file,
+        start: bindings::loff_t,
+        end: bindings::loff_t,
+        datasync: c_int,
+    ) -> c_int {
+        from_result(|| {
+            // SAFETY: See the safety section of this function.
+            let (f, inode) = unsafe { (File::from_raw_file(file), Self::inode(file)) };
+            U::fsync(f, inode, start, end, datasync != 0)?;
+            Ok(0)
+        })
+    }
+}

@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Super blocks.
+//!
+//! A [`SuperBlock`] is one mounted instance of a file system. It is [`New`] while
+//! [`FileSystem::fill_super`] sets it up, and [`Ready`] afterwards, when its
+//! [`FileSystem::Data`] is available.
+//!
+//! C headers: [`include/linux/fs.h`](srctree/include/linux/fs.h) and
+//! [`include/linux/fs/super_types.h`](srctree/include/linux/fs/super_types.h).
+
+#[cfg(CONFIG_BUFFER_HEAD)]
+use super::buffer::BufferHead;
+use super::{
+    inode::{
+        self,
+        INode, //
+    },
+    FileSystem,
+};
+use crate::{
+    bindings,
+    error::{
+        from_result,
+        to_result, //
+    },
+    prelude::*,
+    sync::aref::ARef,
+    types::{
+        ForeignOwnable,
+        Opaque, //
+    },
+};
+use core::{
+    marker::PhantomData,
+    ptr::NonNull, //
+};
+
+/// `SB_RDONLY` (`BIT(0)`, which bindgen does not evaluate).
+const SB_RDONLY: c_ulong = 1;
+
+/// A typestate of a [`SuperBlock`].
+pub trait State {}
+
+/// A super block being set up by [`FileSystem::fill_super`]: its parameters may be changed, and
+/// its [`FileSystem::Data`] does not exist yet.
+pub struct New;
+impl State for New {}
+
+/// A super block that is fully set up.
+pub struct Ready;
+impl State for Ready {}
+
+/// A super block of file system `T`.
+///
+/// # Invariants
+///
+/// The wrapped `struct super_block` is valid and belongs to a file system of type `T`: its
+/// `s_op` is the table built for `T`, and, in state [`Ready`], its `s_fs_info` holds a
+/// `T::Data` created by [`FileSystem::fill_super`].
+#[repr(transparent)]
+pub struct SuperBlock<T: FileSystem, S: State = Ready>(
+    Opaque<bindings::super_block>,
+    PhantomData<(T, S)>,
+);
+
+// SAFETY: Super blocks may be used from any thread; their mutable state is protected by the
+// VFS's locks, and the methods of `Ready` super blocks only read fields fixed at mount time.
+unsafe impl<T: FileSystem, S: State> Sync for SuperBlock<T, S> {}
+
+// SAFETY: As above.
+unsafe impl<T: FileSystem, S: State> Send for SuperBlock<T, S> {}
+
+/// File system statistics, returned by [`FileSystem::statfs`].
+#[derive(Copy, Clone, Debug, Default)]
+pub struct Stat {
+    /// Magic number of the file system.
+    pub magic: usize,
+    /// Maximum length of a file name.
+    pub namelen: u32,
+    /// Block size.
+    pub bsize: u32,
+    /// Total data blocks.
+    pub blocks: u64,
+    /// Free blocks.
+    pub bfree: u64,
+    /// Free blocks available to unprivileged users.
+    pub bavail: u64,
+    /// Total inodes.
+    pub files: u64,
+    /// Free inodes.
+    pub ffree: u64,
+}
+
+impl<T: FileSystem, S: State> SuperBlock<T, S> {
+    /// Creates a reference to a super block from a raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be valid for the lifetime `'a`, belong to a file system of type `T`, and be in
+    /// state `S`.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *const bindings::super_block) -> &'a Self {
+        // SAFETY: `Self` is a transparent wrapper of `super_block`; validity is guaranteed by the
+        // caller.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Returns the raw C super block.
+    pub fn as_raw(&self) -> *mut bindings::super_block {
+        self.0.get()
+    }
+
+    /// Whether the super block is mounted read-only.
+    pub fn rdonly(&self) -> bool {
+        // SAFETY: `s_flags` is readable for a valid super block.
+        unsafe { (*self.as_raw()).s_flags & SB_RDONLY != 0 }
+    }
+
+    /// The block size, in bytes.
+    pub fn block_size(&self) -> u32 {
+        // SAFETY: `s_blocksize` is set up at mount time and readable.
+        unsafe { (*self.as_raw()).s_blocksize as u32 }
+    }
+
+    /// Size of the backing block device in blocks of [`SuperBlock::block_size`], or zero for
+    /// super blocks without one.
+    #[cfg(CONFIG_BLOCK)]
+    pub fn device_blocks(&self) -> u64 {
+        // SAFETY: `s_bdev` is either null or the block device held for the lifetime of the super
+        // block.
+        let bdev = unsafe { (*self.as_raw()).s_bdev };
+        if bdev.is_null() {
+            return 0;
+        }
+        // SAFETY: `bdev` is valid (see above).
+        let bytes = unsafe { bindings::bdev_nr_bytes(bdev) };
+        // SAFETY: `s_blocksize_bits` is set up at mount time.
+        let bits = unsafe { (*self.as_raw()).s_blocksize_bits };
+        (bytes as u64) >> bits
+    }
+
+    /// Reads block `block` of the backing device through the buffer cache.
+    #[cfg(CONFIG_BUFFER_HEAD)]
+    ///
+    /// Fails with `EIO` if the block cannot be read.
+    pub fn bread(&self, block: u64) -> Result<ARef<BufferHead>> {
+        // SAFETY: The super block is valid and has a block device, `s_bdev`, which stays valid
+        // while the super block is.
+        let bh = unsafe {
+            let sb = self.as_raw();
+            bindings::__bread_gfp((*sb).s_bdev, block, (*sb).s_blocksize as u32, 0)
+        };
+        let bh = NonNull::new(bh).ok_or(EIO)?;
+        // SAFETY: `__bread_gfp` returned a buffer head with a reference we now own.
+        Ok(unsafe { ARef::from_raw(bh.cast()) })
+    }
+
+    #[cfg(CONFIG_BUFFER_HEAD)]
+    /// Returns the buffer of block `block` without reading it from the device, for a block that
+    /// is about to be overwritten completely. The buffer is marked up to date.
+    pub fn getblk_zeroed(&self, block: u64) -> Result<ARef<BufferHead>> {
+        // SAFETY: As in `bread`.
+        let bh = unsafe { bindings::sb_getblk(self.as_raw(), block) };
+        let bh = NonNull::new(bh).ok_or(ENOMEM)?;
+        // SAFETY: `sb_getblk` returned a buffer head with a reference we now own.
+        let bh: ARef<BufferHead> = unsafe { ARef::from_raw(bh.cast()) };
+        {
+            let mut guard = bh.lock();
+            guard.data_mut().fill(0);
+            guard.set_uptodate();
+        }
+        Ok(bh)
+    }
+
+    /// Writes all dirty buffers of the backing device and waits for them.
+    #[cfg(CONFIG_BLOCK)]
+    pub fn sync_blockdev(&self) -> Result {
+        // SAFETY: `s_bdev` is valid (or null, which `sync_blockdev` accepts).
+        to_result(unsafe { bindings::sync_blockdev((*self.as_raw()).s_bdev) })
+    }
+
+    /// Looks up inode `ino` in the inode cache.
+    ///
+    /// Returns the cached inode, or a [`inode::New`] inode that the caller must initialise from
+    /// the backing store (or drop, if that fails).
+    pub fn iget(&self, ino: u64) -> Result<Either<ARef<INode<T>>, inode::New<T>>> {
+        // SAFETY: The super block is valid.
+        let ptr = unsafe { bindings::iget_locked(self.as_raw(), ino) };
+        let ptr = NonNull::new(ptr).ok_or(ENOMEM)?;
+        // SAFETY: `ptr` is a valid inode of this super block with a reference we now own.
+        unsafe { inode::from_iget_locked(ptr) }
+    }
+}
+
+/// Either an existing (`Left`) or a new (`Right`) object.
+pub enum Either<L, R> {
+    /// An existing object.
+    Left(L),
+    /// A new object.
+    Right(R),
+}
+
+impl<T: FileSystem> SuperBlock<T, New> {
+    /// Creates a mutable reference to a new super block from a raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a valid super block of file system type `T` that is being set up and is
+    /// exclusively accessible to the caller for the lifetime `'a`.
+    pub(crate) unsafe fn from_raw_mut<'a>(ptr: *mut bindings::super_block) -> &'a mut Self {
+        // SAFETY: `Self` is a transparent wrapper of `super_block`; validity and exclusivity
+        // are guaranteed by the caller.
+        unsafe { &mut *ptr.cast() }
+    }
+
+    pub(crate) fn init_ops(&mut self) {
+        // SAFETY: The super block is exclusively ours while it is being set up.
+        unsafe { (*self.as_raw()).s_op = &Tables::<T>::SUPER_OPS };
+    }
+
+    /// Sets the magic number reported by `statfs(2)`.
+    pub fn set_magic(&mut self, magic: usize) -> &mut Self {
+        // SAFETY: The super block is exclusively ours while it is being set up.
+        unsafe { (*self.as_raw()).s_magic = magic as c_ulong };
+        self
+    }
+
+    /// Sets the block size; it must be a power of two between 512 and the page size, and no
+    /// smaller than the logical block size of the device.
+    pub fn set_block_size(&mut self, size: u32) -> Result<&mut Self> {
+        // SAFETY: The super block is valid; `sb_set_blocksize` validates `size`.
+        if unsafe { bindings::sb_set_blocksize(self.as_raw(), size as c_int) } == 0 {
+            return Err(EINVAL);
+        }
+        Ok(self)
+    }
+
+    /// Sets the largest file size the file system supports.
+    pub fn set_max_bytes(&mut self, max: i64) -> &mut Self {
+        // SAFETY: The super block is exclusively ours while it is being set up.
+        unsafe { (*self.as_raw()).s_maxbytes = max };
+        self
+    }
+
+    /// Sets the granularity of timestamps, in nanoseconds, and their range, in seconds.
+    pub fn set_time_range(&mut self, gran_ns: u32, min: i64, max: i64) -> &mut Self {
+        // SAFETY: The super block is exclusively ours while it is being set up.
+        unsafe {
+            let sb = self.as_raw();
+            (*sb).s_time_gran = gran_ns;
+            (*sb).s_time_min = min;
+            (*sb).s_time_max = max;
+        }
+        self
+    }
+
+    /// Marks the super block read-only.
+    pub fn set_rdonly(&mut self) -> &mut Self {
+        // SAFETY: The super block is exclusively ours while it is being set up.
+        unsafe { (*self.as_raw()).s_flags |= SB_RDONLY };
+        self
+    }
+}
+
+impl<T: FileSystem> SuperBlock<T, Ready> {
+    /// Makes the file system read-only after an error, as `errors=remount-ro` asks for.
+    pub fn force_rdonly(&self) {
+        // SAFETY: The super block is valid; setting `SB_RDONLY` without `s_umount` is what the C
+        // file systems do on errors too (e.g. `ext2_error()`).
+        unsafe { (*self.as_raw()).s_flags |= SB_RDONLY };
+    }
+
+    /// Returns the data attached to the super block by [`FileSystem::fill_super`].
+    pub fn data(&self) -> <T::Data as ForeignOwnable>::Borrowed<'_> {
+        // SAFETY: By the type invariant, `s_fs_info` holds a `T::Data` in state `Ready`, and it
+        // is released only in `kill_sb`, after which no reference to the super block remains.
+        unsafe { T::Data::borrow((*self.as_raw()).s_fs_info.cast()) }
+    }
+}
+
+struct Tables<T: FileSystem>(PhantomData<T>);
+
+impl<T: FileSystem> Tables<T> {
+    const SUPER_OPS: bindings::super_operations = bindings::super_operations {
+        alloc_inode: Some(inode::alloc_inode_callback::<T>),
+        destroy_inode: None,
+        free_inode: Some(inode::free_inode_callback::<T>),
+        dirty_inode: None,
+        write_inode: if T::HAS_WRITE_INODE {
+            Some(Self::write_inode_callback)
+        } else {
+            None
+        },
+        sync_inode_metadata: None,
+        drop_inode: None,
+        evict_inode: Some(Self::evict_inode_callback),
+        put_super: if T::HAS_PUT_SUPER {
+            Some(Self::put_super_callback)
+        } else {
+            None
+        },
+        sync_fs: if T::HAS_SYNC_FS {
+            Some(Self::sync_fs_callback)
+        } else {
+            None
+        },
+        statfs: if T::HAS_STATFS {
+            Some(Self::statfs_callback)
+        } else {
+            None
+        },
+        // SAFETY: All other operations are optional and may be null.
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a valid inode of a super block of type `T`.
+    unsafe extern "C" fn write_inode_callback(
+        inode: *mut bindings::inode,
+        wbc: *mut bindings::writeback_control,
+    ) -> c_int {
+        from_result(|| {
+            // SAFETY: `wbc` is valid for the duration of the call.
+            let sync = unsafe { (*wbc).sync_mode } == bindings::writeback_sync_modes_WB_SYNC_ALL;
+            // SAFETY: The inode is valid and initialised: only initialised inodes get dirty.
+            T::write_inode(unsafe { INode::from_raw(inode) }, sync)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a valid inode of a super block of type `T` that is being evicted.
+    unsafe extern "C" fn evict_inode_callback(inode: *mut bindings::inode) {
+        // SAFETY: The inode is valid; its page cache can be dropped now.
+        unsafe { bindings::truncate_inode_pages_final(&mut (*inode).i_data) };
+        // SAFETY: The inode is valid. Inodes that failed initialisation (`iget_failed`) are
+        // marked bad and never reach the file system.
+        if T::HAS_EVICT_INODE && !unsafe { bindings::is_bad_inode(inode) } {
+            // SAFETY: The inode was initialised (it is not bad).
+            T::evict_inode(unsafe { INode::from_raw(inode) });
+        }
+        // SAFETY: The inode is valid and its pages are gone.
+        unsafe { bindings::clear_inode(inode) };
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a valid, fully set up super block of type `T`.
+    unsafe extern "C" fn put_super_callback(sb: *mut bindings::super_block) {
+        // SAFETY: The super block is valid and `Ready` (see above).
+        T::put_super(unsafe { SuperBlock::from_raw(sb) });
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a valid, fully set up super block of type `T`.
+    unsafe extern "C" fn sync_fs_callback(sb: *mut bindings::super_block, wait: c_int) -> c_int {
+        from_result(|| {
+            // SAFETY: The super block is valid and `Ready` (see above).
+            T::sync_fs(unsafe { SuperBlock::from_raw(sb) }, wait != 0)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a valid dentry of a super block of type `T` and a valid buffer.
+    unsafe extern "C" fn statfs_callback(
+        dentry: *mut bindings::dentry,
+        buf: *mut bindings::kstatfs,
+    ) -> c_int {
+        from_result(|| {
+            // SAFETY: The dentry is valid and belongs to a `Ready` super block of type `T`.
+            let sb = unsafe { SuperBlock::<T>::from_raw((*dentry).d_sb) };
+            let s = T::statfs(sb)?;
+            // SAFETY: `buf` is valid for writes for the duration of the call.
+            let buf = unsafe { &mut *buf };
+            buf.f_type = s.magic as c_long;
+            buf.f_namelen = s.namelen as c_long;
+            buf.f_bsize = s.bsize as c_long;
+            buf.f_blocks = s.blocks;
+            buf.f_bfree = s.bfree;
+            buf.f_bavail = s.bavail;
+            buf.f_files = s.files;
+            buf.f_ffree = s.ffree;
+            Ok(0)
+        })
+    }
+}
