@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * VexFS: vector collections and k-nearest-neighbour search.
+ *
+ * A collection is a regular file of a VexFS file system that was turned into
+ * one with VEXFS_IOC_CREATE. Its vectors are inserted, deleted and searched
+ * with the ioctls below, issued on a file descriptor of the collection (open
+ * for writing for the ioctls that change it).
+ *
+ * Every argument structure starts with a version (VEXFS_UAPI_VERSION) and
+ * a size-checked layout: fields are naturally aligned, padding is explicit
+ * and must be zero, and so must every reserved field and unknown flag bit
+ * (the kernel fails the call with EINVAL otherwise). Buffers are passed as
+ * __u64 user addresses, so the layout is the same for 32-bit and 64-bit
+ * processes. Floating-point values cross the interface as IEEE-754 binary32
+ * bit patterns in __u32 fields: the kernel converts them with integer code.
+ */
+#ifndef _UAPI_LINUX_VEXFS_H
+#define _UAPI_LINUX_VEXFS_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define VEXFS_UAPI_VERSION	1
+
+/* Limits. */
+#define VEXFS_MAX_DIM		4096	/* elements per vector */
+#define VEXFS_MAX_K		4096	/* results per search */
+#define VEXFS_MAX_BATCH		65536	/* vectors per insert or delete */
+#define VEXFS_MAX_EF		65536	/* HNSW candidate list size */
+#define VEXFS_ID_MAX		(~(__u64)0 - 1)	/* largest valid vector id */
+
+/* Element types (vexfs_collection_params.elem_type). */
+#define VEXFS_ELEM_F32		1	/* IEEE-754 binary32 bit patterns */
+#define VEXFS_ELEM_I8		2	/* signed 8-bit integers */
+
+/* Distance metrics (vexfs_collection_params.metric). */
+#define VEXFS_METRIC_L2		1	/* squared Euclidean distance */
+#define VEXFS_METRIC_IP		2	/* negated inner product */
+#define VEXFS_METRIC_COSINE	3	/* 1 - cosine similarity */
+
+/**
+ * struct vexfs_collection_params - parameters of a collection
+ * @version: VEXFS_UAPI_VERSION
+ * @dim: number of elements of each vector, 1..VEXFS_MAX_DIM
+ * @elem_type: VEXFS_ELEM_*
+ * @metric: VEXFS_METRIC_*
+ * @hnsw_m: HNSW links per node and layer (0: default 16; 2..64)
+ * @hnsw_ef_construction: HNSW candidate list size while inserting
+ *	(0: default 200; @hnsw_m..VEXFS_MAX_EF)
+ * @flags: must be zero
+ * @reserved: must be zero
+ *
+ * VEXFS_IOC_CREATE takes it to turn an empty regular file into a collection;
+ * VEXFS_IOC_STATS returns it inside struct vexfs_stats.
+ */
+struct vexfs_collection_params {
+	__u32 version;
+	__u32 dim;
+	__u32 elem_type;
+	__u32 metric;
+	__u32 hnsw_m;
+	__u32 hnsw_ef_construction;
+	__u32 flags;
+	__u32 reserved[9];
+};
+
+/**
+ * struct vexfs_insert - insert a batch of vectors
+ * @version: VEXFS_UAPI_VERSION
+ * @count: number of vectors, 1..VEXFS_MAX_BATCH
+ * @flags: must be zero
+ * @__pad: must be zero
+ * @ids: user address of @count __u64 ids, each at most VEXFS_ID_MAX and not
+ *	already in the collection (EEXIST otherwise)
+ * @vectors: user address of @count * dim elements of the collection's type
+ *	(__u32 binary32 patterns for VEXFS_ELEM_F32, __s8 for VEXFS_ELEM_I8);
+ *	NaN and infinities are refused with EINVAL
+ * @reserved: must be zero
+ *
+ * Either the whole batch is inserted, or none of it.
+ */
+struct vexfs_insert {
+	__u32 version;
+	__u32 count;
+	__u32 flags;
+	__u32 __pad;
+	__u64 ids;
+	__u64 vectors;
+	__u64 reserved[4];
+};
+
+/**
+ * struct vexfs_delete - delete vectors by id
+ * @version: VEXFS_UAPI_VERSION
+ * @count: number of ids, 1..VEXFS_MAX_BATCH
+ * @ids: user address of @count __u64 ids
+ * @deleted: out: how many of the ids were in the collection and are now gone
+ * @__pad: must be zero
+ * @reserved: must be zero
+ */
+struct vexfs_delete {
+	__u32 version;
+	__u32 count;
+	__u64 ids;
+	__u32 deleted;
+	__u32 __pad;
+	__u64 reserved[4];
+};
+
+/* vexfs_search.flags */
+#define VEXFS_SEARCH_EXACT	(1U << 0)	/* scan every vector, no index */
+
+/**
+ * struct vexfs_search - k-nearest-neighbour search
+ * @version: VEXFS_UAPI_VERSION
+ * @k: number of neighbours wanted, 1..VEXFS_MAX_K
+ * @ef: HNSW candidate list size (0: max(k, 64)); ignored for exact search
+ * @flags: VEXFS_SEARCH_*
+ * @query: user address of one vector (dim elements of the collection's type)
+ * @ids: user address of room for @k __u64: the neighbours' ids, nearest first
+ * @distances: user address of room for @k __u32: their distances, as
+ *	binary32 bit patterns (0 to skip)
+ * @count: out: number of results written (less than @k if the collection
+ *	holds fewer vectors)
+ * @__pad: must be zero
+ * @reserved: must be zero
+ */
+struct vexfs_search {
+	__u32 version;
+	__u32 k;
+	__u32 ef;
+	__u32 flags;
+	__u64 query;
+	__u64 ids;
+	__u64 distances;
+	__u32 count;
+	__u32 __pad;
+	__u64 reserved[4];
+};
+
+/* vexfs_build_index.flags */
+#define VEXFS_BUILD_COMPACT	(1U << 0)	/* also drop deleted records from the file */
+
+/**
+ * struct vexfs_build_index - (re)build the HNSW index of a collection
+ * @version: VEXFS_UAPI_VERSION
+ * @flags: VEXFS_BUILD_*
+ * @reserved: must be zero
+ */
+struct vexfs_build_index {
+	__u32 version;
+	__u32 flags;
+	__u64 reserved[4];
+};
+
+/* vexfs_stats.index_state */
+#define VEXFS_INDEX_NONE	0	/* not built since mount: searches build it */
+#define VEXFS_INDEX_READY	1	/* built and up to date */
+
+/**
+ * struct vexfs_stats - state of a collection
+ * @version: in: VEXFS_UAPI_VERSION
+ * @index_state: out: VEXFS_INDEX_*
+ * @params: out: the parameters the collection was created with
+ * @count: out: live vectors
+ * @deleted: out: deleted records still in the file or the index
+ * @file_bytes: out: size of the collection file
+ * @index_bytes: out: kernel memory used by the index
+ * @reserved: must be zero
+ */
+struct vexfs_stats {
+	__u32 version;
+	__u32 index_state;
+	struct vexfs_collection_params params;
+	__u64 count;
+	__u64 deleted;
+	__u64 file_bytes;
+	__u64 index_bytes;
+	__u64 reserved[4];
+};
+
+#define VEXFS_IOC_MAGIC		0xBE
+
+#define VEXFS_IOC_CREATE	_IOW(VEXFS_IOC_MAGIC, 1, struct vexfs_collection_params)
+#define VEXFS_IOC_INSERT	_IOW(VEXFS_IOC_MAGIC, 2, struct vexfs_insert)
+#define VEXFS_IOC_DELETE	_IOWR(VEXFS_IOC_MAGIC, 3, struct vexfs_delete)
+#define VEXFS_IOC_SEARCH	_IOWR(VEXFS_IOC_MAGIC, 4, struct vexfs_search)
+#define VEXFS_IOC_BUILD_INDEX	_IOW(VEXFS_IOC_MAGIC, 5, struct vexfs_build_index)
+#define VEXFS_IOC_STATS		_IOWR(VEXFS_IOC_MAGIC, 6, struct vexfs_stats)
+
+#endif /* _UAPI_LINUX_VEXFS_H */
