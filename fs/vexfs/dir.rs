@@ -62,12 +62,30 @@ fn nblocks(dir: &INode<VexFs>) -> u64 {
 fn dir_block(dir: &INode<VexFs>, i: u64) -> Result<ARef<BufferHead>> {
     match map_block(dir, i, false)? {
         Some(m) => dir.super_block().bread(m.block),
-        None => Err(corrupted(dir.super_block(), dir.ino(), "hole in a directory")),
+        None => Err(corrupted(
+            dir.super_block(),
+            dir.ino(),
+            "hole in a directory",
+        )),
     }
 }
 
 fn check_name(name: &[u8]) -> Result {
     format::check_name(name).map_err(format_err)
+}
+
+/// Checks that `inode`, about to lose a link, has one: on a corrupted file system, two entries
+/// may name an inode that counts one link.
+fn check_linked(inode: &INode<VexFs>) -> Result {
+    let min = if inode.typ() == Type::Dir { 2 } else { 1 };
+    if inode.nlink() < min {
+        return Err(corrupted(
+            inode.super_block(),
+            inode.ino(),
+            "link count too low",
+        ));
+    }
+    Ok(())
 }
 
 /// Where an entry was found: the block index, the inode number and the `DT_*` type.
@@ -90,7 +108,13 @@ fn find_entry(dir: &INode<VexFs>, name: &[u8]) -> Result<Option<Found>> {
                 }))
             }
             Ok(None) => {}
-            Err(_) => return Err(corrupted(dir.super_block(), dir.ino(), "bad directory block")),
+            Err(_) => {
+                return Err(corrupted(
+                    dir.super_block(),
+                    dir.ino(),
+                    "bad directory block",
+                ))
+            }
         }
     }
     Ok(None)
@@ -112,7 +136,13 @@ fn add_entry(dir: &INode<VexFs>, name: &[u8], ino: u64, typ: Type) -> Result {
                 return Ok(());
             }
             Ok(false) => {}
-            Err(_) => return Err(corrupted(dir.super_block(), dir.ino(), "bad directory block")),
+            Err(_) => {
+                return Err(corrupted(
+                    dir.super_block(),
+                    dir.ino(),
+                    "bad directory block",
+                ))
+            }
         }
     }
     // No room: append a block.
@@ -153,13 +183,18 @@ fn is_empty(dir: &INode<VexFs>) -> Result<bool> {
         let empty = if i == 0 {
             format::is_empty_dir(data)
         } else {
-            format::dir_iter(data)
-                .try_fold(true, |acc, e| e.map(|e| acc && !e.is_live()))
+            format::dir_iter(data).try_fold(true, |acc, e| e.map(|e| acc && !e.is_live()))
         };
         match empty {
             Ok(true) => {}
             Ok(false) => return Ok(false),
-            Err(_) => return Err(corrupted(dir.super_block(), dir.ino(), "bad directory block")),
+            Err(_) => {
+                return Err(corrupted(
+                    dir.super_block(),
+                    dir.ino(),
+                    "bad directory block",
+                ))
+            }
         }
     }
     Ok(true)
@@ -217,7 +252,11 @@ impl vfs_inode::Operations for DirOps {
             Some(f) => {
                 let inode = iget(parent.super_block(), f.ino)?;
                 if inode.typ().dirent_type() != f.dtype {
-                    return Err(corrupted(parent.super_block(), f.ino, "entry type mismatch"));
+                    return Err(corrupted(
+                        parent.super_block(),
+                        f.ino,
+                        "entry type mismatch",
+                    ));
                 }
                 Some(inode)
             }
@@ -226,12 +265,7 @@ impl vfs_inode::Operations for DirOps {
         dentry.splice_alias(inode)
     }
 
-    fn create(
-        idmap: &MntIdmap,
-        dir: &INode<VexFs>,
-        dentry: &DEntry<VexFs>,
-        mode: u16,
-    ) -> Result {
+    fn create(idmap: &MntIdmap, dir: &INode<VexFs>, dentry: &DEntry<VexFs>, mode: u16) -> Result {
         create_common(idmap, dir, dentry, mode, None)
     }
 
@@ -248,7 +282,13 @@ impl vfs_inode::Operations for DirOps {
         if target.to_bytes().len() >= format::BLOCK_SIZE {
             return Err(ENAMETOOLONG);
         }
-        create_common(idmap, dir, dentry, Type::Lnk.mode_bits() | 0o777, Some(target))
+        create_common(
+            idmap,
+            dir,
+            dentry,
+            Type::Lnk.mode_bits() | 0o777,
+            Some(target),
+        )
     }
 
     fn link(old_dentry: &DEntry<VexFs>, dir: &INode<VexFs>, dentry: &DEntry<VexFs>) -> Result {
@@ -266,6 +306,7 @@ impl vfs_inode::Operations for DirOps {
 
     fn unlink(dir: &INode<VexFs>, dentry: &DEntry<VexFs>) -> Result {
         let inode = dentry.inode().ok_or(ENOENT)?;
+        check_linked(inode)?;
         remove_entry(dir, dentry.name())?;
         inode.touch_ctime();
         inode.drop_nlink();
@@ -277,6 +318,14 @@ impl vfs_inode::Operations for DirOps {
         let inode = dentry.inode().ok_or(ENOENT)?;
         if !is_empty(inode)? {
             return Err(ENOTEMPTY);
+        }
+        check_linked(inode)?;
+        if dir.nlink() <= 2 {
+            return Err(corrupted(
+                dir.super_block(),
+                dir.ino(),
+                "directory link count too low",
+            ));
         }
         remove_entry(dir, dentry.name())?;
         inode.touch_ctime();
@@ -303,16 +352,26 @@ impl vfs_inode::Operations for DirOps {
         let new_name = new_dentry.name();
         check_name(new_name)?;
 
+        check_linked(inode)?;
+        if is_dir && !core::ptr::eq(old_dir, new_dir) && old_dir.nlink() <= 2 {
+            return Err(corrupted(
+                old_dir.super_block(),
+                old_dir.ino(),
+                "directory link count too low",
+            ));
+        }
         if let Some(target) = new_dentry.inode() {
             if target.typ() == Type::Dir && !is_empty(target)? {
                 return Err(ENOTEMPTY);
             }
+            check_linked(target)?;
             remove_entry(new_dir, new_name)?;
             add_entry(new_dir, new_name, inode.ino(), inode.typ())?;
             target.touch_ctime();
             if target.typ() == Type::Dir {
+                // The directory moved in takes the place of the target in the link count of
+                // `new_dir`.
                 target.set_nlink(0);
-                new_dir.drop_nlink();
             } else {
                 target.drop_nlink();
             }
@@ -372,7 +431,9 @@ impl fops::Operations for DirFileOps {
                 copy.extend_from_slice(guard.data(), GFP_KERNEL)?;
             }
             for entry in format::dir_iter(&copy) {
-                let e = entry.map_err(|_| corrupted(inode.super_block(), inode.ino(), "bad directory block"))?;
+                let e = entry.map_err(|_| {
+                    corrupted(inode.super_block(), inode.ino(), "bad directory block")
+                })?;
                 if e.offset < start {
                     continue;
                 }
