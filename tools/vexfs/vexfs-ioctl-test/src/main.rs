@@ -55,21 +55,39 @@ impl Rng {
 /// A data set: ids and vectors (as f64 copies of the exact element values).
 struct Data {
     elem: u32,
-    dim: usize,
     ids: Vec<u64>,
     vecs: Vec<Vec<f64>>,
+    /// Queries drawn from the same distribution (the same clusters).
+    queries: Vec<Vec<f64>>,
 }
+
+/// Queries generated with each data set.
+const QUERIES: usize = 64;
 
 impl Data {
     fn random(elem: u32, dim: usize, n: usize, seed: u64, clusters: usize) -> Self {
+        Self::random_spread(elem, dim, n, seed, clusters, 0.08)
+    }
+
+    /// `n` vectors (and [`QUERIES`] queries): uniform in [-1, 1) with some tiny and large
+    /// elements if `clusters` is 0, else around `clusters` random centres with a deviation
+    /// of `spread` per element.
+    fn random_spread(
+        elem: u32,
+        dim: usize,
+        n: usize,
+        seed: u64,
+        clusters: usize,
+        spread: f64,
+    ) -> Self {
         let mut r = Rng(seed);
         let centres: Vec<Vec<f64>> = (0..clusters.max(1))
             .map(|_| (0..dim).map(|_| r.unit()).collect())
             .collect();
         let mut ids = Vec::new();
         let mut vecs = Vec::new();
-        for i in 0..n {
-            ids.push(i as u64 * 3 + 7);
+        let mut queries = Vec::new();
+        for i in 0..n + QUERIES {
             let v: Vec<f64> = if clusters == 0 {
                 (0..dim)
                     .map(|_| {
@@ -84,15 +102,21 @@ impl Data {
                     .collect()
             } else {
                 let c = &centres[(r.next() % clusters as u64) as usize];
-                c.iter().map(|&x| x + r.normal(0.08)).collect()
+                c.iter().map(|&x| x + r.normal(spread)).collect()
             };
-            vecs.push(v.into_iter().map(|x| quantise(elem, x)).collect());
+            let v = v.into_iter().map(|x| quantise(elem, x)).collect();
+            if i < n {
+                ids.push(i as u64 * 3 + 7);
+                vecs.push(v);
+            } else {
+                queries.push(v);
+            }
         }
         Data {
             elem,
-            dim,
             ids,
             vecs,
+            queries,
         }
     }
 
@@ -390,8 +414,7 @@ fn test_exact(dir: &Path) -> Res<()> {
             insert_all(&f, &d, 500)?;
             let live = vec![true; d.ids.len()];
             let mut st = ErrStats::default();
-            let q = Data::random(elem, dim, 25, 99 + u64::from(metric), 0);
-            for qv in &q.vecs {
+            for qv in d.queries.iter().take(25) {
                 check_exact(&f, &d, &live, metric, qv, 10, &mut st)?;
             }
             // The data vectors themselves as queries (distance 0 / exact ties for L2).
@@ -420,10 +443,10 @@ fn recall(
     ef: u32,
     seed: u64,
 ) -> Res<f64> {
-    let q = Data::random(d.elem, d.dim, nq, seed, 16);
     let mut hits = 0u32;
     let mut total = 0;
-    for qv in &q.vecs {
+    let start = seed as usize % (QUERIES - nq + 1);
+    for qv in &d.queries[start..start + nq] {
         let (ids, _) = search(f, d, qv, k, ef, false)?;
         let want = brute(d, live, metric, qv, k);
         let kth = want.last().map(|w| w.0).unwrap_or(0.0);
@@ -447,27 +470,30 @@ fn test_recall(dir: &Path) -> Res<()> {
         (u::METRIC_IP, "ip"),
         (u::METRIC_COSINE, "cosine"),
     ] {
-        let dim = 24;
-        let d = Data::random(u::ELEM_F32, dim, 2000, 7 + u64::from(metric), 16);
+        let dim = 32;
+        let n = 4000;
+        // Overlapping clusters: the deviation is a fifth of the spread of the centres.
+        let d = Data::random_spread(u::ELEM_F32, dim, n, 7 + u64::from(metric), 32, 0.12);
         let f = create(
             &dir.join(format!("recall-{mname}")),
             dim,
             u::ELEM_F32,
             metric,
-            12,
-            64,
+            16,
+            100,
         )?;
         let t = std::time::Instant::now();
         insert_all(&f, &d, 1000)?;
         let ins = t.elapsed();
         let live = vec![true; d.ids.len()];
+        let r16 = recall(&f, &d, &live, metric, 64, 10, 16, 0)?;
         let t = std::time::Instant::now();
-        let r = recall(&f, &d, &live, metric, 50, 10, 0, 1000 + u64::from(metric))?;
+        let r = recall(&f, &d, &live, metric, 64, 10, 0, 0)?;
         let qt = t.elapsed();
         let s = stats(&f)?;
         println!(
-            "# hnsw {mname}: n={} dim={dim} recall@10={r:.3} (ef 64), insert {:.2}s, 50 queries {:.2}s, index {} KiB",
-            d.ids.len(),
+            "# hnsw {mname}: n={n} dim={dim} M=16 ef_construction=100: recall@10 {r:.3} (ef 64), \
+             {r16:.3} (ef 16); insert {:.2} s, 64 queries {:.2} s (TCG), index {} KiB",
             ins.as_secs_f64(),
             qt.as_secs_f64(),
             s.index_bytes / 1024
@@ -530,8 +556,8 @@ fn test_delete(dir: &Path) -> Res<()> {
         s.file_bytes,
     )?;
     let mut st = ErrStats::default();
-    let q = Data::random(u::ELEM_F32, dim, 10, 77, 10);
-    for qv in &q.vecs {
+    let q = &d.queries[..10];
+    for qv in q {
         check_exact(&f, &d, &live, metric, qv, 10, &mut st)?;
     }
     let r = recall(&f, &d, &live, metric, 30, 10, 0, 78)?;
@@ -546,7 +572,7 @@ fn test_delete(dir: &Path) -> Res<()> {
         u::INDEX_READY,
         stats(&f)?.index_state,
     )?;
-    for qv in &q.vecs {
+    for qv in q {
         check_exact(&f, &d, &live, metric, qv, 10, &mut st)?;
     }
     let r = recall(&f, &d, &live, metric, 30, 10, 0, 78)?;
@@ -560,7 +586,7 @@ fn test_delete(dir: &Path) -> Res<()> {
         (d.ids.len() - gone.len()) as u64,
         s.count,
     )?;
-    for qv in &q.vecs {
+    for qv in q {
         check_exact(&f, &d, &live, metric, qv, 10, &mut st)?;
     }
     // Re-insert a deleted id.
@@ -1129,8 +1155,7 @@ fn verify_persist(f: &File, d: &Data, live: &[bool]) -> Res<()> {
     expect("live count", n_live, s.count)?;
     expect("deleted count", PERSIST_N as u64 - n_live, s.deleted)?;
     let mut st = ErrStats::default();
-    let q = Data::random(u::ELEM_F32, PERSIST_DIM, 20, 4343, 12);
-    for qv in &q.vecs {
+    for qv in d.queries.iter().take(20) {
         check_exact(f, d, live, u::METRIC_COSINE, qv, 10, &mut st)?;
     }
     let r = recall(f, d, live, u::METRIC_COSINE, 30, 10, 0, 4444)?;
