@@ -29,6 +29,7 @@ use crate::vecmath::{
 use core::cmp::Reverse;
 use kernel::{
     alloc::{
+        KVVec,
         KVec,
         VVec, //
     },
@@ -40,13 +41,13 @@ const MAX_LEVEL: u32 = 15;
 
 /// A binary max-heap over a fallible vector.
 pub(crate) struct Heap<T: Ord + Copy> {
-    v: KVec<T>,
+    v: KVVec<T>,
 }
 
 impl<T: Ord + Copy> Heap<T> {
     /// An empty heap.
     pub(crate) fn new() -> Self {
-        Self { v: KVec::new() }
+        Self { v: KVVec::new() }
     }
 
     /// Number of items.
@@ -142,8 +143,8 @@ impl<T: Ord + Copy> TopK<T> {
     }
 
     /// The items kept, smallest first.
-    pub(crate) fn into_sorted(mut self) -> Result<KVec<T>> {
-        let mut out = KVec::with_capacity(self.heap.len(), GFP_KERNEL)?;
+    pub(crate) fn into_sorted(mut self) -> Result<KVVec<T>> {
+        let mut out = KVVec::with_capacity(self.heap.len(), GFP_KERNEL)?;
         while let Some(x) = self.heap.pop() {
             out.push(x, GFP_KERNEL)?;
         }
@@ -491,7 +492,7 @@ impl Index {
         ef: usize,
         level: u32,
         visited: &mut Visited,
-    ) -> Result<KVec<Scored>> {
+    ) -> Result<KVVec<Scored>> {
         visited.clear();
         let mut cand: Heap<Reverse<Scored>> = Heap::new();
         let mut found: TopK<Scored> = TopK::new(ef.max(1));
@@ -635,7 +636,7 @@ impl Index {
         k: usize,
         ef: usize,
         exact: bool,
-    ) -> Result<KVec<(i64, u32)>> {
+    ) -> Result<KVVec<(i64, u32)>> {
         let q = self.query_ref(qm, scale);
         let mut top: TopK<Scored> = TopK::new(k);
         if exact {
@@ -647,7 +648,7 @@ impl Index {
             return top.into_sorted();
         }
         let Some((entry, level)) = self.entry else {
-            return Ok(KVec::new());
+            return Ok(KVVec::new());
         };
         let mut visited = Visited::new();
         visited.grow(self.len())?;

@@ -68,6 +68,7 @@ use crate::{
 };
 use kernel::{
     alloc::{
+        KVVec,
         KVec,
         VVec, //
     },
@@ -529,13 +530,13 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     }
 
     // The ids: valid, unique in the batch and new.
-    let mut ids: KVec<u8> = KVec::new();
+    let mut ids: KVVec<u8> = KVVec::new();
     UserSlice::new(
         UserPtr::from_addr(usize::try_from(ids_addr).map_err(|_| EFAULT)?),
         count * 8,
     )
     .read_all(&mut ids, GFP_KERNEL)?;
-    let mut sorted: KVec<u64> = KVec::with_capacity(count, GFP_KERNEL)?;
+    let mut sorted: KVVec<u64> = KVVec::with_capacity(count, GFP_KERNEL)?;
     for c in ids.chunks_exact(8) {
         let id = ne64(c, 0);
         if id > ID_MAX {
@@ -637,7 +638,7 @@ fn delete(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     if !is_collection(inode) {
         return Err(ENOTTY);
     }
-    let mut ids: KVec<u8> = KVec::new();
+    let mut ids: KVVec<u8> = KVVec::new();
     UserSlice::new(
         UserPtr::from_addr(usize::try_from(ids_addr).map_err(|_| EFAULT)?),
         count as usize * 8,
@@ -745,7 +746,7 @@ fn search_loaded(
     let res = l
         .index
         .search(&m, scale, k, ef, flags & SEARCH_EXACT != 0)?;
-    let mut ids: KVec<u8> = KVec::with_capacity(res.len() * 8, GFP_KERNEL)?;
+    let mut ids: KVVec<u8> = KVVec::with_capacity(res.len() * 8, GFP_KERNEL)?;
     let mut dists: KVec<u8> = KVec::with_capacity(res.len() * 4, GFP_KERNEL)?;
     for &(_, node) in res.iter() {
         ids.extend_from_slice(&l.index.id(node).to_ne_bytes(), GFP_KERNEL)?;
