@@ -30,8 +30,11 @@ mod file;
 #[allow(dead_code)]
 mod format;
 mod format_test;
+mod hnsw;
 mod inode;
 mod super_block;
+mod vecmath;
+mod vector;
 
 use super_block::VexSuper;
 
