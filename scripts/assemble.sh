@@ -75,15 +75,56 @@ entry_message() {
 	sed '/^---$/,$d' "$1"
 }
 
+# Print the kernel-tree paths a patch touches.
+patch_paths() {
+	sed -n 's|^+++ b/||p' "$1"
+}
+
+# Print the blob id of repository file $1 as of series entry number $2: the
+# file as it is here, with the patches of later entries that touch it
+# reverse-applied, newest first. A file can so be introduced whole by one
+# commit and grow through small patches in later commits (a crate root that
+# gains a module, say), while this repository keeps only its final version.
+blob_at_entry() {
+	local path=$1 k=$2 j i p tmp
+	local -a later=() pl
+	for ((j = ${#entries[@]} - 1; j > k; j--)); do
+		read -r -a pl <<<"${entry_patches[$j]}"
+		for ((i = ${#pl[@]} - 1; i >= 0; i--)); do
+			p=${pl[$i]}
+			patch_paths "$TOP/$p" | grep -qxF "$path" && later+=("$p")
+		done
+	done
+	if [ ${#later[@]} -eq 0 ]; then
+		git -C "$KTREE" hash-object -w --no-filters "$TOP/$path"
+		return
+	fi
+	tmp=$(mktemp -d)
+	mkdir -p "$tmp/$(dirname "$path")"
+	cp "$TOP/$path" "$tmp/$path"
+	for p in "${later[@]}"; do
+		(cd "$tmp" && git apply -R --include="$path" "$TOP/$p") ||
+			die "$path: $p does not reverse-apply to it (regenerate the patch)"
+	done
+	git -C "$KTREE" hash-object -w --no-filters "$tmp/$path"
+	rm -rf "$tmp"
+}
+
 build_series() {
-	local idx=$BUILD/series.index parent entry kind path mode oid tree listed
+	local idx=$BUILD/series.index parent entry kind path mode oid tree k
 	local -A owner=()
+	local -a entries=() entry_patches=()
+	for entry in "$TOP"/series/[0-9]*; do
+		[ -f "$entry" ] || continue
+		entries+=("$entry")
+		entry_patches+=("$(entry_manifest "$entry" | awk '$1 == "patch" { print $2 }' | tr '\n' ' ')")
+	done
 	parent=$(git -C "$KTREE" rev-parse vexfs-base)
 	rm -f "$idx"
 	export GIT_INDEX_FILE=$idx
 	git -C "$KTREE" read-tree vexfs-base
-	for entry in "$TOP"/series/[0-9]*; do
-		[ -f "$entry" ] || continue
+	for ((k = 0; k < ${#entries[@]}; k++)); do
+		entry=${entries[$k]}
 		while read -r kind path; do
 			case "$kind" in
 			file)
@@ -92,7 +133,7 @@ build_series() {
 				owner[$path]=$(basename "$entry")
 				mode=100644
 				[ -x "$TOP/$path" ] && mode=100755
-				oid=$(git -C "$KTREE" hash-object -w --no-filters "$TOP/$path")
+				oid=$(blob_at_entry "$path" "$k")
 				git -C "$KTREE" update-index --add --cacheinfo "$mode,$oid,$path"
 				;;
 			patch)
@@ -106,6 +147,13 @@ build_series() {
 		done < <(entry_manifest "$entry")
 		tree=$(git -C "$KTREE" write-tree)
 		parent=$(entry_message "$entry" | git -C "$KTREE" commit-tree "$tree" -p "$parent")
+	done
+	# The series must end with the files exactly as they are here.
+	for path in "${!owner[@]}"; do
+		case "$path" in patches/*) continue ;; esac
+		[ "$(git -C "$KTREE" rev-parse "$parent:$path")" = \
+			"$(git -C "$KTREE" hash-object --no-filters "$TOP/$path")" ] ||
+			die "$path: the series does not end with this repository's version"
 	done
 	unset GIT_INDEX_FILE
 	rm -f "$idx"
