@@ -11,6 +11,7 @@
 //! - `delete`: delete, search, statistics, rebuild and compaction;
 //! - `errors`: every rejection path of the ioctls gets its errno;
 //! - `corrupt`: damaged collection files are refused with `EUCLEAN`;
+//! - `concurrent`: searches in parallel with inserts, deletes and rebuilds;
 //! - `persist-write` / `persist-verify`: a collection written in one boot and checked (stats,
 //!   exact search, recall) in the next.
 //!
@@ -1204,6 +1205,53 @@ fn test_corrupt(dir: &Path) -> Res<()> {
     Ok(())
 }
 
+/// Searches from several threads while another inserts, deletes and rebuilds: every search
+/// succeeds and returns live-or-recently-deleted ids, and the final state is right.
+fn test_concurrent(dir: &Path) -> Res<()> {
+    let dim = 16;
+    let d = std::sync::Arc::new(Data::random(u::ELEM_F32, dim, 1500, 21, 8));
+    let path = dir.join("concurrent");
+    let f = create(&path, dim, u::ELEM_F32, u::METRIC_L2, 8, 32)?;
+    insert(&f, &d, 0..100)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut searchers = Vec::new();
+    for t in 0..3u64 {
+        let (d, stop, path) = (d.clone(), stop.clone(), path.clone());
+        searchers.push(std::thread::spawn(move || -> Res<usize> {
+            let f = File::open(&path).map_err(|e| e.to_string())?;
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let q = &d.queries[(n + t as usize) % QUERIES];
+                let (ids, _) = search(&f, &d, q, 10, 32, n % 2 == 0)?;
+                if ids.is_empty() || ids.iter().any(|id| !d.ids.contains(id)) {
+                    return err(format!("bad result {ids:?}"));
+                }
+                n += 1;
+            }
+            Ok(n)
+        }));
+    }
+    let mut i = 100;
+    while i < d.ids.len() {
+        insert(&f, &d, i..i + 100)?;
+        let gone: Vec<u64> = d.ids[i - 100..i].iter().step_by(10).copied().collect();
+        delete(&f, &gone)?;
+        if i % 500 == 0 {
+            build(&f, 0)?;
+        }
+        i += 100;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for s in searchers {
+        total += s.join().map_err(|_| "searcher panicked".to_string())??;
+    }
+    let s = stats(&f)?;
+    expect("count", 1500 - 140, s.count)?;
+    println!("# {total} searches from 3 threads during 14 inserts, 14 deletes and 2 rebuilds");
+    Ok(())
+}
+
 const PERSIST_DIM: usize = 20;
 const PERSIST_N: usize = 1500;
 
@@ -1283,6 +1331,7 @@ fn main() -> ExitCode {
         "delete" => test_delete(dir),
         "errors" => test_errors(dir),
         "corrupt" => test_corrupt(dir),
+        "concurrent" => test_concurrent(dir),
         "persist-write" => test_persist_write(dir),
         "persist-verify" => test_persist_verify(dir),
         t => err(format!("unknown test {t}")),
