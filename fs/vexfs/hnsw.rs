@@ -346,6 +346,10 @@ impl Index {
     /// `m` holds `dim` mantissas at `scale`. Returns the node.
     pub(crate) fn push(&mut self, id: u64, slot: u64, m: &[i32], scale: i32) -> Result<u32> {
         let node = u32::try_from(self.len()).map_err(|_| ENOMEM)?;
+        // The id map must keep free slots (`reserve` sizes it).
+        if (self.len() + 1) * 2 > self.map.len() || m.len() != self.p.dim {
+            return Err(ENOMEM);
+        }
         self.ids.push(id, GFP_KERNEL)?;
         self.slots.push(slot, GFP_KERNEL)?;
         self.deleted.push(false, GFP_KERNEL)?;
