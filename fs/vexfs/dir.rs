@@ -70,6 +70,32 @@ fn check_name(name: &[u8]) -> Result {
     format::check_name(name).map_err(format_err)
 }
 
+/// Checks that `inode`, about to lose a link, has one: on a corrupted file system, two entries
+/// may name an inode that counts one link.
+fn check_linked(inode: &INode<VexFs>) -> Result {
+    let min = if inode.typ() == Type::Dir { 2 } else { 1 };
+    if inode.nlink() < min {
+        return Err(corrupted(
+            inode.super_block(),
+            inode.ino(),
+            "link count too low",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that directory `dir`, about to lose a subdirectory, counts its link.
+fn check_parent_linked(dir: &INode<VexFs>) -> Result {
+    if dir.nlink() <= 2 {
+        return Err(corrupted(
+            dir.super_block(),
+            dir.ino(),
+            "directory link count too low",
+        ));
+    }
+    Ok(())
+}
+
 /// Where an entry was found: the block index, the inode number and the `DT_*` type.
 struct Found {
     block: u64,
@@ -266,6 +292,7 @@ impl vfs_inode::Operations for DirOps {
 
     fn unlink(dir: &INode<VexFs>, dentry: &DEntry<VexFs>) -> Result {
         let inode = dentry.inode().ok_or(ENOENT)?;
+        check_linked(inode)?;
         remove_entry(dir, dentry.name())?;
         inode.touch_ctime();
         inode.drop_nlink();
@@ -278,6 +305,8 @@ impl vfs_inode::Operations for DirOps {
         if !is_empty(inode)? {
             return Err(ENOTEMPTY);
         }
+        check_linked(inode)?;
+        check_parent_linked(dir)?;
         remove_entry(dir, dentry.name())?;
         inode.touch_ctime();
         inode.set_nlink(0);
@@ -303,16 +332,22 @@ impl vfs_inode::Operations for DirOps {
         let new_name = new_dentry.name();
         check_name(new_name)?;
 
+        check_linked(inode)?;
+        if is_dir && !core::ptr::eq(old_dir, new_dir) {
+            check_parent_linked(old_dir)?;
+        }
         if let Some(target) = new_dentry.inode() {
             if target.typ() == Type::Dir && !is_empty(target)? {
                 return Err(ENOTEMPTY);
             }
+            check_linked(target)?;
             remove_entry(new_dir, new_name)?;
             add_entry(new_dir, new_name, inode.ino(), inode.typ())?;
             target.touch_ctime();
             if target.typ() == Type::Dir {
+                // The directory moved in takes the place of the target in the link count of
+                // `new_dir`.
                 target.set_nlink(0);
-                new_dir.drop_nlink();
             } else {
                 target.drop_nlink();
             }

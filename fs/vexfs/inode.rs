@@ -118,6 +118,9 @@ pub(crate) fn iget(sb: &SuperBlock<VexFs>, ino: u64) -> Result<ARef<INode<VexFs>
         }
     }
     let typ = Type::from_mode(raw.mode).ok_or_else(|| corrupted(sb, ino, "bad mode"))?;
+    if raw.nlink == 0 || (typ == Type::Dir && raw.nlink < 2) {
+        return Err(corrupted(sb, ino, "bad link count"));
+    }
     if raw.size > format::MAX_FILE_SIZE || (typ == Type::Dir && raw.size % format::BLOCK_SIZE as u64 != 0) {
         return Err(corrupted(sb, ino, "bad size"));
     }
