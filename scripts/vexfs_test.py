@@ -9,6 +9,10 @@
    same scratch disks, so phase 2 sees what phase 1 left (remount, reboot
    and crash tests). The first boot also runs the KUnit suites.
 
+A test may crash the VM on purpose once its phase is over (crash tests,
+tools/testing/vexfs/lib.sh: crash_after_phase): the phase still reports all
+of its results and "# phase N done" first, and QEMU exits as on a reboot.
+
 A VM result counts as failed when its TAP says so, when a test script gives
 no result, when the VM times out, or when the kernel console shows an oops,
 a BUG, a WARNING, a lockdep report or a panic.
@@ -27,7 +31,7 @@ TESTS = os.path.join(TOP, "tools", "testing", "vexfs", "tests")
 
 # KUnit suites the series must run (others may run too).
 EXPECTED_KUNIT_SUITES = [s for s in os.environ.get(
-    "VEXFS_KUNIT_SUITES", "").split() if s]
+    "VEXFS_KUNIT_SUITES", "vexfs_format").split() if s]
 
 # Kernel console lines that fail a boot.
 BAD_CONSOLE = re.compile(

@@ -29,6 +29,7 @@ mod file;
 // parts the kernel does not.
 #[allow(dead_code)]
 mod format;
+mod format_test;
 mod inode;
 mod super_block;
 
