@@ -48,3 +48,39 @@ finish() {
 	echo "1..$_n"
 	[ $_failed -eq 0 ]
 }
+
+# note TEXT...: a TAP comment (measurements, context); never a result.
+note() {
+	echo "# $*"
+}
+
+# now: seconds since boot, with centiseconds (for timings in notes).
+now() {
+	cut -d' ' -f1 /proc/uptime
+}
+
+# elapsed START: seconds since START (a value of `now`), with centiseconds.
+elapsed() {
+	awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.2f", e - s }'
+}
+
+# rate AMOUNT START: AMOUNT per second since START, for notes.
+rate() {
+	awk -v n="$1" -v s="$2" -v e="$(now)" \
+		'BEGIN { d = e - s; if (d <= 0) d = 0.01; printf "%.1f", n / d }'
+}
+
+# drop_caches: write back and drop the page cache, dentries and inodes, so
+# that what is read next comes from the disk.
+drop_caches() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+}
+
+# crash_after_phase: once every test of this phase has run and reported,
+# crash the VM (sysrq b: immediate reboot, no sync, no unmount) instead of
+# shutting it down cleanly. For crash tests; the next phase checks what
+# survived.
+crash_after_phase() {
+	: >/tmp/vexfs-crash-after-phase
+}

@@ -1,0 +1,50 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Mount options: errors= takes continue or remount-ro; anything else, and any
+# unknown option, is refused with EINVAL.
+. /vexfs/lib.sh
+
+mkfs.vexfs -q -L options $DISK2
+
+# mount_err OPTIONS: the error message of a mount that must fail.
+mount_err() {
+	if mount -t vexfs -o "$1" $DISK2 $MNT 2>/tmp/mount.err; then
+		umount $MNT
+		echo "mounted"
+	else
+		cat /tmp/mount.err
+	fi
+}
+
+check "-o errors=remount-ro is accepted" mount -t vexfs -o errors=remount-ro $DISK2 $MNT
+echo data >$MNT/f
+check_eq "the file system is writable with errors=remount-ro" data "$(cat $MNT/f)"
+check "umount" umount $MNT
+check "-o errors=continue is accepted" mount -t vexfs -o errors=continue $DISK2 $MNT
+check_eq "data kept" data "$(cat $MNT/f)"
+umount $MNT
+check "-o ro is accepted" mount -t vexfs -o ro $DISK2 $MNT
+check_fails "a read-only mount refuses writes" sh -c "echo x >$MNT/g"
+umount $MNT
+
+case "$(mount_err errors=bogus)" in
+*"Invalid argument"*) ok "-o errors=bogus is refused with EINVAL" ;;
+*) fail "-o errors=bogus: $(cat /tmp/mount.err)" ;;
+esac
+case "$(mount_err errors)" in
+*"Invalid argument"*) ok "-o errors without a value is refused with EINVAL" ;;
+*) fail "-o errors: $(cat /tmp/mount.err)" ;;
+esac
+case "$(mount_err frobnicate=1)" in
+*"Invalid argument"*) ok "an unknown option is refused with EINVAL" ;;
+*) fail "-o frobnicate=1: $(cat /tmp/mount.err)" ;;
+esac
+case "$(mount_err nosuchflag)" in
+*"Invalid argument"*) ok "an unknown flag is refused with EINVAL" ;;
+*) fail "-o nosuchflag: $(cat /tmp/mount.err)" ;;
+esac
+check "the file system still mounts after refused options" mount -t vexfs $DISK2 $MNT
+check_eq "and its data is intact" data "$(cat $MNT/f)"
+umount $MNT
+check "fsck.vexfs clean" fsck.vexfs $DISK2
+finish
