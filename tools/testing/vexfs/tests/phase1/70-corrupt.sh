@@ -194,6 +194,37 @@ note "$ITERATIONS images with damaged inodes and good checksums: $mounted mounte
 check_eq "fsck.vexfs always ends with 0, 4 or 8 (inodes)" 0 $fsck_bad
 check_eq "every mounted image with damaged inodes unmounts" 0 $umount_bad
 
+# errors=: a block pointer into the metadata area, behind a good checksum,
+# fails the read with EUCLEAN; errors=remount-ro also makes the file system
+# read-only, errors=continue does not.
+dd if=/tmp/pristine of=$DISK2 bs=1M conv=notrunc 2>/dev/null
+mount -t vexfs $DISK2 $MNT
+ino=$(stat -c %i $MNT/a/f1)
+umount $MNT
+slot=$(( (INODE_TABLE + ino / 16) * BS + (ino % 16) * 256 ))
+le32 1 | dd of=$DISK2 bs=1 seek=$((slot + 80)) conv=notrunc 2>/dev/null
+le32 $(crc32c $slot 252) | dd of=$DISK2 bs=1 seek=$((slot + 252)) conv=notrunc 2>/dev/null
+# rw_state: "rw" or "ro", as /proc/mounts shows $MNT.
+rw_state() {
+	awk -v m=$MNT '$2 == m { split($4, o, ","); print o[1] }' /proc/mounts
+}
+for opt in continue remount-ro; do
+	mount -t vexfs -o errors=$opt $DISK2 $MNT
+	case "$(cat $MNT/a/f1 2>&1)" in
+	*"Structure needs cleaning"*) ok "errors=$opt: a bad block pointer fails with EUCLEAN" ;;
+	*) fail "errors=$opt: a bad block pointer fails with EUCLEAN: $(cat $MNT/a/f1 2>&1)" ;;
+	esac
+	check_eq "errors=$opt: the other files still read" "file 2" "$(cat $MNT/a/f2)"
+	if [ $opt = continue ]; then
+		check_eq "errors=continue: still read-write" rw "$(rw_state)"
+		check "errors=continue: still writable" sh -c "echo x >$MNT/d/new"
+	else
+		check_eq "errors=remount-ro: now read-only" ro "$(rw_state)"
+		check_fails "errors=remount-ro: writes fail" sh -c "echo x >$MNT/d/new2"
+	fi
+	check "errors=$opt: umount" umount $MNT
+done
+
 # The disk is usable again after all that.
 check "mkfs.vexfs after the damage" mkfs.vexfs -q $DISK2
 check "mount" mount -t vexfs $DISK2 $MNT
