@@ -270,7 +270,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-host", action="store_true", help="skip host tests")
     ap.add_argument("--no-vm", action="store_true", help="skip build and VM tests")
-    ap.add_argument("--timeout", type=int, default=int(os.environ.get("VEXFS_VM_TIMEOUT", "1200")),
+    ap.add_argument("--timeout", type=int, default=int(os.environ.get("VEXFS_VM_TIMEOUT", "2400")),
                     help="seconds a VM phase may take")
     args = ap.parse_args()
     os.makedirs(os.path.join(BUILD, "vm"), exist_ok=True)

@@ -62,11 +62,7 @@ fn nblocks(dir: &INode<VexFs>) -> u64 {
 fn dir_block(dir: &INode<VexFs>, i: u64) -> Result<ARef<BufferHead>> {
     match map_block(dir, i, false)? {
         Some(m) => dir.super_block().bread(m.block),
-        None => Err(corrupted(
-            dir.super_block(),
-            dir.ino(),
-            "hole in a directory",
-        )),
+        None => Err(corrupted(dir.super_block(), dir.ino(), "hole in a directory")),
     }
 }
 
@@ -83,6 +79,18 @@ fn check_linked(inode: &INode<VexFs>) -> Result {
             inode.super_block(),
             inode.ino(),
             "link count too low",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that directory `dir`, about to lose a subdirectory, counts its link.
+fn check_parent_linked(dir: &INode<VexFs>) -> Result {
+    if dir.nlink() <= 2 {
+        return Err(corrupted(
+            dir.super_block(),
+            dir.ino(),
+            "directory link count too low",
         ));
     }
     Ok(())
@@ -108,13 +116,7 @@ fn find_entry(dir: &INode<VexFs>, name: &[u8]) -> Result<Option<Found>> {
                 }))
             }
             Ok(None) => {}
-            Err(_) => {
-                return Err(corrupted(
-                    dir.super_block(),
-                    dir.ino(),
-                    "bad directory block",
-                ))
-            }
+            Err(_) => return Err(corrupted(dir.super_block(), dir.ino(), "bad directory block")),
         }
     }
     Ok(None)
@@ -136,13 +138,7 @@ fn add_entry(dir: &INode<VexFs>, name: &[u8], ino: u64, typ: Type) -> Result {
                 return Ok(());
             }
             Ok(false) => {}
-            Err(_) => {
-                return Err(corrupted(
-                    dir.super_block(),
-                    dir.ino(),
-                    "bad directory block",
-                ))
-            }
+            Err(_) => return Err(corrupted(dir.super_block(), dir.ino(), "bad directory block")),
         }
     }
     // No room: append a block.
@@ -183,18 +179,13 @@ fn is_empty(dir: &INode<VexFs>) -> Result<bool> {
         let empty = if i == 0 {
             format::is_empty_dir(data)
         } else {
-            format::dir_iter(data).try_fold(true, |acc, e| e.map(|e| acc && !e.is_live()))
+            format::dir_iter(data)
+                .try_fold(true, |acc, e| e.map(|e| acc && !e.is_live()))
         };
         match empty {
             Ok(true) => {}
             Ok(false) => return Ok(false),
-            Err(_) => {
-                return Err(corrupted(
-                    dir.super_block(),
-                    dir.ino(),
-                    "bad directory block",
-                ))
-            }
+            Err(_) => return Err(corrupted(dir.super_block(), dir.ino(), "bad directory block")),
         }
     }
     Ok(true)
@@ -252,11 +243,7 @@ impl vfs_inode::Operations for DirOps {
             Some(f) => {
                 let inode = iget(parent.super_block(), f.ino)?;
                 if inode.typ().dirent_type() != f.dtype {
-                    return Err(corrupted(
-                        parent.super_block(),
-                        f.ino,
-                        "entry type mismatch",
-                    ));
+                    return Err(corrupted(parent.super_block(), f.ino, "entry type mismatch"));
                 }
                 Some(inode)
             }
@@ -265,7 +252,12 @@ impl vfs_inode::Operations for DirOps {
         dentry.splice_alias(inode)
     }
 
-    fn create(idmap: &MntIdmap, dir: &INode<VexFs>, dentry: &DEntry<VexFs>, mode: u16) -> Result {
+    fn create(
+        idmap: &MntIdmap,
+        dir: &INode<VexFs>,
+        dentry: &DEntry<VexFs>,
+        mode: u16,
+    ) -> Result {
         create_common(idmap, dir, dentry, mode, None)
     }
 
@@ -282,13 +274,7 @@ impl vfs_inode::Operations for DirOps {
         if target.to_bytes().len() >= format::BLOCK_SIZE {
             return Err(ENAMETOOLONG);
         }
-        create_common(
-            idmap,
-            dir,
-            dentry,
-            Type::Lnk.mode_bits() | 0o777,
-            Some(target),
-        )
+        create_common(idmap, dir, dentry, Type::Lnk.mode_bits() | 0o777, Some(target))
     }
 
     fn link(old_dentry: &DEntry<VexFs>, dir: &INode<VexFs>, dentry: &DEntry<VexFs>) -> Result {
@@ -320,13 +306,7 @@ impl vfs_inode::Operations for DirOps {
             return Err(ENOTEMPTY);
         }
         check_linked(inode)?;
-        if dir.nlink() <= 2 {
-            return Err(corrupted(
-                dir.super_block(),
-                dir.ino(),
-                "directory link count too low",
-            ));
-        }
+        check_parent_linked(dir)?;
         remove_entry(dir, dentry.name())?;
         inode.touch_ctime();
         inode.set_nlink(0);
@@ -353,12 +333,8 @@ impl vfs_inode::Operations for DirOps {
         check_name(new_name)?;
 
         check_linked(inode)?;
-        if is_dir && !core::ptr::eq(old_dir, new_dir) && old_dir.nlink() <= 2 {
-            return Err(corrupted(
-                old_dir.super_block(),
-                old_dir.ino(),
-                "directory link count too low",
-            ));
+        if is_dir && !core::ptr::eq(old_dir, new_dir) {
+            check_parent_linked(old_dir)?;
         }
         if let Some(target) = new_dentry.inode() {
             if target.typ() == Type::Dir && !is_empty(target)? {
@@ -431,9 +407,7 @@ impl fops::Operations for DirFileOps {
                 copy.extend_from_slice(guard.data(), GFP_KERNEL)?;
             }
             for entry in format::dir_iter(&copy) {
-                let e = entry.map_err(|_| {
-                    corrupted(inode.super_block(), inode.ino(), "bad directory block")
-                })?;
+                let e = entry.map_err(|_| corrupted(inode.super_block(), inode.ino(), "bad directory block"))?;
                 if e.offset < start {
                     continue;
                 }

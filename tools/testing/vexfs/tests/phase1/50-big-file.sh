@@ -29,7 +29,6 @@ drop_caches
 start=$(now)
 dd if=$MNT/zero of=/dev/null bs=1M 2>/dev/null
 note "dd read of 400 MiB (cold cache): $(elapsed $start) s: $(rate 400 $start) MiB/s"
-check_eq "the zero file is all zeroes" "$(head -c 419430400 /dev/zero | md5sum)" "$(md5sum <$MNT/zero)"
 rm $MNT/zero
 
 start=$(now)
@@ -45,9 +44,6 @@ drop_caches
 start=$(now)
 check_eq "read back from the disk: same checksum" "$sum" "$(md5sum <$MNT/big)"
 note "read $MIB MiB (md5sum) in $(elapsed $start) s: $(rate $MIB $start) MiB/s"
-start=$(now)
-pattern | md5sum >/dev/null
-note "(generating and hashing the pattern alone takes $(elapsed $start) s)"
 
 # Overwrite a range in the middle and check just it and the total.
 dd if=/dev/urandom of=/tmp/patch bs=4096 count=33 2>/dev/null
@@ -56,8 +52,10 @@ drop_caches
 check_eq "an overwrite in the middle reads back" "$(md5sum </tmp/patch)" \
 	"$(dd if=$MNT/big bs=4096 skip=100000 count=33 2>/dev/null | md5sum)"
 check_eq "the overwrite allocated nothing" "$free" "$(stat -f -c %f $MNT)"
+# Block 99999 lies within one copy of the chunk: past the copy's header.
+off=$((99999 * 4096 % (1048576 + 16) - 16))
 check_eq "the block before it is untouched" \
-	"$(pattern | head -c $((100000 * 4096)) | tail -c 4096 | md5sum)" \
+	"$(tail -c +$((off + 1)) /tmp/chunk | head -c 4096 | md5sum)" \
 	"$(dd if=$MNT/big bs=4096 skip=99999 count=1 2>/dev/null | md5sum)"
 
 umount $MNT
