@@ -69,7 +69,8 @@ impl VexInode {
 fn set_ops(new: &mut vfs_inode::New<VexFs>, typ: Type) -> Result {
     match typ {
         Type::Dir => {
-            new.set_inode_ops(dir::INODE_OPS).set_file_ops(dir::FILE_OPS);
+            new.set_inode_ops(dir::INODE_OPS)
+                .set_file_ops(dir::FILE_OPS);
         }
         Type::Reg => {
             new.set_inode_ops(file::INODE_OPS)
@@ -102,7 +103,10 @@ pub(crate) fn iget(sb: &SuperBlock<VexFs>, ino: u64) -> Result<ARef<INode<VexFs>
     let raw = {
         let bh = sb.bread(block)?;
         let guard = bh.lock();
-        let slot = guard.data().get(offset..offset + format::INODE_SIZE).ok_or(EIO)?;
+        let slot = guard
+            .data()
+            .get(offset..offset + format::INODE_SIZE)
+            .ok_or(EIO)?;
         match Inode::decode(slot) {
             Ok(Some(raw)) => raw,
             Ok(None) => return Err(corrupted(sb, ino, "directory entry to a free inode")),
@@ -118,7 +122,9 @@ pub(crate) fn iget(sb: &SuperBlock<VexFs>, ino: u64) -> Result<ARef<INode<VexFs>
         }
     }
     let typ = Type::from_mode(raw.mode).ok_or_else(|| corrupted(sb, ino, "bad mode"))?;
-    if raw.size > format::MAX_FILE_SIZE || (typ == Type::Dir && raw.size % format::BLOCK_SIZE as u64 != 0) {
+    if raw.size > format::MAX_FILE_SIZE
+        || (typ == Type::Dir && raw.size % format::BLOCK_SIZE as u64 != 0)
+    {
         return Err(corrupted(sb, ino, "bad size"));
     }
     set_ops(&mut new, typ).map_err(|_| corrupted(sb, ino, "unsupported file type"))?;
@@ -223,7 +229,11 @@ pub(crate) fn write_inode(inode: &INode<VexFs>, sync: bool) -> Result {
     if sb.rdonly() {
         return Ok(());
     }
-    let (block, offset) = sb.data().disk.inode_location(inode.ino()).map_err(format_err)?;
+    let (block, offset) = sb
+        .data()
+        .disk
+        .inode_location(inode.ino())
+        .map_err(format_err)?;
     let raw = {
         let map = inode.data().map.lock();
         let (a, m, c) = (inode.atime(), inode.mtime(), inode.ctime());
@@ -295,7 +305,11 @@ fn check_ptr(inode: &INode<VexFs>, p: u32) -> Result<u64> {
     if inode.super_block().data().disk.is_data_block(b) {
         Ok(b)
     } else {
-        Err(corrupted(inode.super_block(), inode.ino(), "block pointer outside the data area"))
+        Err(corrupted(
+            inode.super_block(),
+            inode.ino(),
+            "block pointer outside the data area",
+        ))
     }
 }
 
