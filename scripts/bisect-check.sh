@@ -9,10 +9,12 @@
 # vexfs branch is checked out again at the end) and built out of tree in
 # build/obj-bisect, so the test kernel in build/obj-x86 keeps its objects.
 # The configuration is the test configuration (tools/testing/vexfs/config
-# over tinyconfig) plus CONFIG_EXT2_FS=y, which selects CONFIG_BUFFER_HEAD
-# even at the commits before VexFS exists, so that the buffer head and
-# address space abstractions are compiled at every commit that has them.
-# Later runs are incremental, and C objects come from ccache.
+# over tinyconfig), made at the tip and given to olddefconfig at every
+# commit. Before VexFS exists nothing selects CONFIG_BUFFER_HEAD, so the
+# first commits build the abstractions without buffer heads, and the later
+# ones (CONFIG_VEXFS=y selects it) with them: both configurations of
+# rust/kernel/fs are compiled. Later runs are incremental, and C objects
+# come from ccache.
 #
 #   scripts/bisect-check.sh [--keep-going]
 #
@@ -52,13 +54,12 @@ trap restore EXIT
 # that do not exist yet, e.g. CONFIG_VEXFS before fs/vexfs/Kconfig).
 mkdir -p "$LOGS" "$OBJ"
 restore
-want=$( (cat "$TOP/tools/testing/vexfs/config"; echo CONFIG_EXT2_FS=y) | sha256sum | cut -d' ' -f1)
+want=$(sha256sum <"$TOP/tools/testing/vexfs/config" | cut -d' ' -f1)
 if [ "$(cat "$LOGS/config.stamp" 2>/dev/null)" != "$want" ] || [ ! -f "$LOGS/config" ]; then
 	log "configuring $OBJ"
 	kmake -s tinyconfig >/dev/null
-	(cat "$TOP/tools/testing/vexfs/config"; echo CONFIG_EXT2_FS=y) >"$LOGS/fragment"
 	(cd "$KTREE" && ARCH=x86_64 scripts/kconfig/merge_config.sh -m -O "$OBJ" \
-		"$OBJ/.config" "$LOGS/fragment" >/dev/null)
+		"$OBJ/.config" "$TOP/tools/testing/vexfs/config" >/dev/null)
 	kmake -s olddefconfig >/dev/null
 	for opt in CONFIG_VEXFS=y CONFIG_BUFFER_HEAD=y CONFIG_RUST=y; do
 		grep -qx "$opt" "$OBJ/.config" || die "bisect configuration: no $opt"
@@ -84,10 +85,13 @@ for c in $commits; do
 		status=FAILED
 	fi
 	secs=$(($(date +%s) - start))
+	cfg=$(for o in BUFFER_HEAD VEXFS; do
+		grep -q "^CONFIG_$o=y" "$OBJ/.config" && printf '%s=y ' $o || printf '%s=n ' $o
+	done)
 	# Warnings in the new code count as breakage too (CLIPPY=1, -Wall).
 	warnings=$(grep -cE '^warning:|: warning: ' "$LOGS/$name.log" || true)
-	results+=("$(printf '%2d/%d  %-6s %4ss  %s warning(s)  %s' "$i" "$total" "$status" "$secs" \
-		"$warnings" "$subject")")
+	results+=("$(printf '%2d/%d  %-6s %4ss  %s warning(s)  %s %s' "$i" "$total" "$status" "$secs" \
+		"$warnings" "$cfg" "$subject")")
 	log "${results[-1]}"
 	if [ $status != ok ]; then
 		grep -E '^(error|warning)|: error: ' -A6 "$LOGS/$name.log" | head -n 30 >&2 || true

@@ -9,7 +9,8 @@
 #                (made by patches.sh): no error, no check; every remaining
 #                warning type must be justified in series/cover-letter.txt
 #   rst          docutils on Documentation/filesystems/vexfs.rst, with
-#                warnings as errors, and kernel-doc on the uapi header
+#                warnings as errors, its C example compiled against the
+#                uapi header, and kernel-doc on the uapi header
 #   rustfmt      make rustfmtcheck: no diff in our Rust files (other files
 #                of the tree are reported, not counted)
 #   clippy       rebuild our objects with CLIPPY=1: no warning in
@@ -35,7 +36,7 @@ want=()
 for a in "$@"; do
 	case "$a" in
 	--no-build) build_checks=0 ;;
-	-h | --help) sed -n '3,24p' "$0"; exit 0 ;;
+	-h | --help) sed -n '3,/^set -e/p' "$0" | grep '^#'; exit 0 ;;
 	*) want+=("$a") ;;
 	esac
 done
@@ -104,6 +105,21 @@ check_rst() {
 	else
 		fail "rst: vexfs is in the filesystems index"
 	fi
+	# The C example of the documentation compiles against the uapi header.
+	local tmp
+	tmp=$(mktemp -d)
+	mkdir -p "$tmp/include/linux"
+	cp "$KTREE/include/uapi/linux/vexfs.h" "$tmp/include/linux/"
+	awk '/^    #include </ { p = 1 } p && /^[^ ]/ { exit } p' "$KTREE/$rst" |
+		sed 's/^    //' >"$tmp/example.c"
+	if [ -s "$tmp/example.c" ] && "clang$LLVM_SUFFIX" -std=c11 -Wall -Wextra -Werror \
+		-fsyntax-only -I"$tmp/include" "$tmp/example.c" >"$LOGS/example.log" 2>&1; then
+		pass "rst: the C example of $rst compiles"
+	else
+		sed 's/^/  /' "$LOGS/example.log"
+		fail "rst: the C example of $rst compiles"
+	fi
+	rm -rf "$tmp"
 	(cd "$KTREE" && "$PY" scripts/kernel-doc -none -Wall include/uapi/linux/vexfs.h) \
 		>"$LOGS/kernel-doc.log" 2>&1 || true
 	if grep -qiE 'warning|error' "$LOGS/kernel-doc.log"; then
