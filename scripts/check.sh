@@ -17,9 +17,11 @@
 #                rust/kernel/fs*, rust/helpers/vfs.c or fs/vexfs
 #   rustdoc      make rustdoc: builds, no warning in rust/kernel/fs*
 #
-#   scripts/check.sh [--no-build] [CHECK...]
+#   scripts/check.sh [--no-build] [--build-log FILE] [CHECK...]
 #
-# --no-build skips clippy and rustdoc. Every check prints one line
+# --no-build skips clippy (unless --build-log is given) and rustdoc. --build-log FILE checks the CLIPPY=1
+# output of a build-kernel.sh run that was already done (make test passes
+# the log of its build) instead of rebuilding our objects. Every check prints one line
 # "PASS: name" or "FAIL: name"; the script exits non-zero if any failed.
 # Logs go to build/check/.
 set -euo pipefail
@@ -32,10 +34,14 @@ LOGS=$BUILD/check
 OURS='(rust/kernel/fs(\.rs|/[^:[:space:]]*)|rust/helpers/vfs\.c|fs/vexfs/[^:[:space:]]*|include/uapi/linux/vexfs\.h)'
 
 build_checks=1
+build_log=
 want=()
-for a in "$@"; do
+while [ $# -gt 0 ]; do
+	a=$1
+	shift
 	case "$a" in
 	--no-build) build_checks=0 ;;
+	--build-log) build_log=$(realpath "$1"); shift ;;
 	-h | --help) sed -n '3,/^set -e/p' "$0" | grep '^#'; exit 0 ;;
 	*) want+=("$a") ;;
 	esac
@@ -178,17 +184,38 @@ EOF
 
 check_clippy() {
 	local log=$LOGS/clippy-build.log w
-	[ -f "$OBJ/.config" ] || { fail "clippy: no build directory (make kernel)"; return; }
-	# Warnings are only printed when a file is compiled: make our objects out of date.
-	rm -f "$OBJ/rust/kernel.o" "$OBJ/fs/vexfs/vexfs.o" "$OBJ/rust/helpers/helpers.o"
+	if [ -n "$build_log" ]; then
+		log=$build_log
+		[ -f "$log" ] || { fail "clippy: no build log $log"; return; }
+		grep -q '^\[vexfs\] building' "$log" && ! grep -qE '^make(\[[0-9]+\])?: \*\*\*' "$log" &&
+			pass "clippy: CLIPPY=1 build succeeds" || fail "clippy: CLIPPY=1 build succeeds"
+	elif [ ! -f "$OBJ/.config" ]; then
+		fail "clippy: no build directory (make kernel)"
+		return
+	else
+		# Warnings are only printed when a file is compiled: make our objects out of date.
+		rm -f "$OBJ/rust/kernel.o" "$OBJ/fs/vexfs/vexfs.o" "$OBJ/rust/helpers/helpers.o"
+		build_and_check_clippy "$log"
+		return
+	fi
+	clippy_warnings "$log"
+}
+
+build_and_check_clippy() {
+	local log=$1
 	if ! bash "$TOP/scripts/build-kernel.sh" x86 >"$log" 2>&1; then
 		grep -E '^(error|warning)' -A8 "$log" | head -n 40 | sed 's/^/  /'
 		fail "clippy: CLIPPY=1 build succeeds"
 		return
 	fi
 	pass "clippy: CLIPPY=1 build succeeds"
+	clippy_warnings "$log"
+}
+
+clippy_warnings() {
+	local log=$1 w
 	grep -q 'CLIPPY.*fs/vexfs/vexfs.o\|CLIPPY.*rust/kernel.o' "$log" ||
-		echo "  note: no CLIPPY line for our objects in $log"
+		echo "  note: our objects were not rebuilt in $log: nothing new to check"
 	w=$(our_warnings "$log")
 	if [ -n "$w" ]; then
 		printf '%s\n' "$w" | sed 's/^/  /'
@@ -220,8 +247,10 @@ git -C "$KTREE" rev-parse -q --verify vexfs >/dev/null || die "no assembled tree
 for c in "${want[@]}"; do
 	case "$c" in
 	checkpatch | rst | rustfmt) "check_$c" ;;
-	clippy | rustdoc)
-		if [ $build_checks = 1 ]; then "check_$c"; else echo "SKIP: $c (--no-build)"; fi ;;
+	clippy)
+		if [ $build_checks = 1 ] || [ -n "$build_log" ]; then check_clippy; else echo "SKIP: $c (--no-build)"; fi ;;
+	rustdoc)
+		if [ $build_checks = 1 ]; then check_rustdoc; else echo "SKIP: $c (--no-build)"; fi ;;
 	*) die "unknown check $c" ;;
 	esac
 done

@@ -129,8 +129,7 @@ impl<'a, T: FileSystem> Unhashed<'a, T> {
     }
 }
 
-/// The root dentry of a super block, returned by
-/// [`FileSystem::init_root`](super::FileSystem::init_root).
+/// The root dentry of a super block, returned by [`FileSystem::init_root`].
 ///
 /// # Invariants
 ///

@@ -175,7 +175,7 @@ impl MntIdmap {
 /// # Invariants
 ///
 /// The wrapped `struct inode` is valid, belongs to a super block of type `T`, is embedded in an
-/// [`INodeWithData<T>`] (it was allocated by `alloc_inode_callback::<T>`), and its
+/// `INodeWithData<T>` (it was allocated by `alloc_inode_callback::<T>`), and its
 /// `T::INodeData` was initialised by [`New::init`].
 #[repr(transparent)]
 pub struct INode<T: FileSystem>(Opaque<bindings::inode>, PhantomData<T>);
