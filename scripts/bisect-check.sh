@@ -19,7 +19,8 @@
 #   scripts/bisect-check.sh [--keep-going]
 #
 # --keep-going builds every commit even after a failure. Logs go to
-# build/bisect/NN-<subject>.log. Exits non-zero if a commit does not build.
+# build/bisect/NN-<subject>.log. Exits non-zero if a commit does not build;
+# the first commit whose build prints warnings is reported too.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -70,7 +71,7 @@ fi
 
 commits=$(git -C "$KTREE" rev-list --reverse vexfs-base..vexfs)
 total=$(wc -w <<<"$commits")
-i=0 first_bad= results=()
+i=0 first_bad= first_warn= results=()
 for c in $commits; do
 	i=$((i + 1))
 	subject=$(git -C "$KTREE" log -1 --format=%s "$c")
@@ -88,8 +89,13 @@ for c in $commits; do
 	cfg=$(for o in BUFFER_HEAD VEXFS; do
 		grep -q "^CONFIG_$o=y" "$OBJ/.config" && printf '%s=y ' $o || printf '%s=n ' $o
 	done)
-	# Warnings in the new code count as breakage too (CLIPPY=1, -Wall).
-	warnings=$(grep -cE '^warning:|: warning: ' "$LOGS/$name.log" || true)
+	# Warnings (CLIPPY=1, -Wall) are reported, with the first commit that has any.
+	warnings=$(grep -E '^warning:|: warning: ' "$LOGS/$name.log" |
+		grep -cvE '^warning: [0-9]+ warnings? emitted' || true)
+	if [ "$warnings" != 0 ] && [ -z "$first_warn" ]; then
+		first_warn="$i/$total $(git -C "$KTREE" log -1 --format='%h %s' "$c")"
+		grep -E '^warning:|: warning: ' -A2 "$LOGS/$name.log" | head -n 20 >&2 || true
+	fi
 	results+=("$(printf '%2d/%d  %-6s %4ss  %s warning(s)  %s %s' "$i" "$total" "$status" "$secs" \
 		"$warnings" "$cfg" "$subject")")
 	log "${results[-1]}"
@@ -103,6 +109,7 @@ done
 echo
 echo "Build of every commit of the series (logs in ${LOGS#"$TOP"/}):"
 printf '  %s\n' "${results[@]}"
+[ -z "$first_warn" ] || echo "first commit with build warnings: $first_warn (see its log)"
 if [ -n "$first_bad" ]; then
 	echo "first commit that does not build: $first_bad"
 	exit 1

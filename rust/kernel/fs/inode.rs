@@ -744,11 +744,13 @@ impl<T: FileSystem> Ops<T> {
 
     /// Operations for symbolic links whose target is the content of the inode, read through
     /// the page cache (see [`New::set_page_symlink`]).
+    #[cfg(CONFIG_BUFFER_HEAD)]
     const fn page_symlink() -> Self {
         Self(&PAGE_SYMLINK_TABLE, PhantomData)
     }
 }
 
+#[cfg(CONFIG_BUFFER_HEAD)]
 const PAGE_SYMLINK_TABLE: bindings::inode_operations = bindings::inode_operations {
     get_link: Some(bindings::page_get_link),
     // SAFETY: All other operations are optional and may be null.
