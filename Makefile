@@ -5,7 +5,8 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: all setup tree kernel tools initramfs run test vm-shell clean distclean
+.PHONY: all setup tree kernel tools initramfs run test vm-shell patches check bisect-check fmt \
+	clean distclean
 
 all: kernel
 
@@ -32,12 +33,30 @@ run:
 test: tree
 	@python3 $(S)/vexfs_test.py
 
+# The series as mail-ready patches in build/patches/, with the cover letter
+# filled from series/cover-letter.txt.
+patches: tree
+	@bash $(S)/patches.sh
+
+# checkpatch --strict, reST, rustfmtcheck, clippy and rustdoc (see scripts/check.sh).
+check: kernel
+	@bash $(S)/check.sh
+
+# Build the kernel at every commit of the series; report the first that breaks.
+bisect-check: tree
+	@bash $(S)/bisect-check.sh
+
+# Format our Rust files in place with the kernel's rustfmt configuration.
+fmt: tree
+	@$$(. $(S)/lib.sh; echo $$RUSTFMT) --edition 2021 --config-path build/linux/.rustfmt.toml \
+		$$(git ls-files 'rust/kernel/fs/*.rs' 'fs/vexfs/*.rs')
+
 # An interactive shell in the VM (Ctrl-A X leaves QEMU).
 vm-shell: kernel initramfs
 	@bash $(S)/vm.sh --mode shell --append kunit.enable=0
 
 clean:
-	rm -rf build/obj-* build/initramfs* build/vm build/cargo*
+	rm -rf build/obj-* build/initramfs* build/vm build/cargo* build/patches build/check build/bisect
 
 distclean:
 	rm -rf build

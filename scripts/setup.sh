@@ -20,6 +20,8 @@ APT_PKGS=(
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	flex bison bc libelf-dev libssl-dev cpio qemu-system-x86 busybox-static ccache
 	python3 make git xz-utils
+	# make check: checkpatch.pl (spdxcheck.py) and the reST check of the documentation.
+	python3-ply python3-git python3-docutils
 )
 
 need_root() {

@@ -2,9 +2,13 @@
 # SPDX-License-Identifier: GPL-2.0
 """Run every VexFS test and print one closing line `N passed, N failed`.
 
-1. Host: the harness's own parser self-tests and `cargo test` of the user
-   tools (tools/vexfs).
-2. Build the kernel, the user tools and the initramfs.
+1. Host: the harness's own parser self-tests, `cargo test` of the user
+   tools (tools/vexfs), and the series as patches: `make patches` exports
+   it, and `git am` of the patches on the base tree must give exactly the
+   assembled tree.
+2. Build the kernel, the user tools and the initramfs, then the checks of
+   `make check` but rustdoc (checkpatch, reST, rustfmtcheck, and clippy on
+   the log of that build), each check counted.
 3. VM: boot once per test phase (tools/testing/vexfs/tests/phaseN) on the
    same scratch disks, so phase 2 sees what phase 1 left (remount, reboot
    and crash tests). The first boot also runs the KUnit suites.
@@ -21,8 +25,10 @@ a BUG, a WARNING, a lockdep report or a panic.
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -181,6 +187,110 @@ def host_tests(t):
         t.add(False, "cargo test of tools/vexfs (build or run failed)")
 
 
+def git(*args, cwd=None, env=None, check=True):
+    p = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)}: {p.stderr.strip()[-2000:]}")
+    return p.stdout.strip()
+
+
+def series_tests(t):
+    """The series as patches: exported, numbered, signed off, and applying with
+    `git am` on the pristine base to exactly the assembled tree."""
+    ktree = os.path.join(BUILD, "linux")
+    pdir = os.path.join(BUILD, "patches")
+    p = run(["bash", os.path.join(TOP, "scripts", "patches.sh")],
+            capture_output=True, text=True)
+    t.add(p.returncode == 0, "series: make patches exports the series")
+    if p.returncode != 0:
+        print(p.stdout[-2000:] + p.stderr[-3000:])
+        return
+    n = int(git("rev-list", "--count", "vexfs-base..vexfs", cwd=ktree))
+    files = sorted(f for f in os.listdir(pdir) if f.endswith(".patch"))
+    patches = [f for f in files if not f.startswith("0000-")]
+    t.add(len(files) == n + 1 and files[0] == "0000-cover-letter.patch",
+          f"series: a cover letter and one patch per commit ({n})")
+
+    cover = open(os.path.join(pdir, files[0])).read()
+    t.add("***" not in cover and
+          re.search(r"^Subject: \[[^\]]*PATCH[^\]]* 0/%d\] \S" % n, cover, re.M) is not None and
+          "base-commit: " in cover,
+          "series: cover letter filled from series/cover-letter.txt, with base-commit")
+    bad = []
+    for i, f in enumerate(patches, 1):
+        text = open(os.path.join(pdir, f)).read()
+        if not re.search(r"^Subject: \[[^\]]*PATCH[^\]]* %d/%d\] \S" % (i, n), text, re.M):
+            bad.append(f"{f}: subject not numbered {i}/{n}")
+        if not re.search(r"^Signed-off-by: .+ <[^>]+@[^>]+>$", text, re.M):
+            bad.append(f"{f}: no Signed-off-by")
+    for b in bad:
+        print(f"  {b}")
+    t.add(not bad, "series: patches are numbered n/N and signed off")
+
+    # git am on a throwaway clone of the base; only the directories the series
+    # touches are checked out (sparse), which keeps this to a few seconds.
+    tmp = tempfile.mkdtemp(prefix="am-", dir=BUILD)
+    ok = False
+    try:
+        clone = os.path.join(tmp, "linux")
+        git("clone", "--quiet", "--shared", "--no-checkout", ktree, clone)
+        changed = git("diff", "--name-only", "vexfs-base", "vexfs", cwd=ktree).splitlines()
+        dirs = sorted({os.path.dirname(f) for f in changed} - {""})
+        # A directory whose subdirectory is listed needs no listing of its own: cone
+        # mode checks out the files directly in the parents of a listed directory.
+        dirs = [d for d in dirs if not any(o.startswith(d + "/") for o in dirs)]
+        git("sparse-checkout", "set", "--cone", *dirs, cwd=clone)
+        git("checkout", "--quiet", "--detach", "vexfs-base", cwd=clone)
+        env = dict(os.environ, GIT_COMMITTER_NAME="VexFS test",
+                   GIT_COMMITTER_EMAIL="test@localhost")
+        p = subprocess.run(["git", "am", "--quiet", *[os.path.join(pdir, f) for f in patches]],
+                           cwd=clone, env=env, capture_output=True, text=True)
+        if p.returncode != 0:
+            print(p.stdout[-2000:] + p.stderr[-2000:])
+        else:
+            got = git("rev-parse", "HEAD^{tree}", cwd=clone)
+            want = git("rev-parse", "vexfs^{tree}", cwd=ktree)
+            ok = got == want
+            if not ok:
+                print(f"  tree after git am {got}, assembled tree {want}")
+            fmt = "--format=%an <%ae>%n%B"
+            msgs_ok = (git("log", fmt, "vexfs-base..HEAD", cwd=clone) ==
+                       git("log", fmt, "vexfs-base..vexfs", cwd=ktree))
+            t.add(msgs_ok, "series: git am keeps the authors and commit messages")
+    except (RuntimeError, OSError) as e:
+        print(f"  {e}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    t.add(ok, "series: git am of build/patches on vexfs-base gives the vexfs tree")
+
+
+def static_checks(t):
+    """`make check`, one counted result per PASS/FAIL line of scripts/check.sh:
+    checkpatch, reST, rustfmtcheck, and clippy on the log of the kernel build
+    just done. `make rustdoc` (about 3 minutes here) is left to `make check`."""
+    start = time.time()
+    log = os.path.join(BUILD, "check.log")
+    build_log = os.path.join(BUILD, "build-build-kernel.sh.log")
+    with open(log, "w") as f:
+        p = run(["bash", os.path.join(TOP, "scripts", "check.sh"), "--no-build",
+                 "--build-log", build_log, "checkpatch", "rst", "rustfmt", "clippy"],
+                stdout=f, stderr=subprocess.STDOUT)
+    out = open(log, errors="replace").read()
+    print(f"  check.sh: {time.time() - start:.0f} s, log {log}", flush=True)
+    seen = 0
+    for m in re.finditer(r"^(PASS|FAIL): (.*)$", out, re.M):
+        seen += 1
+        t.add(m.group(1) == "PASS", f"check: {m.group(2)}")
+    if p.returncode != 0 and "FAIL:" not in out:
+        print(out[-3000:])
+        t.add(False, "check: scripts/check.sh ran")
+    elif "FAIL:" in out:
+        print("\n".join("  " + l for l in out.splitlines()
+                        if l.startswith("  ") or l.startswith("FAIL:"))[-4000:])
+    if not seen:
+        t.add(False, "check: scripts/check.sh reported no result")
+
+
 def build(t):
     for step in (["bash", os.path.join(TOP, "scripts", "build-kernel.sh"), "x86"],
                  ["bash", os.path.join(TOP, "scripts", "build-tools.sh")],
@@ -270,6 +380,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-host", action="store_true", help="skip host tests")
     ap.add_argument("--no-vm", action="store_true", help="skip build and VM tests")
+    ap.add_argument("--no-check", action="store_true", help="skip make check")
     ap.add_argument("--timeout", type=int, default=int(os.environ.get("VEXFS_VM_TIMEOUT", "2400")),
                     help="seconds a VM phase may take")
     args = ap.parse_args()
@@ -278,7 +389,10 @@ def main():
     self_test(t)
     if not args.no_host:
         host_tests(t)
+        series_tests(t)
     if not args.no_vm and build(t):
+        if not args.no_check:
+            static_checks(t)
         disks = make_disks()
         phases = sorted(int(d[5:]) for d in os.listdir(TESTS) if re.fullmatch(r"phase\d+", d))
         for i, phase in enumerate(phases):

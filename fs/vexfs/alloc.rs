@@ -52,8 +52,16 @@ impl AllocState {
             }
             Ok(used)
         };
-        let used_blocks = count(disk.block_bitmap_start, disk.block_bitmap_blocks, disk.block_count)?;
-        let used_inodes = count(disk.inode_bitmap_start, disk.inode_bitmap_blocks, disk.inode_count)?;
+        let used_blocks = count(
+            disk.block_bitmap_start,
+            disk.block_bitmap_blocks,
+            disk.block_count,
+        )?;
+        let used_inodes = count(
+            disk.inode_bitmap_start,
+            disk.inode_bitmap_blocks,
+            disk.inode_count,
+        )?;
         if used_blocks < disk.data_start || used_blocks > disk.block_count {
             pr_err!("corrupted block bitmap ({} blocks in use)\n", used_blocks);
             return Err(EUCLEAN);
@@ -130,7 +138,12 @@ impl<'a> Allocator<'a> {
         }
         let d = self.disk;
         let b = self
-            .take_bit(d.block_bitmap_start, d.block_bitmap_blocks, d.block_count, self.state.block_hint)?
+            .take_bit(
+                d.block_bitmap_start,
+                d.block_bitmap_blocks,
+                d.block_count,
+                self.state.block_hint,
+            )?
             .ok_or(ENOSPC)?;
         if !d.is_data_block(b) {
             return Err(corrupted(self.sb, 0, "free block in the metadata area"));
@@ -143,7 +156,11 @@ impl<'a> Allocator<'a> {
     /// Frees data block `b`.
     pub(crate) fn free_block(&mut self, b: u64) -> Result {
         if !self.disk.is_data_block(b) {
-            return Err(corrupted(self.sb, 0, "freeing a block outside the data area"));
+            return Err(corrupted(
+                self.sb,
+                0,
+                "freeing a block outside the data area",
+            ));
         }
         if !self.clear_bit(self.disk.block_bitmap_start, b)? {
             return Err(corrupted(self.sb, 0, "freeing a free block"));
@@ -159,7 +176,12 @@ impl<'a> Allocator<'a> {
         }
         let d = self.disk;
         let ino = self
-            .take_bit(d.inode_bitmap_start, d.inode_bitmap_blocks, d.inode_count, self.state.inode_hint)?
+            .take_bit(
+                d.inode_bitmap_start,
+                d.inode_bitmap_blocks,
+                d.inode_count,
+                self.state.inode_hint,
+            )?
             .ok_or(ENOSPC)?;
         if ino < 2 {
             return Err(corrupted(self.sb, ino, "reserved inode marked free"));

@@ -62,7 +62,11 @@ fn nblocks(dir: &INode<VexFs>) -> u64 {
 fn dir_block(dir: &INode<VexFs>, i: u64) -> Result<ARef<BufferHead>> {
     match map_block(dir, i, false)? {
         Some(m) => dir.super_block().bread(m.block),
-        None => Err(corrupted(dir.super_block(), dir.ino(), "hole in a directory")),
+        None => Err(corrupted(
+            dir.super_block(),
+            dir.ino(),
+            "hole in a directory",
+        )),
     }
 }
 
@@ -116,7 +120,13 @@ fn find_entry(dir: &INode<VexFs>, name: &[u8]) -> Result<Option<Found>> {
                 }))
             }
             Ok(None) => {}
-            Err(_) => return Err(corrupted(dir.super_block(), dir.ino(), "bad directory block")),
+            Err(_) => {
+                return Err(corrupted(
+                    dir.super_block(),
+                    dir.ino(),
+                    "bad directory block",
+                ))
+            }
         }
     }
     Ok(None)
@@ -138,7 +148,13 @@ fn add_entry(dir: &INode<VexFs>, name: &[u8], ino: u64, typ: Type) -> Result {
                 return Ok(());
             }
             Ok(false) => {}
-            Err(_) => return Err(corrupted(dir.super_block(), dir.ino(), "bad directory block")),
+            Err(_) => {
+                return Err(corrupted(
+                    dir.super_block(),
+                    dir.ino(),
+                    "bad directory block",
+                ))
+            }
         }
     }
     // No room: append a block.
@@ -179,13 +195,18 @@ fn is_empty(dir: &INode<VexFs>) -> Result<bool> {
         let empty = if i == 0 {
             format::is_empty_dir(data)
         } else {
-            format::dir_iter(data)
-                .try_fold(true, |acc, e| e.map(|e| acc && !e.is_live()))
+            format::dir_iter(data).try_fold(true, |acc, e| e.map(|e| acc && !e.is_live()))
         };
         match empty {
             Ok(true) => {}
             Ok(false) => return Ok(false),
-            Err(_) => return Err(corrupted(dir.super_block(), dir.ino(), "bad directory block")),
+            Err(_) => {
+                return Err(corrupted(
+                    dir.super_block(),
+                    dir.ino(),
+                    "bad directory block",
+                ))
+            }
         }
     }
     Ok(true)
@@ -243,7 +264,11 @@ impl vfs_inode::Operations for DirOps {
             Some(f) => {
                 let inode = iget(parent.super_block(), f.ino)?;
                 if inode.typ().dirent_type() != f.dtype {
-                    return Err(corrupted(parent.super_block(), f.ino, "entry type mismatch"));
+                    return Err(corrupted(
+                        parent.super_block(),
+                        f.ino,
+                        "entry type mismatch",
+                    ));
                 }
                 Some(inode)
             }
@@ -252,12 +277,7 @@ impl vfs_inode::Operations for DirOps {
         dentry.splice_alias(inode)
     }
 
-    fn create(
-        idmap: &MntIdmap,
-        dir: &INode<VexFs>,
-        dentry: &DEntry<VexFs>,
-        mode: u16,
-    ) -> Result {
+    fn create(idmap: &MntIdmap, dir: &INode<VexFs>, dentry: &DEntry<VexFs>, mode: u16) -> Result {
         create_common(idmap, dir, dentry, mode, None)
     }
 
@@ -274,7 +294,13 @@ impl vfs_inode::Operations for DirOps {
         if target.to_bytes().len() >= format::BLOCK_SIZE {
             return Err(ENAMETOOLONG);
         }
-        create_common(idmap, dir, dentry, Type::Lnk.mode_bits() | 0o777, Some(target))
+        create_common(
+            idmap,
+            dir,
+            dentry,
+            Type::Lnk.mode_bits() | 0o777,
+            Some(target),
+        )
     }
 
     fn link(old_dentry: &DEntry<VexFs>, dir: &INode<VexFs>, dentry: &DEntry<VexFs>) -> Result {
@@ -407,7 +433,9 @@ impl fops::Operations for DirFileOps {
                 copy.extend_from_slice(guard.data(), GFP_KERNEL)?;
             }
             for entry in format::dir_iter(&copy) {
-                let e = entry.map_err(|_| corrupted(inode.super_block(), inode.ino(), "bad directory block"))?;
+                let e = entry.map_err(|_| {
+                    corrupted(inode.super_block(), inode.ino(), "bad directory block")
+                })?;
                 if e.offset < start {
                     continue;
                 }

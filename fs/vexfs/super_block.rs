@@ -14,12 +14,12 @@ use crate::{
     format_err, ErrorBehaviour, Options, VexFs,
 };
 use kernel::{
+    fs::inode::Timespec,
     fs::sb::{
         self as vfs_sb,
         Stat,
         SuperBlock, //
     },
-    fs::inode::Timespec,
     new_mutex,
     prelude::*,
     sync::Mutex,
@@ -77,9 +77,13 @@ pub(crate) fn fill_super(
     sb: &mut SuperBlock<VexFs, vfs_sb::New>,
     options: Options,
 ) -> Result<Pin<KBox<VexSuper>>> {
-    sb.set_block_size(format::BLOCK_SIZE as u32).inspect_err(|_| {
-        pr_err!("device does not support {}-byte blocks\n", format::BLOCK_SIZE);
-    })?;
+    sb.set_block_size(format::BLOCK_SIZE as u32)
+        .inspect_err(|_| {
+            pr_err!(
+                "device does not support {}-byte blocks\n",
+                format::BLOCK_SIZE
+            );
+        })?;
     let device_blocks = sb.device_blocks();
     let disk = {
         let bh = sb.bread(0)?;

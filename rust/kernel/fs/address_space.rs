@@ -44,7 +44,11 @@ pub trait Operations {
     ///
     /// Called with the folio being read or written locked, but not necessarily the inode: the
     /// file system serialises changes to its block map itself.
-    fn map_block(inode: &INode<Self::FileSystem>, block: u64, create: bool) -> Result<Option<Mapping>>;
+    fn map_block(
+        inode: &INode<Self::FileSystem>,
+        block: u64,
+        create: bool,
+    ) -> Result<Option<Mapping>>;
 
     /// Releases the blocks of `inode` beyond its size. Called with the inode locked after a
     /// write that wanted to extend the file failed, so that blocks allocated for it do not leak.
@@ -172,8 +176,9 @@ impl<U: Operations + ?Sized> Table<U> {
         _fsdata: *mut *mut c_void,
     ) -> c_int {
         // SAFETY: All pointers are valid; `get_block` matches `get_block_t`.
-        let ret =
-            unsafe { bindings::block_write_begin(mapping, pos, len, foliop, Some(Self::get_block)) };
+        let ret = unsafe {
+            bindings::block_write_begin(mapping, pos, len, foliop, Some(Self::get_block))
+        };
         if ret != 0 {
             // SAFETY: The mapping belongs to a valid, locked inode.
             let inode = unsafe { (*mapping).host };

@@ -72,7 +72,10 @@ impl<T: FileSystem> DEntry<T> {
         // SAFETY: The name is valid and not renamed while the parent is locked.
         unsafe {
             let name = &(*self.as_raw()).__bindgen_anon_1.d_name;
-            core::slice::from_raw_parts(name.name, name.__bindgen_anon_1.__bindgen_anon_1.len as usize)
+            core::slice::from_raw_parts(
+                name.name,
+                name.__bindgen_anon_1.__bindgen_anon_1.len as usize,
+            )
         }
     }
 
@@ -126,8 +129,7 @@ impl<'a, T: FileSystem> Unhashed<'a, T> {
     }
 }
 
-/// The root dentry of a super block, returned by
-/// [`FileSystem::init_root`](super::FileSystem::init_root).
+/// The root dentry of a super block, returned by [`FileSystem::init_root`].
 ///
 /// # Invariants
 ///

@@ -78,17 +78,14 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     /// Parses one mount parameter into `options`.
     ///
     /// `opt` is the value of [`param::Spec`] of the matched entry of [`FileSystem::PARAMS`].
-    fn parse_param(
-        _options: &mut Self::Options,
-        _opt: u32,
-        _value: param::Value<'_>,
-    ) -> Result {
+    fn parse_param(_options: &mut Self::Options, _opt: u32, _value: param::Value<'_>) -> Result {
         Err(ENOPARAM)
     }
 
     /// Sets up a new super block: validates the backing store, sets the super block parameters
     /// and returns the per-super-block data.
-    fn fill_super(sb: &mut SuperBlock<Self, sb::New>, options: Self::Options) -> Result<Self::Data>;
+    fn fill_super(sb: &mut SuperBlock<Self, sb::New>, options: Self::Options)
+        -> Result<Self::Data>;
 
     /// Returns the root directory of a super block that [`FileSystem::fill_super`] set up.
     fn init_root(sb: &SuperBlock<Self>) -> Result<Root<Self>>;

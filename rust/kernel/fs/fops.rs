@@ -52,7 +52,13 @@ impl DirEmitter<'_> {
         // SAFETY: `self.0` is a valid context (type invariant) and `name` is valid for `len`
         // bytes.
         unsafe {
-            bindings::dir_emit(self.0, name.as_ptr().cast(), len, ino, c_uint::from(dirent_type))
+            bindings::dir_emit(
+                self.0,
+                name.as_ptr().cast(),
+                len,
+                ino,
+                c_uint::from(dirent_type),
+            )
         }
     }
 }
@@ -161,11 +167,7 @@ impl<U: Operations + ?Sized> Tables<U> {
         } else {
             None
         },
-        compat_ioctl: if U::HAS_IOCTL {
-            COMPAT_PTR_IOCTL
-        } else {
-            None
-        },
+        compat_ioctl: if U::HAS_IOCTL { COMPAT_PTR_IOCTL } else { None },
         fsync: if U::HAS_FSYNC {
             Some(Self::fsync_callback)
         } else {
@@ -191,11 +193,7 @@ impl<U: Operations + ?Sized> Tables<U> {
         } else {
             None
         },
-        compat_ioctl: if U::HAS_IOCTL {
-            COMPAT_PTR_IOCTL
-        } else {
-            None
-        },
+        compat_ioctl: if U::HAS_IOCTL { COMPAT_PTR_IOCTL } else { None },
         fsync: if U::HAS_FSYNC {
             Some(Self::fsync_callback)
         } else {

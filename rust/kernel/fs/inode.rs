@@ -175,7 +175,7 @@ impl MntIdmap {
 /// # Invariants
 ///
 /// The wrapped `struct inode` is valid, belongs to a super block of type `T`, is embedded in an
-/// [`INodeWithData<T>`] (it was allocated by `alloc_inode_callback::<T>`), and its
+/// `INodeWithData<T>` (it was allocated by `alloc_inode_callback::<T>`), and its
 /// `T::INodeData` was initialised by [`New::init`].
 #[repr(transparent)]
 pub struct INode<T: FileSystem>(Opaque<bindings::inode>, PhantomData<T>);
@@ -429,7 +429,9 @@ pub(crate) unsafe extern "C" fn free_inode_callback<T: FileSystem>(inode: *mut b
         if *(*outer).data_init.get() {
             (*(*outer).data.get()).assume_init_drop();
         }
-        drop(KBox::<MaybeUninit<INodeWithData<T>>>::from_raw(outer.cast()));
+        drop(KBox::<MaybeUninit<INodeWithData<T>>>::from_raw(
+            outer.cast(),
+        ));
     }
 }
 
@@ -580,12 +582,7 @@ impl<T: FileSystem> New<T> {
                     bindings::i_gid_write(inode, gid);
                 }
                 Owner::Caller { idmap, dir } => {
-                    bindings::inode_init_owner(
-                        idmap.as_raw(),
-                        inode,
-                        dir.as_raw(),
-                        params.mode,
-                    );
+                    bindings::inode_init_owner(idmap.as_raw(), inode, dir.as_raw(), params.mode);
                 }
             }
             bindings::set_nlink(inode, params.nlink);
@@ -631,7 +628,9 @@ impl Attr {
     /// Checks that the caller may make the change to `dentry` (`setattr_prepare()`).
     pub fn prepare<T: FileSystem>(&self, idmap: &MntIdmap, dentry: &DEntry<T>) -> Result {
         // SAFETY: All pointers are valid for the duration of the callback.
-        to_result(unsafe { bindings::setattr_prepare(idmap.as_raw(), dentry.as_raw(), self.0.get()) })
+        to_result(unsafe {
+            bindings::setattr_prepare(idmap.as_raw(), dentry.as_raw(), self.0.get())
+        })
     }
 
     /// Checks that `inode` may take the new size (`inode_newsize_ok()`).
@@ -745,11 +744,13 @@ impl<T: FileSystem> Ops<T> {
 
     /// Operations for symbolic links whose target is the content of the inode, read through
     /// the page cache (see [`New::set_page_symlink`]).
+    #[cfg(CONFIG_BUFFER_HEAD)]
     const fn page_symlink() -> Self {
         Self(&PAGE_SYMLINK_TABLE, PhantomData)
     }
 }
 
+#[cfg(CONFIG_BUFFER_HEAD)]
 const PAGE_SYMLINK_TABLE: bindings::inode_operations = bindings::inode_operations {
     get_link: Some(bindings::page_get_link),
     // SAFETY: All other operations are optional and may be null.
