@@ -10,8 +10,7 @@ use crate::{
     },
     format_err,
     super_block::corrupted,
-    vector,
-    VexFs,
+    vector, VexFs,
 };
 use kernel::{
     fs::{
@@ -32,8 +31,7 @@ use kernel::{
             SuperBlock, //
         },
     },
-    new_mutex,
-    new_rwsem,
+    new_mutex, new_rwsem,
     prelude::*,
     sync::{
         aref::ARef,
