@@ -31,7 +31,7 @@ run:
 
 # Every test: host unit tests, KUnit and the VM tests. Ends with "N passed, N failed".
 test: tree
-	@python3 $(S)/vexfs_test.py
+	@python3 $(S)/vexfs_test.py $(TEST_ARGS)
 
 # The series as mail-ready patches in build/patches/, with the cover letter
 # filled from series/cover-letter.txt.

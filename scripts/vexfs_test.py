@@ -23,6 +23,7 @@ a BUG, a WARNING, a lockdep report or a panic.
 """
 
 import argparse
+import fnmatch
 import os
 import re
 import shutil
@@ -319,7 +320,7 @@ def make_disks():
     return disks
 
 
-def vm_phase(t, phase, disks, kunit, timeout):
+def vm_phase(t, phase, disks, kunit, timeout, only=None):
     vmdir = os.path.join(BUILD, "vm")
     console = os.path.join(vmdir, f"console-phase{phase}.log")
     results = os.path.join(vmdir, f"results-phase{phase}.tap")
@@ -329,8 +330,11 @@ def vm_phase(t, phase, disks, kunit, timeout):
     cmd = ["bash", os.path.join(TOP, "scripts", "vm.sh"), "--mode", "test",
            "--phase", str(phase), "--console", console, "--results", results,
            "--timeout", str(timeout)]
-    if not kunit:
-        cmd += ["--append", "kunit.enable=0"]
+    append = [] if kunit else ["kunit.enable=0"]
+    if only:
+        append.append(f"vexfs.only={only}")
+    if append:
+        cmd += ["--append", " ".join(append)]
     for d in disks:
         cmd += ["--disk", d]
     start = time.time()
@@ -347,7 +351,7 @@ def vm_phase(t, phase, disks, kunit, timeout):
     t.add(not bad, f"phase {phase}: kernel console free of oops/BUG/WARNING/lockdep")
 
     expected = sorted(f[:-3] for f in os.listdir(os.path.join(TESTS, f"phase{phase}"))
-                      if f.endswith(".sh"))
+                      if f.endswith(".sh") and (not only or fnmatch.fnmatch(f[:-3], only)))
     scripts = parse_tap(res)
     got = {}
     for name, ok, subs in scripts:
@@ -381,6 +385,8 @@ def main():
     ap.add_argument("--no-host", action="store_true", help="skip host tests")
     ap.add_argument("--no-vm", action="store_true", help="skip build and VM tests")
     ap.add_argument("--no-check", action="store_true", help="skip make check")
+    ap.add_argument("--only", metavar="GLOB",
+                    help="run only the VM test scripts whose name matches GLOB (e.g. '*posix*')")
     ap.add_argument("--timeout", type=int, default=int(os.environ.get("VEXFS_VM_TIMEOUT", "2400")),
                     help="seconds a VM phase may take")
     args = ap.parse_args()
@@ -396,7 +402,7 @@ def main():
         disks = make_disks()
         phases = sorted(int(d[5:]) for d in os.listdir(TESTS) if re.fullmatch(r"phase\d+", d))
         for i, phase in enumerate(phases):
-            vm_phase(t, phase, disks, kunit=(i == 0), timeout=args.timeout)
+            vm_phase(t, phase, disks, kunit=(i == 0), timeout=args.timeout, only=args.only)
     if t.failures:
         print("\nFailures:")
         for f in t.failures:

@@ -10,7 +10,7 @@
 # syncing or unmounting anything, and the next phase checks what survived.
 phase=${1:-1}
 dir=/vexfs/tests/phase$phase
-set -- "$dir"/*.sh
+set -- "$dir"/${VEXFS_ONLY:-*}.sh
 [ -e "$1" ] || set --
 echo "TAP version 13"
 echo "1..$#"
