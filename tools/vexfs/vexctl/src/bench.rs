@@ -129,7 +129,7 @@ impl SearchRun {
 pub fn parse_ef_list(s: &str) -> Result<Vec<u32>> {
     s.split(',')
         .map(|t| match t.trim().parse::<u32>() {
-            Ok(v) if v <= crate::uapi::VEXFS_MAX_EF => Ok(v),
+            Ok(v) if v <= crate::uapi::MAX_EF => Ok(v),
             _ => usage(format!("bad --ef value '{}'", t)),
         })
         .collect()
@@ -157,11 +157,11 @@ pub fn cmd_bench(args: &[String]) -> Result<()> {
     }
     let path = Path::new(&a.pos[0]);
     let k: u32 = a.num("-k")?.unwrap_or(10);
-    if k == 0 || k > crate::uapi::VEXFS_MAX_K {
+    if k == 0 || k > crate::uapi::MAX_K {
         return usage("bad -k");
     }
     let batch: u32 = a.num("--batch")?.unwrap_or(1024);
-    if batch == 0 || batch > crate::uapi::VEXFS_MAX_BATCH {
+    if batch == 0 || batch > crate::uapi::MAX_BATCH {
         return usage("bad --batch");
     }
     let efs = match a.get("--ef") {

@@ -237,9 +237,9 @@ fn ctx<T>(path: &Path, r: std::io::Result<T>) -> Result<T> {
 /// Parses a metric name.
 pub fn parse_metric(s: &str) -> Option<u32> {
     match s {
-        "l2" => Some(VEXFS_METRIC_L2),
-        "ip" => Some(VEXFS_METRIC_IP),
-        "cosine" | "cos" => Some(VEXFS_METRIC_COSINE),
+        "l2" => Some(METRIC_L2),
+        "ip" => Some(METRIC_IP),
+        "cosine" | "cos" => Some(METRIC_COSINE),
         _ => None,
     }
 }
@@ -247,8 +247,8 @@ pub fn parse_metric(s: &str) -> Option<u32> {
 /// Parses an element type name.
 pub fn parse_elem_type(s: &str) -> Option<u32> {
     match s {
-        "f32" => Some(VEXFS_ELEM_F32),
-        "i8" => Some(VEXFS_ELEM_I8),
+        "f32" => Some(ELEM_F32),
+        "i8" => Some(ELEM_I8),
         _ => None,
     }
 }
@@ -256,26 +256,26 @@ pub fn parse_elem_type(s: &str) -> Option<u32> {
 /// The parameters of `vexctl create`.
 pub fn create_params(a: &Args) -> Result<CollectionParams> {
     let dim: u32 = match a.num("--dim")? {
-        Some(d) if (1..=VEXFS_MAX_DIM).contains(&d) => d,
-        Some(_) => return usage(format!("--dim must be 1..{}", VEXFS_MAX_DIM)),
+        Some(d) if (1..=MAX_DIM).contains(&d) => d,
+        Some(_) => return usage(format!("--dim must be 1..{}", MAX_DIM)),
         None => return usage("create needs --dim"),
     };
     let elem_type = match a.get("--type") {
-        None => VEXFS_ELEM_F32,
+        None => ELEM_F32,
         Some(t) => match parse_elem_type(t) {
             Some(t) => t,
             None => return usage(format!("unknown type '{}' (f32 or i8)", t)),
         },
     };
     let metric = match a.get("--metric") {
-        None => VEXFS_METRIC_L2,
+        None => METRIC_L2,
         Some(m) => match parse_metric(m) {
             Some(m) => m,
             None => return usage(format!("unknown metric '{}' (l2, ip or cosine)", m)),
         },
     };
     Ok(CollectionParams {
-        version: VEXFS_UAPI_VERSION,
+        version: UAPI_VERSION,
         dim,
         elem_type,
         metric,
@@ -422,8 +422,8 @@ impl Converted {
     /// Converts rows `start..end` of `m` for a collection of `elem_type`.
     pub fn new(m: &Matrix, elem_type: u32, start: usize, end: usize) -> Result<Self> {
         match elem_type {
-            VEXFS_ELEM_F32 => Ok(Converted::F32(m.f32_bits(start, end)?)),
-            VEXFS_ELEM_I8 => Ok(Converted::I8(m.i8s(start, end)?)),
+            ELEM_F32 => Ok(Converted::F32(m.f32_bits(start, end)?)),
+            ELEM_I8 => Ok(Converted::I8(m.i8s(start, end)?)),
             t => Err(Error::Fail(format!("unsupported element type {}", t))),
         }
     }
@@ -471,7 +471,7 @@ pub fn insert_matrix(
 ) -> Result<Inserted> {
     let rows = u64::try_from(m.rows).map_err(|_| Error::Fail("too many vectors".into()))?;
     match first_id.checked_add(rows - 1) {
-        Some(last) if last <= VEXFS_ID_MAX => {}
+        Some(last) if last <= ID_MAX => {}
         _ => return Err(Error::Fail("ids would exceed the largest valid id".into())),
     }
     let mut progress = progress::Progress::new("insert", rows, quiet);
@@ -512,8 +512,8 @@ fn cmd_insert(args: &[String]) -> Result<()> {
     let path = path_arg(&a, 2, "insert PATH FILE")?;
     let first: u64 = a.num("--ids-from")?.unwrap_or(0);
     let batch: u32 = a.num("--batch")?.unwrap_or(1024);
-    if batch == 0 || batch > VEXFS_MAX_BATCH {
-        return usage(format!("--batch must be 1..{}", VEXFS_MAX_BATCH));
+    if batch == 0 || batch > MAX_BATCH {
+        return usage(format!("--batch must be 1..{}", MAX_BATCH));
     }
     let c = open(&path, true)?;
     let st = ctx(&path, c.stats())?;
@@ -577,8 +577,8 @@ fn cmd_search(args: &[String]) -> Result<()> {
     )?;
     let path = path_arg(&a, 1, "search PATH --query Q")?;
     let k: u32 = a.num("-k")?.unwrap_or(10);
-    if k == 0 || k > VEXFS_MAX_K {
-        return usage(format!("-k must be 1..{}", VEXFS_MAX_K));
+    if k == 0 || k > MAX_K {
+        return usage(format!("-k must be 1..{}", MAX_K));
     }
     let ef: u32 = a.num("--ef")?.unwrap_or(0);
     let exact = a.flag("--exact");
@@ -637,13 +637,13 @@ fn cmd_delete(args: &[String]) -> Result<()> {
     let ids = a.pos[1..]
         .iter()
         .map(|s| match s.parse::<u64>() {
-            Ok(id) if id <= VEXFS_ID_MAX => Ok(id),
+            Ok(id) if id <= ID_MAX => Ok(id),
             _ => usage(format!("bad id '{}'", s)),
         })
         .collect::<Result<Vec<u64>>>()?;
     let c = open(&path, true)?;
     let mut deleted = 0u64;
-    for chunk in ids.chunks(VEXFS_MAX_BATCH as usize) {
+    for chunk in ids.chunks(MAX_BATCH as usize) {
         deleted += u64::from(ctx(&path, c.delete(chunk))?);
     }
     if a.flag("--json") {
@@ -752,8 +752,8 @@ mod tests {
             CollectionParams {
                 version: 1,
                 dim: 50,
-                elem_type: VEXFS_ELEM_F32,
-                metric: VEXFS_METRIC_COSINE,
+                elem_type: ELEM_F32,
+                metric: METRIC_COSINE,
                 hnsw_m: 16,
                 hnsw_ef_construction: 200,
                 ..Default::default()
@@ -763,9 +763,9 @@ mod tests {
         let p = |v: &[&str]| create_params(&Args::parse(&strs(v), &opts, &[]).unwrap());
         assert_eq!(
             p(&["--dim", "8", "--type", "i8"]).unwrap().elem_type,
-            VEXFS_ELEM_I8
+            ELEM_I8
         );
-        assert_eq!(p(&["--dim", "8"]).unwrap().metric, VEXFS_METRIC_L2);
+        assert_eq!(p(&["--dim", "8"]).unwrap().metric, METRIC_L2);
         assert!(p(&[]).is_err());
         assert!(p(&["--dim", "0"]).is_err());
         assert!(p(&["--dim", "4097"]).is_err());
@@ -777,11 +777,11 @@ mod tests {
     fn stats_output() {
         let s = Stats {
             version: 1,
-            index_state: VEXFS_INDEX_READY,
+            index_state: INDEX_READY,
             params: CollectionParams {
                 dim: 50,
-                elem_type: VEXFS_ELEM_F32,
-                metric: VEXFS_METRIC_COSINE,
+                elem_type: ELEM_F32,
+                metric: METRIC_COSINE,
                 hnsw_m: 16,
                 ..Default::default()
             },
@@ -842,7 +842,7 @@ mod tests {
     #[test]
     fn conversion_to_collection_type() {
         let m = Matrix::from_f32(2, vec![1.0, -2.0, 0.5, 3.0]);
-        match Converted::new(&m, VEXFS_ELEM_F32, 0, 2).unwrap() {
+        match Converted::new(&m, ELEM_F32, 0, 2).unwrap() {
             Converted::F32(v) => assert_eq!(
                 v,
                 vec![
@@ -854,11 +854,11 @@ mod tests {
             ),
             Converted::I8(_) => panic!(),
         }
-        match Converted::new(&m, VEXFS_ELEM_I8, 0, 1).unwrap() {
+        match Converted::new(&m, ELEM_I8, 0, 1).unwrap() {
             Converted::I8(v) => assert_eq!(v, vec![1, -2]),
             Converted::F32(_) => panic!(),
         }
-        assert!(Converted::new(&m, VEXFS_ELEM_I8, 1, 2).is_err());
+        assert!(Converted::new(&m, ELEM_I8, 1, 2).is_err());
         assert!(Converted::new(&m, 9, 0, 1).is_err());
     }
 

@@ -8,22 +8,10 @@ use std::{
         OpenOptions, //
     },
     io,
-    os::{
-        fd::AsRawFd,
-        raw::{
-            c_int,
-            c_ulong, //
-        },
-    },
     path::Path,
 };
 
 use crate::uapi::*;
-
-extern "C" {
-    // From the C library, which the standard library links anyway.
-    fn ioctl(fd: c_int, request: c_ulong, ...) -> c_int;
-}
 
 /// An open collection file.
 pub struct Collection {
@@ -94,37 +82,32 @@ impl Collection {
         Ok(Collection { file })
     }
 
-    fn ioctl<T>(&self, op: &str, request: u32, arg: &mut T) -> io::Result<()> {
-        // SAFETY: `request` is one of the VexFS ioctls whose argument type is
-        // `T` (see the callers), `arg` is valid for reads and writes of `T`,
-        // and every buffer whose address `T` holds outlives the call and is
-        // large enough for what the call reads or writes.
-        let r = unsafe { ioctl(self.file.as_raw_fd(), c_ulong::from(request), arg as *mut T) };
-        if r < 0 {
-            Err(explain(op, io::Error::last_os_error()))
-        } else {
-            Ok(())
-        }
+    fn ioctl<T: IoctlArg>(&self, op: &str, request: u32, arg: &mut T) -> io::Result<()> {
+        // The buffers whose addresses `arg` holds belong to the callers and
+        // outlive the call.
+        vexfs_uapi::ioctl(&self.file, request, arg)
+            .map(drop)
+            .map_err(|e| explain(op, e))
     }
 
-    /// `VEXFS_IOC_CREATE`.
+    /// `IOC_CREATE`.
     pub fn create(&self, params: &CollectionParams) -> io::Result<()> {
         let mut p = *params;
-        p.version = VEXFS_UAPI_VERSION;
-        self.ioctl("create", VEXFS_IOC_CREATE, &mut p)
+        p.version = UAPI_VERSION;
+        self.ioctl("create", IOC_CREATE, &mut p)
     }
 
-    /// `VEXFS_IOC_STATS`.
+    /// `IOC_STATS`.
     pub fn stats(&self) -> io::Result<Stats> {
         let mut s = Stats {
-            version: VEXFS_UAPI_VERSION,
+            version: UAPI_VERSION,
             ..Default::default()
         };
-        self.ioctl("stats", VEXFS_IOC_STATS, &mut s)?;
+        self.ioctl("stats", IOC_STATS, &mut s)?;
         Ok(s)
     }
 
-    /// `VEXFS_IOC_INSERT` of `ids.len()` vectors of `dim` elements.
+    /// `IOC_INSERT` of `ids.len()` vectors of `dim` elements.
     pub fn insert(&self, ids: &[u64], dim: usize, vectors: VecData<'_>) -> io::Result<()> {
         if Some(vectors.len()) != ids.len().checked_mul(dim) {
             return Err(io::Error::new(
@@ -133,45 +116,45 @@ impl Collection {
             ));
         }
         let mut a = Insert {
-            version: VEXFS_UAPI_VERSION,
+            version: UAPI_VERSION,
             count: u32::try_from(ids.len())
                 .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
             ids: ids.as_ptr() as u64,
             vectors: vectors.addr(),
             ..Default::default()
         };
-        self.ioctl("insert", VEXFS_IOC_INSERT, &mut a)
+        self.ioctl("insert", IOC_INSERT, &mut a)
     }
 
-    /// `VEXFS_IOC_DELETE`: returns how many of `ids` were deleted.
+    /// `IOC_DELETE`: returns how many of `ids` were deleted.
     pub fn delete(&self, ids: &[u64]) -> io::Result<u32> {
         let mut a = Delete {
-            version: VEXFS_UAPI_VERSION,
+            version: UAPI_VERSION,
             count: u32::try_from(ids.len())
                 .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
             ids: ids.as_ptr() as u64,
             ..Default::default()
         };
-        self.ioctl("delete", VEXFS_IOC_DELETE, &mut a)?;
+        self.ioctl("delete", IOC_DELETE, &mut a)?;
         Ok(a.deleted)
     }
 
-    /// `VEXFS_IOC_SEARCH` for the `k` nearest neighbours of `query`.
+    /// `IOC_SEARCH` for the `k` nearest neighbours of `query`.
     pub fn search(&self, query: VecData<'_>, k: u32, ef: u32, exact: bool) -> io::Result<Hits> {
         let n = usize::try_from(k).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let mut ids = vec![0u64; n];
         let mut dist = vec![0u32; n];
         let mut a = Search {
-            version: VEXFS_UAPI_VERSION,
+            version: UAPI_VERSION,
             k,
             ef,
-            flags: if exact { VEXFS_SEARCH_EXACT } else { 0 },
+            flags: if exact { SEARCH_EXACT } else { 0 },
             query: query.addr(),
             ids: ids.as_mut_ptr() as u64,
             distances: dist.as_mut_ptr() as u64,
             ..Default::default()
         };
-        self.ioctl("search", VEXFS_IOC_SEARCH, &mut a)?;
+        self.ioctl("search", IOC_SEARCH, &mut a)?;
         let count = usize::try_from(a.count).unwrap_or(usize::MAX).min(n);
         ids.truncate(count);
         dist.truncate(count);
@@ -181,13 +164,13 @@ impl Collection {
         })
     }
 
-    /// `VEXFS_IOC_BUILD_INDEX`.
+    /// `IOC_BUILD_INDEX`.
     pub fn build_index(&self, compact: bool) -> io::Result<()> {
         let mut a = BuildIndex {
-            version: VEXFS_UAPI_VERSION,
-            flags: if compact { VEXFS_BUILD_COMPACT } else { 0 },
+            version: UAPI_VERSION,
+            flags: if compact { BUILD_COMPACT } else { 0 },
             ..Default::default()
         };
-        self.ioctl("build-index", VEXFS_IOC_BUILD_INDEX, &mut a)
+        self.ioctl("build-index", IOC_BUILD_INDEX, &mut a)
     }
 }

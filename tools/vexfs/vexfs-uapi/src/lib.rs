@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! User-space mirror of `include/uapi/linux/vexfs.h`: the VexFS vector collection ioctls.
+//!
+//! The structures are `#[repr(C)]` copies of the C ones, with their sizes asserted at compile
+//! time; the ioctl numbers are computed like `_IOW`/`_IOWR` do. [`ioctl`] issues one of them on
+//! an open file descriptor and maps a failure to [`std::io::Error`] (whose `raw_os_error()` is
+//! the errno). Floating-point values are IEEE-754 binary32 bit patterns in `u32` fields: use
+//! `f32::to_bits` and `f32::from_bits`.
+
+use std::io;
+use std::os::fd::AsRawFd;
+
+/// `VEXFS_UAPI_VERSION`.
+pub const UAPI_VERSION: u32 = 1;
+
+/// Largest number of elements per vector.
+pub const MAX_DIM: u32 = 4096;
+/// Largest number of results per search.
+pub const MAX_K: u32 = 4096;
+/// Largest number of vectors per insert or delete.
+pub const MAX_BATCH: u32 = 65536;
+/// Largest HNSW candidate list size.
+pub const MAX_EF: u32 = 65536;
+/// Largest valid vector id (`u64::MAX` is reserved).
+pub const ID_MAX: u64 = u64::MAX - 1;
+
+/// Element type: IEEE-754 binary32 bit patterns.
+pub const ELEM_F32: u32 = 1;
+/// Element type: signed 8-bit integers.
+pub const ELEM_I8: u32 = 2;
+
+/// Metric: squared Euclidean distance.
+pub const METRIC_L2: u32 = 1;
+/// Metric: negated inner product.
+pub const METRIC_IP: u32 = 2;
+/// Metric: 1 - cosine similarity.
+pub const METRIC_COSINE: u32 = 3;
+
+/// `vexfs_search.flags`: scan every vector, no index.
+pub const SEARCH_EXACT: u32 = 1 << 0;
+/// `vexfs_build_index.flags`: also drop deleted records from the file.
+pub const BUILD_COMPACT: u32 = 1 << 0;
+
+/// `vexfs_stats.index_state`: not built since mount.
+pub const INDEX_NONE: u32 = 0;
+/// `vexfs_stats.index_state`: built and up to date.
+pub const INDEX_READY: u32 = 1;
+
+/// `struct vexfs_collection_params`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CollectionParams {
+    /// [`UAPI_VERSION`].
+    pub version: u32,
+    /// Elements per vector, 1..=[`MAX_DIM`].
+    pub dim: u32,
+    /// `ELEM_*`.
+    pub elem_type: u32,
+    /// `METRIC_*`.
+    pub metric: u32,
+    /// HNSW links per node and layer (0: default 16; 2..=64).
+    pub hnsw_m: u32,
+    /// HNSW candidate list size while inserting (0: default 200).
+    pub hnsw_ef_construction: u32,
+    /// Must be zero.
+    pub flags: u32,
+    /// Must be zero.
+    pub reserved: [u32; 9],
+}
+
+/// `struct vexfs_insert`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Insert {
+    /// [`UAPI_VERSION`].
+    pub version: u32,
+    /// Number of vectors, 1..=[`MAX_BATCH`].
+    pub count: u32,
+    /// Must be zero.
+    pub flags: u32,
+    /// Must be zero.
+    pub pad: u32,
+    /// User address of `count` `u64` ids.
+    pub ids: u64,
+    /// User address of `count * dim` elements.
+    pub vectors: u64,
+    /// Must be zero.
+    pub reserved: [u64; 4],
+}
+
+/// `struct vexfs_delete`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delete {
+    /// [`UAPI_VERSION`].
+    pub version: u32,
+    /// Number of ids, 1..=[`MAX_BATCH`].
+    pub count: u32,
+    /// User address of `count` `u64` ids.
+    pub ids: u64,
+    /// Out: how many ids were found and deleted.
+    pub deleted: u32,
+    /// Must be zero.
+    pub pad: u32,
+    /// Must be zero.
+    pub reserved: [u64; 4],
+}
+
+/// `struct vexfs_search`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Search {
+    /// [`UAPI_VERSION`].
+    pub version: u32,
+    /// Neighbours wanted, 1..=[`MAX_K`].
+    pub k: u32,
+    /// HNSW candidate list size (0: `max(k, 64)`).
+    pub ef: u32,
+    /// `SEARCH_*`.
+    pub flags: u32,
+    /// User address of the query vector.
+    pub query: u64,
+    /// User address of room for `k` `u64` ids.
+    pub ids: u64,
+    /// User address of room for `k` `u32` binary32 distances (0 to skip).
+    pub distances: u64,
+    /// Out: number of results written.
+    pub count: u32,
+    /// Must be zero.
+    pub pad: u32,
+    /// Must be zero.
+    pub reserved: [u64; 4],
+}
+
+/// `struct vexfs_build_index`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BuildIndex {
+    /// [`UAPI_VERSION`].
+    pub version: u32,
+    /// `BUILD_*`.
+    pub flags: u32,
+    /// Must be zero.
+    pub reserved: [u64; 4],
+}
+
+/// `struct vexfs_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// In: [`UAPI_VERSION`].
+    pub version: u32,
+    /// Out: `INDEX_*`.
+    pub index_state: u32,
+    /// Out: the collection's parameters.
+    pub params: CollectionParams,
+    /// Out: live vectors.
+    pub count: u64,
+    /// Out: deleted records still in the file or the index.
+    pub deleted: u64,
+    /// Out: size of the collection file.
+    pub file_bytes: u64,
+    /// Out: kernel memory used by the index.
+    pub index_bytes: u64,
+    /// Must be zero.
+    pub reserved: [u64; 4],
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<CollectionParams>() == 64);
+    assert!(core::mem::size_of::<Insert>() == 64);
+    assert!(core::mem::size_of::<Delete>() == 56);
+    assert!(core::mem::size_of::<Search>() == 80);
+    assert!(core::mem::size_of::<BuildIndex>() == 40);
+    assert!(core::mem::size_of::<Stats>() == 136);
+};
+
+/// The ioctl magic number, `VEXFS_IOC_MAGIC`.
+pub const IOC_MAGIC: u32 = 0xBE;
+
+const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
+    (dir << 30) | ((size as u32) << 16) | (IOC_MAGIC << 8) | nr
+}
+const IOC_WRITE: u32 = 1;
+const IOC_READWRITE: u32 = 3;
+
+/// `VEXFS_IOC_CREATE`.
+pub const IOC_CREATE: u32 = ioc(IOC_WRITE, 1, core::mem::size_of::<CollectionParams>());
+/// `VEXFS_IOC_INSERT`.
+pub const IOC_INSERT: u32 = ioc(IOC_WRITE, 2, core::mem::size_of::<Insert>());
+/// `VEXFS_IOC_DELETE`.
+pub const IOC_DELETE: u32 = ioc(IOC_READWRITE, 3, core::mem::size_of::<Delete>());
+/// `VEXFS_IOC_SEARCH`.
+pub const IOC_SEARCH: u32 = ioc(IOC_READWRITE, 4, core::mem::size_of::<Search>());
+/// `VEXFS_IOC_BUILD_INDEX`.
+pub const IOC_BUILD_INDEX: u32 = ioc(IOC_WRITE, 5, core::mem::size_of::<BuildIndex>());
+/// `VEXFS_IOC_STATS`.
+pub const IOC_STATS: u32 = ioc(IOC_READWRITE, 6, core::mem::size_of::<Stats>());
+
+/// Marker for the argument structures of the VexFS ioctls.
+pub trait IoctlArg: Copy {}
+impl IoctlArg for CollectionParams {}
+impl IoctlArg for Insert {}
+impl IoctlArg for Delete {}
+impl IoctlArg for Search {}
+impl IoctlArg for BuildIndex {}
+impl IoctlArg for Stats {}
+
+/// Issues ioctl `cmd` on `fd` with `arg` (read and, for `_IOWR` ones, written by the kernel).
+///
+/// The user addresses inside `arg` (ids, vectors, ...) must point to buffers of the sizes the
+/// ioctl documents, or be deliberately bad: the kernel checks them and fails with `EFAULT`, so
+/// this function is safe to call with any values.
+pub fn ioctl<T: IoctlArg>(fd: &impl AsRawFd, cmd: u32, arg: &mut T) -> io::Result<i32> {
+    // SAFETY: `arg` is a valid, writable structure of the size encoded in `cmd` (the `IOC_*`
+    // constants are built from the sizes of these types); the kernel validates every user
+    // address it contains and does not keep any of them.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::Ioctl::from(cmd), arg as *mut T) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Issues a raw ioctl with an arbitrary command and argument, for tests of the rejection paths.
+pub fn ioctl_raw(fd: &impl AsRawFd, cmd: u32, arg: usize) -> io::Result<i32> {
+    // SAFETY: The kernel validates `arg` as a user address; a bad one only yields `EFAULT`.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::Ioctl::from(cmd), arg) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `struct vexfs_collection_params` for `dim`, `elem_type` and `metric` with default HNSW
+/// parameters.
+pub fn params(dim: u32, elem_type: u32, metric: u32) -> CollectionParams {
+    CollectionParams {
+        version: UAPI_VERSION,
+        dim,
+        elem_type,
+        metric,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ioctl_numbers() {
+        // Values computed by the C macros of <linux/ioctl.h> on x86_64.
+        assert_eq!(IOC_CREATE, 0x4040_be01);
+        assert_eq!(IOC_INSERT, 0x4040_be02);
+        assert_eq!(IOC_DELETE, 0xc038_be03);
+        assert_eq!(IOC_SEARCH, 0xc050_be04);
+        assert_eq!(IOC_BUILD_INDEX, 0x4028_be05);
+        assert_eq!(IOC_STATS, 0xc088_be06);
+    }
+}
