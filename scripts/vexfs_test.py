@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 """Run every VexFS test and print one closing line `N passed, N failed`.
 
-1. Host: the harness's own parser self-tests and `cargo test` of the user
-   tools (tools/vexfs).
+1. Host: the harness's own parser self-tests, `cargo test` of the user
+   tools (tools/vexfs) and the unit tests of the Python client
+   (tools/vexfs/python).
 2. Build the kernel, the user tools and the initramfs.
 3. VM: boot once per test phase (tools/testing/vexfs/tests/phaseN) on the
    same scratch disks, so phase 2 sees what phase 1 left (remount, reboot
@@ -15,6 +16,7 @@ a BUG, a WARNING, a lockdep report or a panic.
 """
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -177,6 +179,49 @@ def host_tests(t):
         t.add(False, "cargo test of tools/vexfs (build or run failed)")
 
 
+# Runs the unittest suites of a directory and prints one JSON summary line.
+PY_RUNNER = r"""
+import json, sys, unittest
+suite = unittest.defaultTestLoader.discover(sys.argv[1], pattern="test_*.py",
+                                            top_level_dir=sys.argv[1])
+r = unittest.TextTestRunner(stream=sys.stderr, verbosity=2).run(suite)
+ids = lambda l: [t.id() for t, _ in l]
+print("VEXFS-PY-RESULT " + json.dumps({
+    "run": r.testsRun, "failures": ids(r.failures) + ids(r.errors),
+    "skipped": ids(r.skipped), "unexpected": [t.id() for t in r.unexpectedSuccesses]}))
+"""
+
+
+def python_tests(t):
+    """The host tests of the Python client (tools/vexfs/python/test_*.py)."""
+    d = os.path.join(TOP, "tools", "vexfs", "python")
+    if not os.path.isdir(d) or not any(f.startswith("test_") and f.endswith(".py")
+                                       for f in os.listdir(d)):
+        return
+    print(f"+ {os.path.basename(sys.executable)}: unittest discover {os.path.relpath(d, TOP)}",
+          flush=True)
+    p = subprocess.run([sys.executable, "-c", PY_RUNNER, d], capture_output=True, text=True)
+    with open(os.path.join(BUILD, "python-test.log"), "w") as f:
+        f.write(p.stdout + p.stderr)
+    m = re.search(r"^VEXFS-PY-RESULT (.*)$", p.stdout, re.M)
+    if not m:
+        print((p.stdout + p.stderr)[-4000:])
+        t.add(False, "python tests of tools/vexfs/python (the runner failed)")
+        return
+    r = json.loads(m.group(1))
+    bad = set(r["failures"]) | set(r["unexpected"])
+    if r["run"] == 0:
+        # Test files but no test: a broken discovery, not a pass.
+        t.add(False, "python tests of tools/vexfs/python: no tests ran")
+        return
+    for name in sorted(bad):
+        t.add(False, f"python: {name}")
+    t.skipped += len(r["skipped"])
+    t.passed += r["run"] - len(bad) - len(r["skipped"])
+    if bad:
+        print(p.stderr[-4000:])
+
+
 def build(t):
     for step in (["bash", os.path.join(TOP, "scripts", "build-kernel.sh"), "x86"],
                  ["bash", os.path.join(TOP, "scripts", "build-tools.sh")],
@@ -274,6 +319,7 @@ def main():
     self_test(t)
     if not args.no_host:
         host_tests(t)
+        python_tests(t)
     if not args.no_vm and build(t):
         disks = make_disks()
         phases = sorted(int(d[5:]) for d in os.listdir(TESTS) if re.fullmatch(r"phase\d+", d))
