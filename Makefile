@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: all setup tree kernel tools initramfs run test vm-shell clean distclean
+.PHONY: all setup tree kernel tools initramfs run test bench vm-shell clean distclean
 
 all: kernel
 
@@ -31,6 +31,12 @@ run:
 # Every test: host unit tests, KUnit and the VM tests. Ends with "N passed, N failed".
 test: tree
 	@python3 $(S)/vexfs_test.py
+
+# Vector search benchmarks: VexFS in the VM against hnswlib and faiss on the
+# host (GloVe 50-d from PyPI). Not part of `test`; prints figures only.
+# Options for scripts/bench.py: make bench BENCH_ARGS="--sizes 10000 --no-vm"
+bench:
+	@bash $(S)/bench.sh $(BENCH_ARGS)
 
 # An interactive shell in the VM (Ctrl-A X leaves QEMU).
 vm-shell: kernel initramfs

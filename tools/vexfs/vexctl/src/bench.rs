@@ -6,14 +6,14 @@
 //! ```text
 //! vexctl bench PATH [--base FILE] [--ids-from N] [--batch N] [--build-index]
 //!              [--queries FILE] [--nq N] [--truth FILE] [-k K] [--ef N[,N...]]
-//!              [--exact] [--label TEXT] [--json]
+//!              [--exact [--exact-nq N]] [--label TEXT] [--json]
 //! ```
 //!
 //! `--base` vectors are inserted with ids `N, N+1, ...`; row `i` of `--truth`
 //! (`.ivecs` or an integer `.npy`) holds the ids of the true nearest
 //! neighbours of query `i`, nearest first. Each `--ef` value (and `--exact`)
-//! is one search run over the first `--nq` queries; latencies are those of
-//! the search ioctl alone.
+//! is one search run over the first `--nq` queries (`--exact-nq` for the
+//! exact one); latencies are those of the search ioctl alone.
 
 use std::{collections::HashSet, path::Path, time::Instant};
 
@@ -244,16 +244,17 @@ pub fn cmd_bench(args: &[String]) -> Result<()> {
         let queries: Vec<Converted> = (0..nq)
             .map(|i| Converted::new(&qm, st.params.elem_type, i, i + 1))
             .collect::<Result<_>>()?;
-        let mut configs: Vec<(u32, bool)> = efs.iter().map(|&ef| (ef, false)).collect();
+        let mut configs: Vec<(u32, bool, usize)> = efs.iter().map(|&ef| (ef, false, nq)).collect();
         if a.flag("--exact") {
-            configs.push((0, true));
+            let n = a.num::<usize>("--exact-nq")?.unwrap_or(nq).min(nq);
+            configs.push((0, true, n));
         }
         let mut runs = Vec::new();
-        for (ef, exact) in configs {
-            let mut lat = Vec::with_capacity(nq);
+        for (ef, exact, n) in configs {
+            let mut lat = Vec::with_capacity(n);
             let mut recalls = Vec::new();
             let wall = Instant::now();
-            for (i, q) in queries.iter().enumerate() {
+            for (i, q) in queries.iter().take(n).enumerate() {
                 let t = Instant::now();
                 let hits = crate::ctx(path, c.search(q.data(), k, ef, exact))?;
                 lat.push(t.elapsed().as_secs_f64());

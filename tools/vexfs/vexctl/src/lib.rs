@@ -63,7 +63,8 @@ usage: vexctl COMMAND [ARGS] [--json]
   build-index PATH [--compact]       (re)build the HNSW index
   bench PATH [--base FILE] [--ids-from N] [--batch N] [--build-index]
         [--queries FILE] [--nq N] [--truth FILE.ivecs|.npy] [-k K]
-        [--ef N[,N...]] [--exact]     time inserts and searches, recall@K
+        [--ef N[,N...]] [--exact [--exact-nq N]] [--label TEXT]
+                                     time inserts and searches, recall@K
 ";
 
 /// A failure of a command.
