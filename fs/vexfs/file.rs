@@ -49,6 +49,9 @@ pub(crate) fn setattr(idmap: &MntIdmap, dentry: &DEntry<VexFs>, attr: &Attr) -> 
     attr.prepare(idmap, dentry)?;
     if let Some(size) = attr.size() {
         if size != inode.size() {
+            if crate::vector::is_collection(inode) {
+                return Err(EPERM);
+            }
             attr.newsize_ok(inode, size)?;
             address_space::truncate_page::<Mapper>(inode, size)?;
             inode.truncate_setsize(size);
@@ -69,6 +72,18 @@ impl fops::Operations for FileOps {
 
     fn fsync(file: &File, inode: &INode<VexFs>, start: i64, end: i64, datasync: bool) -> Result {
         fsync(file, inode, start, end, datasync)
+    }
+
+    fn ioctl(file: &File, inode: &INode<VexFs>, cmd: u32, arg: usize) -> Result<isize> {
+        crate::vector::ioctl(file, inode, cmd, arg)
+    }
+
+    /// Collections change only through their ioctls.
+    fn check_write(_file: &File, inode: &INode<VexFs>) -> Result {
+        if crate::vector::is_collection(inode) {
+            return Err(EPERM);
+        }
+        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@ use crate::{
     },
     format_err,
     super_block::corrupted,
+    vector,
     VexFs,
 };
 use kernel::{
@@ -32,9 +33,11 @@ use kernel::{
         },
     },
     new_mutex,
+    new_rwsem,
     prelude::*,
     sync::{
         aref::ARef,
+        rwsem::RwSemaphore,
         Mutex, //
     },
 };
@@ -55,12 +58,16 @@ pub(crate) struct VexInode {
     /// The block map; its mutex serialises allocation and truncation for the file.
     #[pin]
     pub(crate) map: Mutex<BlockMap>,
+    /// The vector engine's state of a collection; its semaphore is shared by searches.
+    #[pin]
+    pub(crate) vec: RwSemaphore<vector::State>,
 }
 
 impl VexInode {
     fn new(map: BlockMap) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             map <- new_mutex!(map),
+            vec <- new_rwsem!(vector::State::new()),
         })
     }
 }

@@ -29,8 +29,11 @@ mod file;
 // parts the kernel does not.
 #[allow(dead_code)]
 mod format;
+mod hnsw;
 mod inode;
 mod super_block;
+mod vecmath;
+mod vector;
 
 use super_block::VexSuper;
 

@@ -143,3 +143,23 @@ __rust_helper bool rust_helper_inode_is_new(struct inode *inode)
 {
 	return inode_state_read_once(inode) & I_NEW;
 }
+
+__rust_helper void rust_helper_inode_lock(struct inode *inode)
+{
+	inode_lock(inode);
+}
+
+__rust_helper void rust_helper_inode_unlock(struct inode *inode)
+{
+	inode_unlock(inode);
+}
+
+__rust_helper void rust_helper_file_start_write(struct file *file)
+{
+	file_start_write(file);
+}
+
+__rust_helper void rust_helper_file_end_write(struct file *file)
+{
+	file_end_write(file);
+}

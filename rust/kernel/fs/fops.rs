@@ -84,6 +84,15 @@ pub trait Operations {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// Decides whether a write through `write_iter` (`write(2)`, `pwrite(2)`, splice, copy)
+    /// may go to regular file `file`; an error fails the write before it starts.
+    ///
+    /// Called without locks held. Writes of the kernel itself through
+    /// [`super::kernel_io::Writer`] do not come here.
+    fn check_write(_file: &File, _inode: &INode<Self::FileSystem>) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Makes the data in `start..=end` and the metadata needed to reach it durable. Only the
     /// data and the metadata needed to read it if `datasync`.
     fn fsync(
@@ -169,7 +178,11 @@ impl<U: Operations + ?Sized> Tables<U> {
     const REGULAR: bindings::file_operations = bindings::file_operations {
         llseek: Some(bindings::generic_file_llseek),
         read_iter: Some(bindings::generic_file_read_iter),
-        write_iter: Some(bindings::generic_file_write_iter),
+        write_iter: if U::HAS_CHECK_WRITE {
+            Some(Self::write_iter_callback)
+        } else {
+            Some(bindings::generic_file_write_iter)
+        },
         mmap_prepare: Some(bindings::generic_file_mmap_prepare),
         splice_read: Some(bindings::filemap_splice_read),
         splice_write: Some(bindings::iter_file_splice_write),
@@ -233,6 +246,25 @@ impl<U: Operations + ?Sized> Tables<U> {
             Ok(ret) => ret as c_long,
             Err(e) => e.to_errno() as c_long,
         }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a valid kiocb of an open regular file of this file system and a
+    /// valid source iterator.
+    unsafe extern "C" fn write_iter_callback(
+        iocb: *mut bindings::kiocb,
+        from: *mut bindings::iov_iter,
+    ) -> isize {
+        // SAFETY: `iocb` is valid and refers to an open file.
+        let file = unsafe { (*iocb).ki_filp };
+        // SAFETY: See the safety section of this function.
+        let (f, inode) = unsafe { (File::from_raw_file(file), Self::inode(file)) };
+        if let Err(e) = U::check_write(f, inode) {
+            return e.to_errno() as isize;
+        }
+        // SAFETY: The arguments are those the VFS gave us.
+        unsafe { bindings::generic_file_write_iter(iocb, from) }
     }
 
     /// # Safety

@@ -1,0 +1,856 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Vector collections: the collection file format and the ioctls of `<linux/vexfs.h>`.
+//!
+//! # Collection file layout
+//!
+//! A collection is a regular file, turned into one by `VEXFS_IOC_CREATE` while it is empty;
+//! the inode then carries [`format::INODE_FLAG_COLLECTION`] in its on-disk flags. The file is
+//! readable and copyable like any other (a copy is a plain file holding the same bytes); only
+//! the ioctls change it: `write(2)`, `pwrite(2)`, splice and `copy_file_range(2)` into it and
+//! size changes with `truncate(2)` fail with `EPERM`. All integers are little-endian.
+//!
+//! Header, 4096 bytes at offset 0:
+//!
+//! | offset | type     | field                                                   |
+//! |--------|----------|---------------------------------------------------------|
+//! | 0      | `[u8;8]` | magic, `"VEXFSCOL"`                                     |
+//! | 8      | `u32`    | version, 1                                              |
+//! | 12     | `u32`    | header size, 4096                                       |
+//! | 16     | `u32`    | dim, `1..=VEXFS_MAX_DIM`                                |
+//! | 20     | `u32`    | element type, `VEXFS_ELEM_*`                            |
+//! | 24     | `u32`    | metric, `VEXFS_METRIC_*`                                |
+//! | 28     | `u32`    | HNSW M                                                  |
+//! | 32     | `u32`    | HNSW ef_construction                                    |
+//! | 36     | `u32`    | record size                                             |
+//! | 40     | `u64`    | record count (deleted records included)                 |
+//! | 48     | `u64`    | live count                                              |
+//! | 56     |          | zero up to 4092                                         |
+//! | 4092   | `u32`    | CRC32C of bytes 0..4092                                 |
+//!
+//! Records follow from offset 4096, record `i` at `4096 + i * record size`. A record is a
+//! `u64` id (`u64::MAX`: deleted), then the `dim` elements (binary32 bit patterns as `u32`, or
+//! `i8`), then zero padding to a multiple of 8 bytes. Bytes after the last record are not part
+//! of the collection. An insert writes its records after the last one, then the header: a
+//! crash in between loses the batch, nothing else. A delete overwrites ids with `u64::MAX`.
+//!
+//! # Index
+//!
+//! The vectors and the HNSW graph ([`crate::hnsw`]) live in kernel memory, built from the file
+//! on the first use after mount (or after `VEXFS_IOC_BUILD_INDEX`), kept in step with inserts
+//! and deletes, and bounded by [`INDEX_LIMIT`] bytes per collection. Searches hold the
+//! collection's read-write semaphore shared and run in parallel; inserts, deletes and builds
+//! hold it exclusively. Lock order: freeze protection, the collection semaphore, the inode
+//! lock, the block map mutex.
+//!
+//! # Errors
+//!
+//! Malformed arguments (version, reserved fields and padding not zero, unknown flags, counts
+//! and `k` out of range, NaN or infinite elements) give `EINVAL`; unreadable or unwritable user
+//! buffers `EFAULT`; an ioctl other than `VEXFS_IOC_CREATE` on a file that is not a collection
+//! `ENOTTY`; `VEXFS_IOC_CREATE` on a collection `EEXIST` and on a non-empty file `ENOTEMPTY`;
+//! changes through a file not open for writing `EBADF`; an id already present `EEXIST`; a
+//! batch whose vectors alone exceed [`BATCH_LIMIT`] bytes `E2BIG`; an index that would exceed
+//! [`INDEX_LIMIT`] `ENOMEM`; a damaged collection file `EUCLEAN`.
+
+use crate::{
+    format,
+    hnsw::{
+        Index,
+        Params,
+        Visited, //
+    },
+    vecmath::{
+        Fixed,
+        Metric, //
+    },
+    VexFs,
+};
+use kernel::{
+    alloc::{
+        KVVec,
+        KVec,
+        VVec, //
+    },
+    fs::{
+        inode::INode,
+        kernel_io::{
+            self,
+            Writer, //
+        },
+        File,
+    },
+    prelude::*,
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+};
+
+/// `VEXFS_UAPI_VERSION`.
+const UAPI_VERSION: u32 = 1;
+const MAX_DIM: u32 = 4096;
+const MAX_K: u32 = 4096;
+const MAX_BATCH: u32 = 65536;
+const MAX_EF: u32 = 65536;
+const ID_MAX: u64 = u64::MAX - 1;
+/// The id of a deleted record.
+const TOMBSTONE: u64 = u64::MAX;
+const ELEM_F32: u32 = 1;
+const ELEM_I8: u32 = 2;
+const SEARCH_EXACT: u32 = 1;
+const BUILD_COMPACT: u32 = 1;
+const INDEX_NONE: u32 = 0;
+const INDEX_READY: u32 = 1;
+
+const IOC_MAGIC: u32 = 0xBE;
+const fn ioc(dir: u32, nr: u32, size: u32) -> u32 {
+    (dir << 30) | (size << 16) | (IOC_MAGIC << 8) | nr
+}
+const PARAMS_SIZE: usize = 64;
+const INSERT_SIZE: usize = 64;
+const DELETE_SIZE: usize = 56;
+const SEARCH_SIZE: usize = 80;
+const BUILD_SIZE: usize = 40;
+const STATS_SIZE: usize = 136;
+const IOC_CREATE: u32 = ioc(1, 1, PARAMS_SIZE as u32);
+const IOC_INSERT: u32 = ioc(1, 2, INSERT_SIZE as u32);
+const IOC_DELETE: u32 = ioc(3, 3, DELETE_SIZE as u32);
+const IOC_SEARCH: u32 = ioc(3, 4, SEARCH_SIZE as u32);
+const IOC_BUILD_INDEX: u32 = ioc(1, 5, BUILD_SIZE as u32);
+const IOC_STATS: u32 = ioc(3, 6, STATS_SIZE as u32);
+
+/// Kernel memory one collection's index may use.
+pub(crate) const INDEX_LIMIT: usize = 128 << 20;
+/// Bytes the vectors of one insert batch may take in memory.
+pub(crate) const BATCH_LIMIT: usize = 32 << 20;
+
+const HEADER_SIZE: usize = 4096;
+const MAGIC: &[u8; 8] = b"VEXFSCOL";
+const FORMAT_VERSION: u32 = 1;
+/// Size of the buffer records are read and written through.
+const IO_CHUNK: usize = 64 << 10;
+
+/// The per-inode state of the vector engine, behind the inode's read-write semaphore.
+pub(crate) struct State {
+    index: Option<KBox<Loaded>>,
+}
+
+impl State {
+    /// No index loaded.
+    pub(crate) const fn new() -> Self {
+        Self { index: None }
+    }
+}
+
+/// A loaded collection: its header and index.
+struct Loaded {
+    hdr: Header,
+    index: Index,
+}
+
+/// The collection header.
+#[derive(Clone, Copy, Debug)]
+struct Header {
+    dim: u32,
+    elem_type: u32,
+    metric: u32,
+    m: u32,
+    ef_construction: u32,
+    record_size: u32,
+    records: u64,
+    live: u64,
+}
+
+fn le32(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+fn le64(b: &[u8], off: usize) -> u64 {
+    u64::from(le32(b, off)) | (u64::from(le32(b, off + 4)) << 32)
+}
+
+fn ne32(b: &[u8], off: usize) -> u32 {
+    u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+fn ne64(b: &[u8], off: usize) -> u64 {
+    let mut a = [0u8; 8];
+    put(&mut a, &b[off..off + 8]);
+    u64::from_ne_bytes(a)
+}
+
+/// Copies `src` to the start of `dst` (as much as fits).
+fn put(dst: &mut [u8], src: &[u8]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = *s;
+    }
+}
+
+fn record_size(dim: u32, elem_type: u32) -> u32 {
+    let esize = if elem_type == ELEM_F32 { 4 } else { 1 };
+    (8 + dim * esize).next_multiple_of(8)
+}
+
+fn metric_of(m: u32) -> Metric {
+    match m {
+        2 => Metric::Ip,
+        3 => Metric::Cosine,
+        _ => Metric::L2,
+    }
+}
+
+impl Header {
+    fn encode(&self, out: &mut [u8]) {
+        out.fill(0);
+        put(&mut out[0..8], MAGIC);
+        for (off, v) in [
+            (8, FORMAT_VERSION),
+            (12, HEADER_SIZE as u32),
+            (16, self.dim),
+            (20, self.elem_type),
+            (24, self.metric),
+            (28, self.m),
+            (32, self.ef_construction),
+            (36, self.record_size),
+        ] {
+            put(&mut out[off..off + 4], &v.to_le_bytes());
+        }
+        put(&mut out[40..48], &self.records.to_le_bytes());
+        put(&mut out[48..56], &self.live.to_le_bytes());
+        let crc = format::crc32c(&out[..HEADER_SIZE - 4]);
+        put(&mut out[HEADER_SIZE - 4..], &crc.to_le_bytes());
+    }
+
+    fn decode(b: &[u8]) -> Result<Self> {
+        let bad = |what: &str| {
+            pr_err!("collection header: {}\n", what);
+            EUCLEAN
+        };
+        if b.len() != HEADER_SIZE {
+            return Err(bad("short header"));
+        }
+        if &b[0..8] != MAGIC {
+            return Err(bad("bad magic"));
+        }
+        if format::crc32c(&b[..HEADER_SIZE - 4]) != le32(b, HEADER_SIZE - 4) {
+            return Err(bad("bad checksum"));
+        }
+        if le32(b, 8) != FORMAT_VERSION || le32(b, 12) != HEADER_SIZE as u32 {
+            return Err(bad("unknown version"));
+        }
+        let h = Header {
+            dim: le32(b, 16),
+            elem_type: le32(b, 20),
+            metric: le32(b, 24),
+            m: le32(b, 28),
+            ef_construction: le32(b, 32),
+            record_size: le32(b, 36),
+            records: le64(b, 40),
+            live: le64(b, 48),
+        };
+        if h.dim == 0
+            || h.dim > MAX_DIM
+            || !matches!(h.elem_type, ELEM_F32 | ELEM_I8)
+            || !(1..=3).contains(&h.metric)
+            || !(2..=64).contains(&h.m)
+            || h.ef_construction < h.m
+            || h.ef_construction > MAX_EF
+            || h.record_size != record_size(h.dim, h.elem_type)
+            || h.live > h.records
+        {
+            return Err(bad("bad parameters"));
+        }
+        Ok(h)
+    }
+
+    fn params(&self) -> Params {
+        Params {
+            dim: self.dim as usize,
+            metric: metric_of(self.metric),
+            m: self.m as usize,
+            ef_construction: self.ef_construction as usize,
+        }
+    }
+
+    fn elem_size(&self) -> usize {
+        if self.elem_type == ELEM_F32 {
+            4
+        } else {
+            1
+        }
+    }
+
+    /// Offset of record `i`.
+    fn offset(&self, i: u64) -> Result<i64> {
+        i.checked_mul(u64::from(self.record_size))
+            .and_then(|o| o.checked_add(HEADER_SIZE as u64))
+            .and_then(|o| i64::try_from(o).ok())
+            .ok_or(EFBIG)
+    }
+
+    /// Converts `dim` elements in their file/user representation (native = little-endian on
+    /// the architectures VexFS supports for binary32 patterns) into mantissas; returns the
+    /// scale.
+    fn convert(&self, raw: &[u8], out: &mut [i32]) -> Result<i32> {
+        if self.elem_type == ELEM_F32 {
+            Fixed::from_f32_bits((0..raw.len() / 4).map(|i| le32(raw, 4 * i)), out)
+        } else {
+            Ok(Fixed::from_i8(raw.iter().map(|&b| b as i8), out))
+        }
+    }
+}
+
+fn header_buf() -> Result<KVec<u8>> {
+    let mut b = KVec::with_capacity(HEADER_SIZE, GFP_KERNEL)?;
+    b.resize(HEADER_SIZE, 0, GFP_KERNEL)?;
+    Ok(b)
+}
+
+/// Reads the header of the collection file.
+fn read_header(file: &File) -> Result<Header> {
+    let mut b = header_buf()?;
+    if kernel_io::read_at(file, 0, &mut b)? != HEADER_SIZE {
+        pr_err!("collection header: short file\n");
+        return Err(EUCLEAN);
+    }
+    Header::decode(&b)
+}
+
+fn write_header(w: &Writer<'_>, hdr: &Header) -> Result {
+    let mut b = header_buf()?;
+    hdr.encode(&mut b);
+    w.write_all_at(0, &b)
+}
+
+/// Whether `inode` is a collection.
+pub(crate) fn is_collection(inode: &INode<VexFs>) -> bool {
+    inode.data().map.lock().flags & format::INODE_FLAG_COLLECTION != 0
+}
+
+/// Builds the index of a collection from its file.
+fn load(file: &File) -> Result<KBox<Loaded>> {
+    let hdr = read_header(file)?;
+    let mut index = Index::new(hdr.params());
+    let rs = hdr.record_size as usize;
+    let dim = hdr.dim as usize;
+    let esize = hdr.elem_size();
+    let live = usize::try_from(hdr.live).map_err(|_| ENOMEM)?;
+    if index.bytes_for(live) > INDEX_LIMIT {
+        pr_warn!(
+            "collection of {} vectors exceeds the index memory limit\n",
+            live
+        );
+        return Err(ENOMEM);
+    }
+    index.reserve(live)?;
+    let per_chunk = (IO_CHUNK / rs).max(1);
+    let mut buf: VVec<u8> = VVec::with_capacity(per_chunk * rs, GFP_KERNEL)?;
+    buf.resize(per_chunk * rs, 0, GFP_KERNEL)?;
+    let mut m: KVec<i32> = KVec::with_capacity(dim, GFP_KERNEL)?;
+    m.resize(dim, 0, GFP_KERNEL)?;
+    let mut visited = Visited::new();
+    let mut seen_live = 0u64;
+    let mut rec = 0u64;
+    while rec < hdr.records {
+        let n = (hdr.records - rec).min(per_chunk as u64) as usize;
+        let want = n * rs;
+        if kernel_io::read_at(file, hdr.offset(rec)?, &mut buf[..want])? != want {
+            pr_err!("collection: file shorter than its records\n");
+            return Err(EUCLEAN);
+        }
+        for (i, r) in buf[..want].chunks_exact(rs).enumerate() {
+            let id = le64(r, 0);
+            if id == TOMBSTONE {
+                continue;
+            }
+            seen_live += 1;
+            if id > ID_MAX || index.find(id).is_some() {
+                pr_err!(
+                    "collection: bad or duplicate id in record {}\n",
+                    rec + i as u64
+                );
+                return Err(EUCLEAN);
+            }
+            let scale = hdr.convert(&r[8..8 + dim * esize], &mut m).map_err(|_| {
+                pr_err!("collection: invalid element in record {}\n", rec + i as u64);
+                EUCLEAN
+            })?;
+            // More live records than the header says (see below) need more room.
+            index.reserve(1)?;
+            if index.bytes() > INDEX_LIMIT {
+                return Err(ENOMEM);
+            }
+            let node = index.push(id, rec + i as u64, &m, scale)?;
+            index.link(node, &mut visited)?;
+        }
+        rec += n as u64;
+    }
+    let mut hdr = hdr;
+    if seen_live != hdr.live {
+        // A delete writes its tombstones before the header: a crash in between leaves the
+        // header's count behind. The records are right; the next change rewrites the header.
+        pr_warn!(
+            "collection: {} live records, header says {}\n",
+            seen_live,
+            hdr.live
+        );
+        hdr.live = seen_live;
+    }
+    Ok(KBox::new(Loaded { hdr, index }, GFP_KERNEL)?)
+}
+
+/// Reads argument structure of `N` bytes at user address `arg`.
+fn read_arg<const N: usize>(arg: usize) -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    UserSlice::new(UserPtr::from_addr(arg), N)
+        .reader()
+        .read_slice(&mut b)?;
+    Ok(b)
+}
+
+/// Writes `data` at user address `addr`.
+fn write_user(addr: u64, data: &[u8]) -> Result {
+    let addr = usize::try_from(addr).map_err(|_| EFAULT)?;
+    UserSlice::new(UserPtr::from_addr(addr), data.len())
+        .writer()
+        .write_slice(data)
+}
+
+fn all_zero(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
+}
+
+/// Handles an ioctl on a regular file of VexFS.
+pub(crate) fn ioctl(file: &File, inode: &INode<VexFs>, cmd: u32, arg: usize) -> Result<isize> {
+    match cmd {
+        IOC_CREATE => create(file, inode, arg),
+        IOC_INSERT => insert(file, inode, arg),
+        IOC_DELETE => delete(file, inode, arg),
+        IOC_SEARCH => search(file, inode, arg),
+        IOC_BUILD_INDEX => build(file, inode, arg),
+        IOC_STATS => stats(file, inode, arg),
+        _ => Err(ENOTTY),
+    }?;
+    Ok(0)
+}
+
+fn create(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
+    let b: [u8; PARAMS_SIZE] = read_arg(arg)?;
+    let (version, dim, elem_type, metric) = (ne32(&b, 0), ne32(&b, 4), ne32(&b, 8), ne32(&b, 12));
+    let (mut m, mut efc, flags) = (ne32(&b, 16), ne32(&b, 20), ne32(&b, 24));
+    if m == 0 {
+        m = 16;
+    }
+    if efc == 0 {
+        efc = 200.max(m);
+    }
+    if version != UAPI_VERSION
+        || dim == 0
+        || dim > MAX_DIM
+        || !matches!(elem_type, ELEM_F32 | ELEM_I8)
+        || !(1..=3).contains(&metric)
+        || !(2..=64).contains(&m)
+        || efc < m
+        || efc > MAX_EF
+        || flags != 0
+        || !all_zero(&b[28..])
+    {
+        return Err(EINVAL);
+    }
+    let w = Writer::new(file)?;
+    let mut state = inode.data().vec.write();
+    {
+        let mut map = inode.data().map.lock();
+        if map.flags & format::INODE_FLAG_COLLECTION != 0 {
+            return Err(EEXIST);
+        }
+        if inode.size() != 0 {
+            return Err(ENOTEMPTY);
+        }
+        // From now on write(2) is refused.
+        map.flags |= format::INODE_FLAG_COLLECTION;
+    }
+    inode.mark_dirty();
+    let hdr = Header {
+        dim,
+        elem_type,
+        metric,
+        m,
+        ef_construction: efc,
+        record_size: record_size(dim, elem_type),
+        records: 0,
+        live: 0,
+    };
+    let res = (|| -> Result<KBox<Loaded>> {
+        let l = KBox::new(
+            Loaded {
+                hdr,
+                index: Index::new(hdr.params()),
+            },
+            GFP_KERNEL,
+        )?;
+        write_header(&w, &hdr)?;
+        Ok(l)
+    })();
+    match res {
+        Ok(l) => {
+            state.index = Some(l);
+            Ok(())
+        }
+        Err(e) => {
+            inode.data().map.lock().flags &= !format::INODE_FLAG_COLLECTION;
+            inode.mark_dirty();
+            Err(e)
+        }
+    }
+}
+
+/// Makes sure the index is loaded, with the semaphore held for writing.
+fn loaded<'a>(file: &File, state: &'a mut State) -> Result<&'a mut Loaded> {
+    if state.index.is_none() {
+        state.index = Some(load(file)?);
+    }
+    state.index.as_deref_mut().ok_or(EINVAL)
+}
+
+fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
+    let b: [u8; INSERT_SIZE] = read_arg(arg)?;
+    let (version, count, flags, pad) = (ne32(&b, 0), ne32(&b, 4), ne32(&b, 8), ne32(&b, 12));
+    let (ids_addr, vecs_addr) = (ne64(&b, 16), ne64(&b, 24));
+    if version != UAPI_VERSION
+        || count == 0
+        || count > MAX_BATCH
+        || flags != 0
+        || pad != 0
+        || !all_zero(&b[32..])
+    {
+        return Err(EINVAL);
+    }
+    if !is_collection(inode) {
+        return Err(ENOTTY);
+    }
+    let count = count as usize;
+    let w = Writer::new(file)?;
+    let mut state = inode.data().vec.write();
+    let l = loaded(file, &mut state)?;
+    let hdr = l.hdr;
+    let dim = hdr.dim as usize;
+    let esize = hdr.elem_size();
+    if count.saturating_mul(dim).saturating_mul(4) > BATCH_LIMIT {
+        return Err(E2BIG);
+    }
+
+    // The ids: valid, unique in the batch and new.
+    let mut ids: KVVec<u8> = KVVec::new();
+    UserSlice::new(
+        UserPtr::from_addr(usize::try_from(ids_addr).map_err(|_| EFAULT)?),
+        count * 8,
+    )
+    .read_all(&mut ids, GFP_KERNEL)?;
+    let mut sorted: KVVec<u64> = KVVec::with_capacity(count, GFP_KERNEL)?;
+    for c in ids.chunks_exact(8) {
+        let id = ne64(c, 0);
+        if id > ID_MAX {
+            return Err(EINVAL);
+        }
+        if l.index.find(id).is_some() {
+            return Err(EEXIST);
+        }
+        sorted.push(id, GFP_KERNEL)?;
+    }
+    sorted.sort_unstable();
+    if sorted.windows(2).any(|p| p[0] == p[1]) {
+        return Err(EEXIST);
+    }
+    drop(sorted);
+
+    // Memory: the index after the batch must stay under the limit.
+    if l.index.bytes().saturating_add(l.index.bytes_for(count)) > INDEX_LIMIT {
+        return Err(ENOMEM);
+    }
+    l.index.reserve(count)?;
+
+    // Convert and check every vector, building the records, before changing anything.
+    let first = l.index.len();
+    let rs = hdr.record_size as usize;
+    let mut recs: VVec<u8> = VVec::with_capacity(count * rs, GFP_KERNEL)?;
+    recs.resize(count * rs, 0, GFP_KERNEL)?;
+    let mut m: KVec<i32> = KVec::with_capacity(dim, GFP_KERNEL)?;
+    m.resize(dim, 0, GFP_KERNEL)?;
+    let mut reader = UserSlice::new(
+        UserPtr::from_addr(usize::try_from(vecs_addr).map_err(|_| EFAULT)?),
+        count * dim * esize,
+    )
+    .reader();
+    let res = (|| -> Result {
+        for (i, r) in recs.chunks_exact_mut(rs).enumerate() {
+            let id = ne64(&ids, i * 8);
+            put(&mut r[0..8], &id.to_le_bytes());
+            let raw = &mut r[8..8 + dim * esize];
+            reader.read_slice(raw)?;
+            if esize == 4 {
+                // User space passes native-endian patterns; the file holds little-endian.
+                for c in raw.chunks_exact_mut(4) {
+                    let v = ne32(c, 0);
+                    put(c, &v.to_le_bytes());
+                }
+            }
+            let scale = hdr.convert(raw, &mut m)?;
+            l.index.push(id, hdr.records + i as u64, &m, scale)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = res {
+        l.index.truncate(first);
+        return Err(e);
+    }
+
+    // Write the records, then the header.
+    let mut new_hdr = hdr;
+    new_hdr.records += count as u64;
+    new_hdr.live += count as u64;
+    let res = (|| -> Result {
+        let start = hdr.offset(hdr.records)?;
+        let mut done = 0;
+        while done < recs.len() {
+            let n = (recs.len() - done).min(IO_CHUNK);
+            w.write_all_at(start + done as i64, &recs[done..done + n])?;
+            done += n;
+        }
+        write_header(&w, &new_hdr)
+    })();
+    if let Err(e) = res {
+        l.index.truncate(first);
+        return Err(e);
+    }
+    l.hdr = new_hdr;
+
+    // Link the new nodes into the graph. On failure the index is dropped: the file is right
+    // and the next operation rebuilds it.
+    let mut visited = Visited::new();
+    let res = (first..l.index.len()).try_for_each(|n| l.index.link(n as u32, &mut visited));
+    if res.is_err() {
+        state.index = None;
+    }
+    Ok(())
+}
+
+fn delete(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
+    let b: [u8; DELETE_SIZE] = read_arg(arg)?;
+    let (version, count, ids_addr) = (ne32(&b, 0), ne32(&b, 4), ne64(&b, 8));
+    if version != UAPI_VERSION
+        || count == 0
+        || count > MAX_BATCH
+        || ne32(&b, 20) != 0
+        || !all_zero(&b[24..])
+    {
+        return Err(EINVAL);
+    }
+    if !is_collection(inode) {
+        return Err(ENOTTY);
+    }
+    let mut ids: KVVec<u8> = KVVec::new();
+    UserSlice::new(
+        UserPtr::from_addr(usize::try_from(ids_addr).map_err(|_| EFAULT)?),
+        count as usize * 8,
+    )
+    .read_all(&mut ids, GFP_KERNEL)?;
+    let w = Writer::new(file)?;
+    let mut state = inode.data().vec.write();
+    let l = loaded(file, &mut state)?;
+    let mut deleted = 0u32;
+    let tomb = TOMBSTONE.to_le_bytes();
+    let mut res = Ok(());
+    for c in ids.chunks_exact(8) {
+        let id = ne64(c, 0);
+        let Some(node) = l.index.find(id) else {
+            continue;
+        };
+        let slot_off = match l.index.slot(node).and_then(|s| l.hdr.offset(s)) {
+            Ok(o) => o,
+            Err(e) => {
+                res = Err(e);
+                break;
+            }
+        };
+        if let Err(e) = w.write_all_at(slot_off, &tomb) {
+            res = Err(e);
+            break;
+        }
+        l.index.delete(id);
+        l.hdr.live -= 1;
+        deleted += 1;
+    }
+    if deleted > 0 {
+        let hdr = l.hdr;
+        if let Err(e) = write_header(&w, &hdr) {
+            // The records are tombstoned but the header says otherwise: drop the index so
+            // that the next load reports the mismatch.
+            state.index = None;
+            return Err(e);
+        }
+    }
+    res?;
+    write_user(arg as u64 + 16, &deleted.to_ne_bytes())
+}
+
+fn search(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
+    let b: [u8; SEARCH_SIZE] = read_arg(arg)?;
+    let (version, k, ef, flags) = (ne32(&b, 0), ne32(&b, 4), ne32(&b, 8), ne32(&b, 12));
+    let (q_addr, ids_addr, dist_addr) = (ne64(&b, 16), ne64(&b, 24), ne64(&b, 32));
+    if version != UAPI_VERSION
+        || k == 0
+        || k > MAX_K
+        || ef > MAX_EF
+        || flags & !SEARCH_EXACT != 0
+        || ne32(&b, 44) != 0
+        || !all_zero(&b[48..])
+    {
+        return Err(EINVAL);
+    }
+    if !is_collection(inode) {
+        return Err(ENOTTY);
+    }
+    // Load the index if needed (exclusively), then search with the semaphore shared.
+    loop {
+        {
+            let state = inode.data().vec.read();
+            if let Some(l) = state.index.as_deref() {
+                return search_loaded(l, k, ef, flags, q_addr, ids_addr, dist_addr, arg);
+            }
+        }
+        let mut state = inode.data().vec.write();
+        loaded(file, &mut state)?;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn search_loaded(
+    l: &Loaded,
+    k: u32,
+    ef: u32,
+    flags: u32,
+    q_addr: u64,
+    ids_addr: u64,
+    dist_addr: u64,
+    arg: usize,
+) -> Result {
+    let dim = l.hdr.dim as usize;
+    let esize = l.hdr.elem_size();
+    let mut raw: KVec<u8> = KVec::new();
+    UserSlice::new(
+        UserPtr::from_addr(usize::try_from(q_addr).map_err(|_| EFAULT)?),
+        dim * esize,
+    )
+    .read_all(&mut raw, GFP_KERNEL)?;
+    if esize == 4 {
+        for c in raw.chunks_exact_mut(4) {
+            let v = ne32(c, 0);
+            put(c, &v.to_le_bytes());
+        }
+    }
+    let mut m: KVec<i32> = KVec::with_capacity(dim, GFP_KERNEL)?;
+    m.resize(dim, 0, GFP_KERNEL)?;
+    let scale = l.hdr.convert(&raw, &mut m)?;
+    let k = k as usize;
+    let ef = if ef == 0 { k.max(64) } else { ef as usize };
+    let res = l
+        .index
+        .search(&m, scale, k, ef, flags & SEARCH_EXACT != 0)?;
+    let mut ids: KVVec<u8> = KVVec::with_capacity(res.len() * 8, GFP_KERNEL)?;
+    let mut dists: KVec<u8> = KVec::with_capacity(res.len() * 4, GFP_KERNEL)?;
+    for &(_, node) in res.iter() {
+        ids.extend_from_slice(&l.index.id(node).to_ne_bytes(), GFP_KERNEL)?;
+        let d = l.index.distance_value(&m, scale, node).to_f32_bits();
+        dists.extend_from_slice(&d.to_ne_bytes(), GFP_KERNEL)?;
+    }
+    write_user(ids_addr, &ids)?;
+    if dist_addr != 0 {
+        write_user(dist_addr, &dists)?;
+    }
+    write_user(arg as u64 + 40, &(res.len() as u32).to_ne_bytes())
+}
+
+fn build(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
+    let b: [u8; BUILD_SIZE] = read_arg(arg)?;
+    let (version, flags) = (ne32(&b, 0), ne32(&b, 4));
+    if version != UAPI_VERSION || flags & !BUILD_COMPACT != 0 || !all_zero(&b[8..]) {
+        return Err(EINVAL);
+    }
+    if !is_collection(inode) {
+        return Err(ENOTTY);
+    }
+    if flags & BUILD_COMPACT != 0 {
+        let w = Writer::new(file)?;
+        let mut state = inode.data().vec.write();
+        state.index = None;
+        compact(file, &w)?;
+        state.index = Some(load(file)?);
+        return Ok(());
+    }
+    let mut state = inode.data().vec.write();
+    state.index = None;
+    state.index = Some(load(file)?);
+    Ok(())
+}
+
+/// Moves the live records of the collection to the front, in order, and updates the header.
+/// The file keeps its size; the bytes after the last record are no longer part of it.
+fn compact(file: &File, w: &Writer<'_>) -> Result {
+    let hdr = read_header(file)?;
+    let rs = hdr.record_size as usize;
+    let mut rec: KVec<u8> = KVec::with_capacity(rs, GFP_KERNEL)?;
+    rec.resize(rs, 0, GFP_KERNEL)?;
+    let mut out = 0u64;
+    for i in 0..hdr.records {
+        if kernel_io::read_at(file, hdr.offset(i)?, &mut rec)? != rs {
+            return Err(EUCLEAN);
+        }
+        if le64(&rec, 0) == TOMBSTONE {
+            continue;
+        }
+        if out != i {
+            w.write_all_at(hdr.offset(out)?, &rec)?;
+        }
+        out += 1;
+    }
+    if out != hdr.live {
+        return Err(EUCLEAN);
+    }
+    let mut new_hdr = hdr;
+    new_hdr.records = out;
+    write_header(w, &new_hdr)
+}
+
+fn stats(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
+    let b: [u8; STATS_SIZE] = read_arg(arg)?;
+    if ne32(&b, 0) != UAPI_VERSION || !all_zero(&b[104..]) {
+        return Err(EINVAL);
+    }
+    if !is_collection(inode) {
+        return Err(ENOTTY);
+    }
+    let state = inode.data().vec.read();
+    let (hdr, index_state, index_bytes) = match state.index.as_deref() {
+        Some(l) => (l.hdr, INDEX_READY, l.index.bytes() as u64),
+        None => (read_header(file)?, INDEX_NONE, 0),
+    };
+    drop(state);
+    let mut out = [0u8; STATS_SIZE];
+    let mut put32 = |off: usize, v: u32| put(&mut out[off..off + 4], &v.to_ne_bytes());
+    put32(0, UAPI_VERSION);
+    put32(4, index_state);
+    put32(8, UAPI_VERSION);
+    put32(12, hdr.dim);
+    put32(16, hdr.elem_type);
+    put32(20, hdr.metric);
+    put32(24, hdr.m);
+    put32(28, hdr.ef_construction);
+    let mut put64 = |off: usize, v: u64| put(&mut out[off..off + 8], &v.to_ne_bytes());
+    put64(72, hdr.live);
+    put64(80, hdr.records - hdr.live);
+    put64(88, inode.size() as u64);
+    put64(96, index_bytes);
+    write_user(arg as u64, &out)
+}

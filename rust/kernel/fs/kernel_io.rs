@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Reading and writing the data of a regular file from kernel code, through the page cache.
+//!
+//! A file system that keeps structured data in its own regular files (an index, a journal, a
+//! collection of records) reads and writes them like `read(2)` and `write(2)` would, but from
+//! inside one of its operations, e.g. an ioctl. [`read_at`] and [`Writer::write_at`] go straight
+//! to the generic page cache code (`generic_file_read_iter()`, `generic_perform_write()`) and
+//! the inode's address space operations, not through the file's `f_op`: the file system can
+//! thus refuse `write(2)` from user space on such files and still update them itself. They do
+//! not check the file's access mode: the caller decides what access its operation needs.
+//!
+//! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h).
+
+use super::File;
+use crate::{
+    bindings,
+    error::to_result,
+    prelude::*, //
+};
+
+/// Returns the inode of `file` if it is a regular file whose address space can be read and
+/// written with the generic page cache helpers.
+fn regular_inode(file: &File) -> Result<*mut bindings::inode> {
+    // SAFETY: An open file has a valid inode and mapping for its whole life.
+    let (inode, aops) = unsafe {
+        let f = file.as_ptr();
+        ((*f).f_inode, (*(*f).f_mapping).a_ops)
+    };
+    // SAFETY: `inode` is valid (see above); `i_mode` does not change once set.
+    let mode = u32::from(unsafe { (*inode).i_mode });
+    if mode & bindings::S_IFMT != bindings::S_IFREG || aops.is_null() {
+        return Err(EINVAL);
+    }
+    // SAFETY: `aops` is a valid, static operations table.
+    let aops = unsafe { &*aops };
+    if aops.read_folio.is_none() || aops.write_begin.is_none() || aops.write_end.is_none() {
+        return Err(EINVAL);
+    }
+    Ok(inode)
+}
+
+/// Reads the data of regular file `file` at `pos` into `buf` through the page cache; returns
+/// the number of bytes read, less than `buf.len()` only at the end of the file.
+///
+/// The file need not be open for reading. May sleep.
+pub fn read_at(file: &File, pos: i64, buf: &mut [u8]) -> Result<usize> {
+    regular_inode(file)?;
+    let mut done = 0usize;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        let pos = pos.checked_add(done as i64).ok_or(EINVAL)?;
+        let kvec = bindings::kvec {
+            iov_base: rest.as_mut_ptr().cast(),
+            iov_len: rest.len(),
+        };
+        // SAFETY: All-zero is a valid `iov_iter` and `kiocb` (a synchronous one without flags).
+        let (mut iter, mut kiocb): (bindings::iov_iter, bindings::kiocb) =
+            unsafe { (core::mem::zeroed(), core::mem::zeroed()) };
+        kiocb.ki_filp = file.as_ptr();
+        kiocb.ki_pos = pos;
+        // SAFETY: `kvec` describes `rest`, which is valid for writes for the whole call.
+        unsafe { bindings::iov_iter_kvec(&mut iter, bindings::ITER_DEST, &kvec, 1, kvec.iov_len) };
+        // SAFETY: `kiocb` is a synchronous kiocb of an open regular file whose address space
+        // supports reading (checked by `regular_inode`), and `iter` is a valid destination.
+        let ret = unsafe { bindings::generic_file_read_iter(&mut kiocb, &mut iter) };
+        if ret < 0 {
+            return Err(Error::from_errno(ret as i32));
+        }
+        if ret == 0 {
+            break;
+        }
+        done += ret as usize;
+    }
+    Ok(done)
+}
+
+/// Write access to the data of a regular file, for kernel code.
+///
+/// Holds freeze protection (`file_start_write()`) while it lives: create it at the start of the
+/// operation that writes, before taking the file system's own locks, and drop it at the end.
+///
+/// # Invariants
+///
+/// `file` is a regular file open for writing, whose address space supports writing, and
+/// `file_start_write()` was called on it.
+pub struct Writer<'a> {
+    file: &'a File,
+    inode: *mut bindings::inode,
+}
+
+impl<'a> Writer<'a> {
+    /// Starts writing to `file`; fails with `EBADF` if it is not open for writing and with
+    /// `EINVAL` if it is not a regular file with a writable address space. May sleep (while
+    /// the file system is frozen).
+    pub fn new(file: &'a File) -> Result<Self> {
+        let inode = regular_inode(file)?;
+        let acc = file.flags() & super::file::flags::O_ACCMODE;
+        if acc != super::file::flags::O_WRONLY && acc != super::file::flags::O_RDWR {
+            return Err(EBADF);
+        }
+        // SAFETY: `file` is an open regular file.
+        unsafe { bindings::file_start_write(file.as_ptr()) };
+        // INVARIANT: Checked and started above.
+        Ok(Self { file, inode })
+    }
+
+    /// Writes `buf` at `pos` of the file through the page cache, extending the file if needed,
+    /// and updates its modification time. Takes the inode lock. Returns the number of bytes
+    /// written, which may be short only on error after some progress.
+    ///
+    /// The data reaches the disk with the page cache's writeback, or an `fsync`.
+    pub fn write_at(&self, pos: i64, buf: &[u8]) -> Result<usize> {
+        let len = i64::try_from(buf.len()).map_err(|_| EFBIG)?;
+        let end = pos.checked_add(len).ok_or(EFBIG)?;
+        // SAFETY: The inode and its super block are valid while the file is open.
+        let max = unsafe { (*(*self.inode).i_sb).s_maxbytes };
+        if pos < 0 || end > max {
+            return Err(EFBIG);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let kvec = bindings::kvec {
+            iov_base: buf.as_ptr().cast_mut().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: All-zero is a valid `iov_iter` and `kiocb` (a synchronous one without flags).
+        let (mut iter, mut kiocb): (bindings::iov_iter, bindings::kiocb) =
+            unsafe { (core::mem::zeroed(), core::mem::zeroed()) };
+        kiocb.ki_filp = self.file.as_ptr();
+        kiocb.ki_pos = pos;
+        // SAFETY: `kvec` describes `buf`, which is valid for reads for the whole call; with
+        // `ITER_SOURCE` the data is only read.
+        unsafe { bindings::iov_iter_kvec(&mut iter, bindings::ITER_SOURCE, &kvec, 1, buf.len()) };
+        // SAFETY: The inode is valid (type invariant).
+        unsafe { bindings::inode_lock(self.inode) };
+        // SAFETY: The file is open for writing and the inode lock is held, as the VFS does for
+        // `write_iter`.
+        let ret =
+            to_result(unsafe { bindings::file_update_time(self.file.as_ptr()) }).and_then(|()| {
+                // SAFETY: As above; the address space supports writing (type invariant) and the
+                // range is within `s_maxbytes`.
+                let ret = unsafe { bindings::generic_perform_write(&mut kiocb, &mut iter) };
+                if ret < 0 {
+                    Err(Error::from_errno(ret as i32))
+                } else {
+                    Ok(ret as usize)
+                }
+            });
+        // SAFETY: Locked above.
+        unsafe { bindings::inode_unlock(self.inode) };
+        ret
+    }
+
+    /// Writes all of `buf` at `pos`, failing with `EIO` on a short write.
+    pub fn write_all_at(&self, pos: i64, buf: &[u8]) -> Result {
+        if self.write_at(pos, buf)? != buf.len() {
+            return Err(EIO);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `file_start_write()` was called in `new` (type invariant).
+        unsafe { bindings::file_end_write(self.file.as_ptr()) };
+    }
+}

@@ -1,0 +1,29 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Vector collections: exact search against a binary64 brute force within the
+# documented error bound (every metric, f32 and i8), HNSW recall, delete,
+# rebuild, compaction, statistics, and every rejection path of the ioctls.
+# Leaves a collection that phase 2 checks after the reboot.
+. /vexfs/lib.sh
+. /vexfs/tests/vector.inc
+
+LOOP=$(vector_loop)
+check "loop device on the end of the disk" test -b "$LOOP"
+check "mkfs.vexfs" mkfs.vexfs -q -L vector "$LOOP"
+mkdir -p $VECTOR_MNT
+check "mount" mount -t vexfs "$LOOP" $VECTOR_MNT
+D=$VECTOR_MNT/scratch
+mkdir -p $D
+check "exact search matches the binary64 reference" vexfs-ioctl-test exact $D
+check "HNSW recall@10 >= 0.95 (L2, IP, cosine)" vexfs-ioctl-test recall $D
+check "delete, rebuild, compaction, statistics" vexfs-ioctl-test delete $D
+check "malformed requests get the right errno" vexfs-ioctl-test errors $D
+rm -rf $D
+check "collection for phase 2" vexfs-ioctl-test persist-write $VECTOR_MNT
+check "umount" umount $VECTOR_MNT
+check "fsck.vexfs clean" fsck.vexfs "$LOOP"
+check "mount again" mount -t vexfs "$LOOP" $VECTOR_MNT
+check "collection after remount" vexfs-ioctl-test persist-verify $VECTOR_MNT
+check "umount" umount $VECTOR_MNT
+losetup -d "$LOOP"
+finish

@@ -1,0 +1,1209 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Test client of the VexFS vector ioctls, run by the VM tests.
+//!
+//! `vexfs-ioctl-test TEST DIR` runs one test on collections it creates in directory `DIR` of a
+//! mounted VexFS and exits with status 0 if it passed. Tests:
+//!
+//! - `exact`: every metric and element type, random data; exact search against a binary64
+//!   brute force computed here, within the error bound documented in `fs/vexfs/vecmath.rs`;
+//! - `recall`: HNSW recall@10 on clustered data against the binary64 brute force, >= 0.95;
+//! - `delete`: delete, search, statistics, rebuild and compaction;
+//! - `errors`: every rejection path of the ioctls gets its errno;
+//! - `persist-write` / `persist-verify`: a collection written in one boot and checked (stats,
+//!   exact search, recall) in the next.
+//!
+//! Lines starting with `#` report measurements; failures are reported on standard error.
+
+// The reference distances are computed in binary64 on purpose.
+#![allow(clippy::float_arithmetic)]
+
+use std::fs::{
+    File,
+    OpenOptions, //
+};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::ExitCode;
+use vexfs_uapi as u;
+
+/// A deterministic pseudo-random generator (SplitMix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-1, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    }
+
+    /// Roughly normal, mean 0, deviation `sd`.
+    fn normal(&mut self, sd: f64) -> f64 {
+        let s: f64 = (0..6).map(|_| self.unit()).sum();
+        s * sd / 1.0
+    }
+}
+
+/// A data set: ids and vectors (as f64 copies of the exact element values).
+struct Data {
+    elem: u32,
+    ids: Vec<u64>,
+    vecs: Vec<Vec<f64>>,
+    /// Queries drawn from the same distribution (the same clusters).
+    queries: Vec<Vec<f64>>,
+}
+
+/// Queries generated with each data set.
+const QUERIES: usize = 64;
+
+impl Data {
+    fn random(elem: u32, dim: usize, n: usize, seed: u64, clusters: usize) -> Self {
+        Self::random_spread(elem, dim, n, seed, clusters, 0.08)
+    }
+
+    /// `n` vectors (and [`QUERIES`] queries): uniform in [-1, 1) with some tiny and large
+    /// elements if `clusters` is 0, else around `clusters` random centres with a deviation
+    /// of `spread` per element.
+    fn random_spread(
+        elem: u32,
+        dim: usize,
+        n: usize,
+        seed: u64,
+        clusters: usize,
+        spread: f64,
+    ) -> Self {
+        let mut r = Rng(seed);
+        let centres: Vec<Vec<f64>> = (0..clusters.max(1))
+            .map(|_| (0..dim).map(|_| r.unit()).collect())
+            .collect();
+        let mut ids = Vec::new();
+        let mut vecs = Vec::new();
+        let mut queries = Vec::new();
+        for i in 0..n + QUERIES {
+            let v: Vec<f64> = if clusters == 0 {
+                (0..dim)
+                    .map(|_| {
+                        // Mix magnitudes: mostly O(1), some tiny, some large.
+                        let x = r.unit();
+                        match r.next() % 16 {
+                            0 => x * 1e-6,
+                            1 => x * 1e3,
+                            _ => x,
+                        }
+                    })
+                    .collect()
+            } else {
+                let c = &centres[(r.next() % clusters as u64) as usize];
+                c.iter().map(|&x| x + r.normal(spread)).collect()
+            };
+            let v = v.into_iter().map(|x| quantise(elem, x)).collect();
+            if i < n {
+                ids.push(i as u64 * 3 + 7);
+                vecs.push(v);
+            } else {
+                queries.push(v);
+            }
+        }
+        Data {
+            elem,
+            ids,
+            vecs,
+            queries,
+        }
+    }
+
+    fn bytes(&self, v: &[f64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &x in v {
+            if self.elem == u::ELEM_F32 {
+                out.extend_from_slice(&(x as f32).to_bits().to_ne_bytes());
+            } else {
+                out.push(x as i8 as u8);
+            }
+        }
+        out
+    }
+}
+
+/// The value an element takes in the collection: rounded to binary32 or to an i8.
+fn quantise(elem: u32, x: f64) -> f64 {
+    if elem == u::ELEM_F32 {
+        f64::from(x as f32)
+    } else {
+        (x * 60.0).round().clamp(-128.0, 127.0)
+    }
+}
+
+/// Binary64 reference distance.
+fn ref_dist(metric: u32, x: &[f64], y: &[f64]) -> f64 {
+    match metric {
+        u::METRIC_L2 => x.iter().zip(y).map(|(a, b)| (a - b) * (a - b)).sum(),
+        u::METRIC_IP => -x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>(),
+        _ => {
+            let d: f64 = x.iter().zip(y).map(|(a, b)| a * b).sum();
+            let nx = x.iter().map(|a| a * a).sum::<f64>().sqrt();
+            let ny = y.iter().map(|a| a * a).sum::<f64>().sqrt();
+            if nx == 0.0 || ny == 0.0 {
+                1.0
+            } else {
+                1.0 - d / (nx * ny)
+            }
+        }
+    }
+}
+
+/// The largest error the kernel's quantisation of vector `x` makes per element: half the
+/// grid step of its block floating-point representation (0 for i8).
+fn delta(elem: u32, x: &[f64]) -> f64 {
+    if elem != u::ELEM_F32 {
+        return 0.0;
+    }
+    let mut top = i32::MIN;
+    for &v in x {
+        if v != 0.0 {
+            // |v| in [2^k, 2^(k+1)): top = k + 1.
+            let k = (v as f32).abs().log2().floor() as i32;
+            top = top.max(k + 1);
+        }
+    }
+    if top == i32::MIN {
+        return 0.0;
+    }
+    2f64.powi(top - 31)
+}
+
+/// The documented error bound of the kernel's distance against [`ref_dist`].
+fn bound(elem: u32, metric: u32, x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let (dx, dy) = (delta(elem, x), delta(elem, y));
+    let r = ref_dist(metric, x, y).abs();
+    let round = r * 2f64.powi(-24) + 1e-300;
+    let b = match metric {
+        u::METRIC_L2 => {
+            let d = dx.max(dy);
+            let l1: f64 = x.iter().zip(y).map(|(a, b)| (a - b).abs()).sum();
+            6.0 * d * l1 + 9.0 * n * d * d
+        }
+        u::METRIC_IP => {
+            let l1x: f64 = x.iter().map(|a| a.abs()).sum();
+            let l1y: f64 = y.iter().map(|a| a.abs()).sum();
+            l1x * dy + l1y * dx + n * dx * dy
+        }
+        _ => {
+            let nx = x.iter().map(|a| a * a).sum::<f64>().sqrt();
+            let ny = y.iter().map(|a| a * a).sum::<f64>().sqrt();
+            if nx == 0.0 || ny == 0.0 {
+                0.0
+            } else {
+                // First order, with 1% for the second.
+                2.02 * (n.sqrt() * dx / nx + n.sqrt() * dy / ny) + 2f64.powi(-44)
+            }
+        }
+    };
+    b + round
+}
+
+type Res<T> = Result<T, String>;
+
+fn err<T>(msg: impl Into<String>) -> Res<T> {
+    Err(msg.into())
+}
+
+fn ioctl<T: u::IoctlArg>(f: &File, cmd: u32, arg: &mut T) -> Res<()> {
+    u::ioctl(f, cmd, arg)
+        .map(|_| ())
+        .map_err(|e| format!("ioctl {cmd:#x}: {e}"))
+}
+
+fn errno_of<T: u::IoctlArg>(f: &File, cmd: u32, arg: &mut T) -> i32 {
+    match u::ioctl(f, cmd, arg) {
+        Ok(_) => 0,
+        Err(e) => e.raw_os_error().unwrap_or(-1),
+    }
+}
+
+fn open_rw(path: &Path, create: bool) -> Res<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .mode(0o644)
+        .open(path)
+        .map_err(|e| format!("open {}: {e}", path.display()))
+}
+
+fn create(path: &Path, dim: usize, elem: u32, metric: u32, m: u32, efc: u32) -> Res<File> {
+    let _ = std::fs::remove_file(path);
+    let f = open_rw(path, true)?;
+    let mut p = u::params(dim as u32, elem, metric);
+    p.hnsw_m = m;
+    p.hnsw_ef_construction = efc;
+    ioctl(&f, u::IOC_CREATE, &mut p)?;
+    Ok(f)
+}
+
+fn insert(f: &File, d: &Data, range: std::ops::Range<usize>) -> Res<()> {
+    let ids = &d.ids[range.clone()];
+    let mut bytes = Vec::new();
+    for v in &d.vecs[range] {
+        bytes.extend(d.bytes(v));
+    }
+    let mut a = u::Insert {
+        version: u::UAPI_VERSION,
+        count: ids.len() as u32,
+        ids: ids.as_ptr() as u64,
+        vectors: bytes.as_ptr() as u64,
+        ..Default::default()
+    };
+    ioctl(f, u::IOC_INSERT, &mut a)
+}
+
+fn insert_all(f: &File, d: &Data, batch: usize) -> Res<()> {
+    let mut i = 0;
+    while i < d.ids.len() {
+        let j = (i + batch).min(d.ids.len());
+        insert(f, d, i..j)?;
+        i = j;
+    }
+    Ok(())
+}
+
+fn search(
+    f: &File,
+    d: &Data,
+    q: &[f64],
+    k: usize,
+    ef: u32,
+    exact: bool,
+) -> Res<(Vec<u64>, Vec<f32>)> {
+    let qb = d.bytes(q);
+    let mut ids = vec![0u64; k];
+    let mut dists = vec![0u32; k];
+    let mut a = u::Search {
+        version: u::UAPI_VERSION,
+        k: k as u32,
+        ef,
+        flags: if exact { u::SEARCH_EXACT } else { 0 },
+        query: qb.as_ptr() as u64,
+        ids: ids.as_mut_ptr() as u64,
+        distances: dists.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    ioctl(f, u::IOC_SEARCH, &mut a)?;
+    let n = a.count as usize;
+    ids.truncate(n);
+    Ok((ids, dists[..n].iter().map(|&b| f32::from_bits(b)).collect()))
+}
+
+fn stats(f: &File) -> Res<u::Stats> {
+    let mut s = u::Stats {
+        version: u::UAPI_VERSION,
+        ..Default::default()
+    };
+    ioctl(f, u::IOC_STATS, &mut s)?;
+    Ok(s)
+}
+
+/// Reference top-k: (distance, index into `d`), nearest first, over live entries.
+fn brute(d: &Data, live: &[bool], metric: u32, q: &[f64], k: usize) -> Vec<(f64, usize)> {
+    let mut all: Vec<(f64, usize)> = (0..d.ids.len())
+        .filter(|&i| live[i])
+        .map(|i| (ref_dist(metric, q, &d.vecs[i]), i))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    all.truncate(k);
+    all
+}
+
+/// Error statistics of exact searches.
+#[derive(Default)]
+struct ErrStats {
+    max_abs: f64,
+    max_rel: f64,
+    max_ratio: f64,
+    results: usize,
+    id_mismatch_ties: usize,
+}
+
+/// Checks an exact search against the reference; updates `st`.
+fn check_exact(
+    f: &File,
+    d: &Data,
+    live: &[bool],
+    metric: u32,
+    q: &[f64],
+    k: usize,
+    st: &mut ErrStats,
+) -> Res<()> {
+    let (ids, dists) = search(f, d, q, k, 0, true)?;
+    let want = brute(d, live, metric, q, k);
+    if ids.len() != want.len() {
+        return err(format!(
+            "exact search: {} results, want {}",
+            ids.len(),
+            want.len()
+        ));
+    }
+    let index_of = |id: u64| d.ids.iter().position(|&x| x == id);
+    let kth = want.last().map(|w| w.0).unwrap_or(0.0);
+    let kth_b = want
+        .last()
+        .map(|w| bound(d.elem, metric, q, &d.vecs[w.1]))
+        .unwrap_or(0.0);
+    for (j, (&id, &dist)) in ids.iter().zip(&dists).enumerate() {
+        let i = index_of(id).ok_or_else(|| format!("unknown id {id}"))?;
+        if !live[i] {
+            return err(format!("deleted id {id} returned"));
+        }
+        let r = ref_dist(metric, q, &d.vecs[i]);
+        let b = bound(d.elem, metric, q, &d.vecs[i]);
+        let e = (f64::from(dist) - r).abs();
+        st.max_abs = st.max_abs.max(e);
+        if r != 0.0 {
+            st.max_rel = st.max_rel.max(e / r.abs());
+        }
+        st.max_ratio = st.max_ratio.max(e / b);
+        st.results += 1;
+        if e > b {
+            return err(format!(
+                "id {id}: distance {dist:e}, reference {r:e}, error {e:e} > bound {b:e}"
+            ));
+        }
+        if j > 0 && dist < dists[j - 1] {
+            return err("results not sorted".to_string());
+        }
+        if id != d.ids[want[j].1] {
+            // Only a near tie may differ: within both bounds of the k-th distance.
+            if r > kth + b + kth_b {
+                return err(format!(
+                    "id {id} (reference {r:e}) is not in the top {k} ({kth:e})"
+                ));
+            }
+            st.id_mismatch_ties += 1;
+        }
+    }
+    Ok(())
+}
+
+fn test_exact(dir: &Path) -> Res<()> {
+    for (elem, ename) in [(u::ELEM_F32, "f32"), (u::ELEM_I8, "i8")] {
+        for (metric, mname) in [
+            (u::METRIC_L2, "l2"),
+            (u::METRIC_IP, "ip"),
+            (u::METRIC_COSINE, "cosine"),
+        ] {
+            let dim = 37;
+            let d = Data::random(elem, dim, 1200, 1 + u64::from(elem * 10 + metric), 0);
+            let f = create(
+                &dir.join(format!("exact-{ename}-{mname}")),
+                dim,
+                elem,
+                metric,
+                8,
+                32,
+            )?;
+            insert_all(&f, &d, 500)?;
+            let live = vec![true; d.ids.len()];
+            let mut st = ErrStats::default();
+            for qv in d.queries.iter().take(25) {
+                check_exact(&f, &d, &live, metric, qv, 10, &mut st)?;
+            }
+            // The data vectors themselves as queries (distance 0 / exact ties for L2).
+            for qv in d.vecs.iter().take(5) {
+                check_exact(&f, &d, &live, metric, qv, 10, &mut st)?;
+            }
+            println!(
+                "# exact {ename} {mname}: {} results, max abs error {:.3e}, max rel error {:.3e}, \
+                 max error/bound {:.3}, tie swaps {}",
+                st.results, st.max_abs, st.max_rel, st.max_ratio, st.id_mismatch_ties
+            );
+        }
+    }
+    Ok(())
+}
+
+/// HNSW recall@k of `f` on `d` for `nq` clustered queries.
+#[allow(clippy::too_many_arguments)]
+fn recall(
+    f: &File,
+    d: &Data,
+    live: &[bool],
+    metric: u32,
+    nq: usize,
+    k: usize,
+    ef: u32,
+    seed: u64,
+) -> Res<f64> {
+    let mut hits = 0u32;
+    let mut total = 0;
+    let start = seed as usize % (QUERIES - nq + 1);
+    for qv in &d.queries[start..start + nq] {
+        let (ids, _) = search(f, d, qv, k, ef, false)?;
+        let want = brute(d, live, metric, qv, k);
+        let kth = want.last().map(|w| w.0).unwrap_or(0.0);
+        for id in &ids {
+            let i = d.ids.iter().position(|x| x == id).ok_or("unknown id")?;
+            if !live[i] {
+                return err(format!("deleted id {id} returned by HNSW"));
+            }
+            if ref_dist(metric, qv, &d.vecs[i]) <= kth + kth.abs() * 1e-6 + 1e-9 {
+                hits += 1;
+            }
+        }
+        total += want.len();
+    }
+    Ok(f64::from(hits) / total as f64)
+}
+
+fn test_recall(dir: &Path) -> Res<()> {
+    for (metric, mname) in [
+        (u::METRIC_L2, "l2"),
+        (u::METRIC_IP, "ip"),
+        (u::METRIC_COSINE, "cosine"),
+    ] {
+        let dim = 32;
+        let n = 4000;
+        // Overlapping clusters: the deviation is a fifth of the spread of the centres.
+        let d = Data::random_spread(u::ELEM_F32, dim, n, 7 + u64::from(metric), 32, 0.12);
+        let f = create(
+            &dir.join(format!("recall-{mname}")),
+            dim,
+            u::ELEM_F32,
+            metric,
+            16,
+            100,
+        )?;
+        let t = std::time::Instant::now();
+        insert_all(&f, &d, 1000)?;
+        let ins = t.elapsed();
+        let live = vec![true; d.ids.len()];
+        let r16 = recall(&f, &d, &live, metric, 64, 10, 16, 0)?;
+        let t = std::time::Instant::now();
+        let r = recall(&f, &d, &live, metric, 64, 10, 0, 0)?;
+        let qt = t.elapsed();
+        let s = stats(&f)?;
+        println!(
+            "# hnsw {mname}: n={n} dim={dim} M=16 ef_construction=100: recall@10 {r:.3} (ef 64), \
+             {r16:.3} (ef 16); insert {:.2} s, 64 queries {:.2} s (TCG), index {} KiB",
+            ins.as_secs_f64(),
+            qt.as_secs_f64(),
+            s.index_bytes / 1024
+        );
+        if r < 0.95 {
+            return err(format!("{mname}: recall@10 {r:.3} < 0.95"));
+        }
+    }
+    Ok(())
+}
+
+fn delete(f: &File, ids: &[u64]) -> Res<u32> {
+    let mut a = u::Delete {
+        version: u::UAPI_VERSION,
+        count: ids.len() as u32,
+        ids: ids.as_ptr() as u64,
+        ..Default::default()
+    };
+    ioctl(f, u::IOC_DELETE, &mut a)?;
+    Ok(a.deleted)
+}
+
+fn build(f: &File, flags: u32) -> Res<()> {
+    let mut a = u::BuildIndex {
+        version: u::UAPI_VERSION,
+        flags,
+        ..Default::default()
+    };
+    ioctl(f, u::IOC_BUILD_INDEX, &mut a)
+}
+
+fn expect<T: PartialEq + std::fmt::Debug>(what: &str, want: T, got: T) -> Res<()> {
+    if want != got {
+        return err(format!("{what}: expected {want:?}, got {got:?}"));
+    }
+    Ok(())
+}
+
+fn test_delete(dir: &Path) -> Res<()> {
+    let metric = u::METRIC_L2;
+    let dim = 16;
+    let d = Data::random(u::ELEM_F32, dim, 1000, 5, 10);
+    let path = dir.join("delete");
+    let f = create(&path, dim, u::ELEM_F32, metric, 8, 48)?;
+    insert_all(&f, &d, 400)?;
+    let mut live = vec![true; d.ids.len()];
+    let gone: Vec<u64> = (0..d.ids.len()).step_by(7).map(|i| d.ids[i]).collect();
+    expect("deleted", gone.len() as u32, delete(&f, &gone)?)?;
+    expect("deleted again", 0, delete(&f, &gone)?)?;
+    for i in (0..d.ids.len()).step_by(7) {
+        live[i] = false;
+    }
+    let s = stats(&f)?;
+    expect("count", (d.ids.len() - gone.len()) as u64, s.count)?;
+    expect("deleted count", gone.len() as u64, s.deleted)?;
+    expect("index state", u::INDEX_READY, s.index_state)?;
+    expect(
+        "file size",
+        4096 + d.ids.len() as u64 * (8 + 16 * 4),
+        s.file_bytes,
+    )?;
+    let mut st = ErrStats::default();
+    let q = &d.queries[..10];
+    for qv in q {
+        check_exact(&f, &d, &live, metric, qv, 10, &mut st)?;
+    }
+    let r = recall(&f, &d, &live, metric, 30, 10, 0, 78)?;
+    println!("# after deleting {}: hnsw recall@10={r:.3}", gone.len());
+    if r < 0.95 {
+        return err(format!("recall after delete {r:.3}"));
+    }
+    // Rebuild: same results.
+    build(&f, 0)?;
+    expect(
+        "state after rebuild",
+        u::INDEX_READY,
+        stats(&f)?.index_state,
+    )?;
+    for qv in q {
+        check_exact(&f, &d, &live, metric, qv, 10, &mut st)?;
+    }
+    let r = recall(&f, &d, &live, metric, 30, 10, 0, 78)?;
+    println!("# after rebuild: hnsw recall@10={r:.3}");
+    // Compaction drops the tombstones from the file.
+    build(&f, u::BUILD_COMPACT)?;
+    let s = stats(&f)?;
+    expect("deleted after compaction", 0, s.deleted)?;
+    expect(
+        "count after compaction",
+        (d.ids.len() - gone.len()) as u64,
+        s.count,
+    )?;
+    for qv in q {
+        check_exact(&f, &d, &live, metric, qv, 10, &mut st)?;
+    }
+    // Re-insert a deleted id.
+    insert(&f, &d, 0..1)?;
+    live[0] = true;
+    let (ids, _) = search(&f, &d, &d.vecs[0], 1, 0, true)?;
+    expect("re-inserted id found", vec![d.ids[0]], ids)?;
+    // The file is readable like any file and starts with the magic.
+    let mut hdr = [0u8; 8];
+    std::io::Read::read_exact(&mut File::open(&path).map_err(|e| e.to_string())?, &mut hdr)
+        .map_err(|e| e.to_string())?;
+    expect("magic", *b"VEXFSCOL", hdr)?;
+    Ok(())
+}
+
+fn test_errors(dir: &Path) -> Res<()> {
+    use libc::{
+        E2BIG,
+        EBADF,
+        EEXIST,
+        EFAULT,
+        EINVAL,
+        ENOTEMPTY,
+        ENOTTY,
+        EPERM, //
+    };
+    let dim = 8usize;
+    let path = dir.join("errors");
+    let _ = std::fs::remove_file(&path);
+    let f = open_rw(&path, true)?;
+    let good = u::params(dim as u32, u::ELEM_F32, u::METRIC_L2);
+    // Not a collection yet.
+    let mut s = u::Stats {
+        version: u::UAPI_VERSION,
+        ..Default::default()
+    };
+    expect(
+        "stats on a plain file",
+        ENOTTY,
+        errno_of(&f, u::IOC_STATS, &mut s),
+    )?;
+    // Malformed creation parameters.
+    let bad: Vec<(&str, u::CollectionParams)> = vec![
+        ("version", u::CollectionParams { version: 2, ..good }),
+        ("dim 0", u::CollectionParams { dim: 0, ..good }),
+        (
+            "dim too big",
+            u::CollectionParams {
+                dim: u::MAX_DIM + 1,
+                ..good
+            },
+        ),
+        (
+            "elem type",
+            u::CollectionParams {
+                elem_type: 3,
+                ..good
+            },
+        ),
+        ("metric 0", u::CollectionParams { metric: 0, ..good }),
+        ("metric 4", u::CollectionParams { metric: 4, ..good }),
+        ("m 1", u::CollectionParams { hnsw_m: 1, ..good }),
+        ("m 65", u::CollectionParams { hnsw_m: 65, ..good }),
+        (
+            "ef < m",
+            u::CollectionParams {
+                hnsw_m: 16,
+                hnsw_ef_construction: 8,
+                ..good
+            },
+        ),
+        (
+            "ef too big",
+            u::CollectionParams {
+                hnsw_ef_construction: u::MAX_EF + 1,
+                ..good
+            },
+        ),
+        ("flags", u::CollectionParams { flags: 1, ..good }),
+        (
+            "reserved",
+            u::CollectionParams {
+                reserved: [0, 0, 0, 0, 0, 0, 0, 0, 1],
+                ..good
+            },
+        ),
+    ];
+    for (what, mut p) in bad {
+        expect(
+            &format!("create: {what}"),
+            EINVAL,
+            errno_of(&f, u::IOC_CREATE, &mut p),
+        )?;
+    }
+    expect(
+        "create: bad pointer",
+        EFAULT,
+        u::ioctl_raw(&f, u::IOC_CREATE, 16)
+            .err()
+            .and_then(|e| e.raw_os_error())
+            .unwrap_or(0),
+    )?;
+    // Read-only descriptor.
+    let ro = File::open(&path).map_err(|e| e.to_string())?;
+    expect(
+        "create read-only",
+        EBADF,
+        errno_of(&ro, u::IOC_CREATE, &mut good.clone()),
+    )?;
+    ioctl(&f, u::IOC_CREATE, &mut good.clone())?;
+    expect(
+        "create twice",
+        EEXIST,
+        errno_of(&f, u::IOC_CREATE, &mut good.clone()),
+    )?;
+    // A non-empty plain file.
+    let plain_path = dir.join("plain");
+    std::fs::write(&plain_path, b"data").map_err(|e| e.to_string())?;
+    let plain = open_rw(&plain_path, false)?;
+    expect(
+        "create non-empty",
+        ENOTEMPTY,
+        errno_of(&plain, u::IOC_CREATE, &mut good.clone()),
+    )?;
+    // Unknown ioctl.
+    expect(
+        "unknown ioctl",
+        ENOTTY,
+        u::ioctl_raw(&f, 0xc000_be7f, 0)
+            .err()
+            .and_then(|e| e.raw_os_error())
+            .unwrap_or(0),
+    )?;
+
+    // Inserts.
+    let ids = [1u64, 2, 3];
+    let vals: Vec<u32> = (0..3 * dim).map(|i| (i as f32 * 0.5).to_bits()).collect();
+    let ins = u::Insert {
+        version: u::UAPI_VERSION,
+        count: 3,
+        ids: ids.as_ptr() as u64,
+        vectors: vals.as_ptr() as u64,
+        ..Default::default()
+    };
+    let bad_ins: Vec<(&str, u::Insert, i32)> = vec![
+        ("version", u::Insert { version: 0, ..ins }, EINVAL),
+        ("count 0", u::Insert { count: 0, ..ins }, EINVAL),
+        (
+            "count too big",
+            u::Insert {
+                count: u::MAX_BATCH + 1,
+                ..ins
+            },
+            EINVAL,
+        ),
+        ("flags", u::Insert { flags: 4, ..ins }, EINVAL),
+        ("pad", u::Insert { pad: 1, ..ins }, EINVAL),
+        (
+            "reserved",
+            u::Insert {
+                reserved: [0, 1, 0, 0],
+                ..ins
+            },
+            EINVAL,
+        ),
+        ("bad ids pointer", u::Insert { ids: 8, ..ins }, EFAULT),
+        (
+            "bad vectors pointer",
+            u::Insert { vectors: 8, ..ins },
+            EFAULT,
+        ),
+        (
+            "kernel vectors pointer",
+            u::Insert {
+                vectors: 0xffff_8000_0000_0000,
+                ..ins
+            },
+            EFAULT,
+        ),
+    ];
+    for (what, mut a, want) in bad_ins {
+        expect(
+            &format!("insert: {what}"),
+            want,
+            errno_of(&f, u::IOC_INSERT, &mut a),
+        )?;
+    }
+    for (what, bits) in [
+        ("NaN", 0x7fc0_0000u32),
+        ("+inf", 0x7f80_0000),
+        ("-inf", 0xff80_0000),
+        ("sNaN", 0x7f80_0001),
+    ] {
+        let mut v = vals.clone();
+        v[3 * dim - 1] = bits;
+        let mut a = u::Insert {
+            vectors: v.as_ptr() as u64,
+            ..ins
+        };
+        expect(
+            &format!("insert {what}"),
+            EINVAL,
+            errno_of(&f, u::IOC_INSERT, &mut a),
+        )?;
+    }
+    let dup = [5u64, 6, 5];
+    expect(
+        "insert duplicate in batch",
+        EEXIST,
+        errno_of(
+            &f,
+            u::IOC_INSERT,
+            &mut u::Insert {
+                ids: dup.as_ptr() as u64,
+                ..ins
+            },
+        ),
+    )?;
+    let maxid = [1u64, 2, u64::MAX];
+    expect(
+        "insert id u64::MAX",
+        EINVAL,
+        errno_of(
+            &f,
+            u::IOC_INSERT,
+            &mut u::Insert {
+                ids: maxid.as_ptr() as u64,
+                ..ins
+            },
+        ),
+    )?;
+    expect(
+        "insert read-only",
+        EBADF,
+        errno_of(&ro, u::IOC_INSERT, &mut ins.clone()),
+    )?;
+    expect("nothing inserted by failed batches", 0, stats(&f)?.count)?;
+    ioctl(&f, u::IOC_INSERT, &mut ins.clone())?;
+    expect(
+        "insert existing",
+        EEXIST,
+        errno_of(&f, u::IOC_INSERT, &mut ins.clone()),
+    )?;
+    expect("count", 3, stats(&f)?.count)?;
+    // A huge batch is refused before anything is read.
+    let big = u::params(u::MAX_DIM, u::ELEM_F32, u::METRIC_L2);
+    let big_f = create(
+        &dir.join("big"),
+        u::MAX_DIM as usize,
+        big.elem_type,
+        big.metric,
+        0,
+        0,
+    )?;
+    expect(
+        "huge batch",
+        E2BIG,
+        errno_of(
+            &big_f,
+            u::IOC_INSERT,
+            &mut u::Insert {
+                count: u::MAX_BATCH,
+                ids: 8,
+                vectors: 8,
+                ..ins
+            },
+        ),
+    )?;
+
+    // Searches.
+    let q: Vec<u32> = (0..dim).map(|i| (i as f32).to_bits()).collect();
+    let mut out_ids = [0u64; 4];
+    let mut out_d = [0u32; 4];
+    let se = u::Search {
+        version: u::UAPI_VERSION,
+        k: 4,
+        query: q.as_ptr() as u64,
+        ids: out_ids.as_mut_ptr() as u64,
+        distances: out_d.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    let bad_se: Vec<(&str, u::Search, i32)> = vec![
+        ("version", u::Search { version: 7, ..se }, EINVAL),
+        ("k 0", u::Search { k: 0, ..se }, EINVAL),
+        (
+            "k too big",
+            u::Search {
+                k: u::MAX_K + 1,
+                ..se
+            },
+            EINVAL,
+        ),
+        (
+            "ef too big",
+            u::Search {
+                ef: u::MAX_EF + 1,
+                ..se
+            },
+            EINVAL,
+        ),
+        ("flags", u::Search { flags: 2, ..se }, EINVAL),
+        ("pad", u::Search { pad: 1, ..se }, EINVAL),
+        (
+            "reserved",
+            u::Search {
+                reserved: [0, 0, 0, 9],
+                ..se
+            },
+            EINVAL,
+        ),
+        ("bad query", u::Search { query: 16, ..se }, EFAULT),
+        ("bad ids", u::Search { ids: 16, ..se }, EFAULT),
+        (
+            "bad distances",
+            u::Search {
+                distances: 16,
+                ..se
+            },
+            EFAULT,
+        ),
+    ];
+    for (what, mut a, want) in bad_se {
+        expect(
+            &format!("search: {what}"),
+            want,
+            errno_of(&f, u::IOC_SEARCH, &mut a),
+        )?;
+    }
+    let mut qn = q.clone();
+    qn[0] = 0x7fc0_0000;
+    expect(
+        "search NaN",
+        EINVAL,
+        errno_of(
+            &f,
+            u::IOC_SEARCH,
+            &mut u::Search {
+                query: qn.as_ptr() as u64,
+                ..se
+            },
+        ),
+    )?;
+    let mut a = se;
+    ioctl(&ro, u::IOC_SEARCH, &mut a)?;
+    expect("search on a read-only descriptor: count", 3, a.count)?;
+    let mut a = u::Search { distances: 0, ..se };
+    ioctl(&f, u::IOC_SEARCH, &mut a)?;
+    expect("search without distances", 3, a.count)?;
+
+    // Delete, build, stats.
+    let del = u::Delete {
+        version: u::UAPI_VERSION,
+        count: 1,
+        ids: ids.as_ptr() as u64,
+        ..Default::default()
+    };
+    for (what, mut a, want) in [
+        ("version", u::Delete { version: 0, ..del }, EINVAL),
+        ("count 0", u::Delete { count: 0, ..del }, EINVAL),
+        (
+            "count too big",
+            u::Delete {
+                count: u::MAX_BATCH + 1,
+                ..del
+            },
+            EINVAL,
+        ),
+        ("pad", u::Delete { pad: 1, ..del }, EINVAL),
+        (
+            "reserved",
+            u::Delete {
+                reserved: [1, 0, 0, 0],
+                ..del
+            },
+            EINVAL,
+        ),
+        ("bad ids", u::Delete { ids: 24, ..del }, EFAULT),
+    ] {
+        expect(
+            &format!("delete: {what}"),
+            want,
+            errno_of(&f, u::IOC_DELETE, &mut a),
+        )?;
+    }
+    expect(
+        "delete read-only",
+        EBADF,
+        errno_of(&ro, u::IOC_DELETE, &mut del.clone()),
+    )?;
+    for (what, mut a) in [
+        (
+            "version",
+            u::BuildIndex {
+                version: 3,
+                ..Default::default()
+            },
+        ),
+        (
+            "flags",
+            u::BuildIndex {
+                version: 1,
+                flags: 2,
+                ..Default::default()
+            },
+        ),
+        (
+            "reserved",
+            u::BuildIndex {
+                version: 1,
+                reserved: [0, 0, 1, 0],
+                ..Default::default()
+            },
+        ),
+    ] {
+        expect(
+            &format!("build: {what}"),
+            EINVAL,
+            errno_of(&f, u::IOC_BUILD_INDEX, &mut a),
+        )?;
+    }
+    expect(
+        "compact read-only",
+        EBADF,
+        errno_of(
+            &ro,
+            u::IOC_BUILD_INDEX,
+            &mut u::BuildIndex {
+                version: 1,
+                flags: u::BUILD_COMPACT,
+                ..Default::default()
+            },
+        ),
+    )?;
+    for (what, mut a) in [
+        (
+            "version",
+            u::Stats {
+                version: 0,
+                ..Default::default()
+            },
+        ),
+        (
+            "reserved",
+            u::Stats {
+                version: 1,
+                reserved: [0, 0, 0, 1],
+                ..Default::default()
+            },
+        ),
+    ] {
+        expect(
+            &format!("stats: {what}"),
+            EINVAL,
+            errno_of(&f, u::IOC_STATS, &mut a),
+        )?;
+    }
+    expect(
+        "stats bad pointer",
+        EFAULT,
+        u::ioctl_raw(&f, u::IOC_STATS, 8)
+            .err()
+            .and_then(|e| e.raw_os_error())
+            .unwrap_or(0),
+    )?;
+    let s = stats(&f)?;
+    let with_defaults = u::CollectionParams {
+        hnsw_m: 16,
+        hnsw_ef_construction: 200,
+        ..good
+    };
+    expect("stats params", with_defaults, s.params)?;
+
+    // write(2) and truncate are refused; reading works.
+    let mut w = OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|e| e.to_string())?;
+    expect(
+        "write(2) to a collection",
+        Some(EPERM),
+        w.write(b"x").err().and_then(|e| e.raw_os_error()),
+    )?;
+    expect(
+        "truncate a collection",
+        Some(EPERM),
+        w.set_len(10).err().and_then(|e| e.raw_os_error()),
+    )?;
+    expect(
+        "O_TRUNC on a collection",
+        Some(EPERM),
+        OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .err()
+            .and_then(|e| e.raw_os_error()),
+    )?;
+    let data = std::fs::read(&path).map_err(|e| e.to_string())?;
+    expect("collection file size", 4096 + 3 * (8 + 8 * 4), data.len())?;
+    // A copy is a plain file.
+    std::fs::copy(&path, dir.join("copy")).map_err(|e| e.to_string())?;
+    let copy = open_rw(&dir.join("copy"), false)?;
+    expect(
+        "stats on a copy",
+        ENOTTY,
+        errno_of(
+            &copy,
+            u::IOC_STATS,
+            &mut u::Stats {
+                version: 1,
+                ..Default::default()
+            },
+        ),
+    )?;
+    expect(
+        "ioctl on a directory",
+        ENOTTY,
+        errno_of(
+            &File::open(dir).map_err(|e| e.to_string())?,
+            u::IOC_STATS,
+            &mut u::Stats {
+                version: 1,
+                ..Default::default()
+            },
+        ),
+    )?;
+    println!("# every rejection path returned the expected errno");
+    Ok(())
+}
+
+const PERSIST_DIM: usize = 20;
+const PERSIST_N: usize = 1500;
+
+fn persist_data() -> Data {
+    Data::random(u::ELEM_F32, PERSIST_DIM, PERSIST_N, 4242, 12)
+}
+
+fn persist_live() -> Vec<bool> {
+    (0..PERSIST_N).map(|i| i % 5 != 3).collect()
+}
+
+fn test_persist_write(dir: &Path) -> Res<()> {
+    let d = persist_data();
+    let f = create(
+        &dir.join("persist"),
+        PERSIST_DIM,
+        u::ELEM_F32,
+        u::METRIC_COSINE,
+        16,
+        64,
+    )?;
+    insert_all(&f, &d, 700)?;
+    let live = persist_live();
+    let gone: Vec<u64> = (0..PERSIST_N)
+        .filter(|&i| !live[i])
+        .map(|i| d.ids[i])
+        .collect();
+    expect("deleted", gone.len() as u32, delete(&f, &gone)?)?;
+    f.sync_all().map_err(|e| e.to_string())?;
+    verify_persist(&f, &d, &live)
+}
+
+fn verify_persist(f: &File, d: &Data, live: &[bool]) -> Res<()> {
+    let s = stats(f)?;
+    let n_live = live.iter().filter(|&&l| l).count() as u64;
+    expect("live count", n_live, s.count)?;
+    expect("deleted count", PERSIST_N as u64 - n_live, s.deleted)?;
+    let mut st = ErrStats::default();
+    for qv in d.queries.iter().take(20) {
+        check_exact(f, d, live, u::METRIC_COSINE, qv, 10, &mut st)?;
+    }
+    let r = recall(f, d, live, u::METRIC_COSINE, 30, 10, 0, 4444)?;
+    println!(
+        "# persistent collection: {} live, max error/bound {:.3}, recall@10={r:.3}",
+        s.count, st.max_ratio
+    );
+    if r < 0.95 {
+        return err(format!("recall {r:.3}"));
+    }
+    Ok(())
+}
+
+fn test_persist_verify(dir: &Path) -> Res<()> {
+    let f = File::open(dir.join("persist")).map_err(|e| e.to_string())?;
+    let s = stats(&f)?;
+    expect("index not built after mount", u::INDEX_NONE, s.index_state)?;
+    verify_persist(&f, &persist_data(), &persist_live())?;
+    expect(
+        "index built by the search",
+        u::INDEX_READY,
+        stats(&f)?.index_state,
+    )
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 3 {
+        eprintln!(
+            "usage: vexfs-ioctl-test exact|recall|delete|errors|persist-write|persist-verify DIR"
+        );
+        return ExitCode::from(2);
+    }
+    let dir = Path::new(&args[2]);
+    let res = match args[1].as_str() {
+        "exact" => test_exact(dir),
+        "recall" => test_recall(dir),
+        "delete" => test_delete(dir),
+        "errors" => test_errors(dir),
+        "persist-write" => test_persist_write(dir),
+        "persist-verify" => test_persist_verify(dir),
+        t => err(format!("unknown test {t}")),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vexfs-ioctl-test {}: {e}", args[1]);
+            ExitCode::FAILURE
+        }
+    }
+}
