@@ -55,10 +55,13 @@ impl VecData<'_> {
 /// Explains the errors the VexFS ioctls commonly fail with.
 fn explain(op: &str, e: io::Error) -> io::Error {
     let hint = match e.raw_os_error() {
-        Some(25) => " (not a file of a VexFS file system, or a kernel without vector collections)",
-        Some(22) => " (invalid argument: check the parameters, or not a collection)",
+        Some(25) => " (not a VexFS collection: create it first, on a VexFS file system)",
+        Some(17) if op == "create" => " (already a collection)",
         Some(17) => " (an id is already in the collection)",
+        Some(39) => " (create needs an empty file)",
+        Some(7) => " (batch too large: use a smaller --batch)",
         Some(9) => " (the file must be open for writing)",
+        Some(117) => " (the collection file is damaged)",
         _ => "",
     };
     io::Error::new(e.kind(), format!("{}: {}{}", op, e, hint))
