@@ -135,23 +135,26 @@ pub fn parse_ef_list(s: &str) -> Result<Vec<u32>> {
         .collect()
 }
 
+/// Options of `vexctl bench` that take a value.
+const BENCH_VALUES: &[&str] = &[
+    "--base",
+    "--ids-from",
+    "--batch",
+    "--queries",
+    "--nq",
+    "--exact-nq",
+    "--truth",
+    "-k",
+    "--ef",
+    "--label",
+];
+
+/// Flags of `vexctl bench`.
+const BENCH_FLAGS: &[&str] = &["--build-index", "--exact", "--json", "--quiet", "-q"];
+
 /// `vexctl bench`.
 pub fn cmd_bench(args: &[String]) -> Result<()> {
-    let a = Args::parse(
-        args,
-        &[
-            "--base",
-            "--ids-from",
-            "--batch",
-            "--queries",
-            "--nq",
-            "--truth",
-            "-k",
-            "--ef",
-            "--label",
-        ],
-        &["--build-index", "--exact", "--json", "--quiet", "-q"],
-    )?;
+    let a = Args::parse(args, BENCH_VALUES, BENCH_FLAGS)?;
     if a.pos.len() != 1 {
         return usage("expected bench PATH");
     }
@@ -338,6 +341,21 @@ mod tests {
             j
         );
         assert!(SearchRun::new(0, true, vec![], 0.0, &[]).recall.is_none());
+    }
+
+    #[test]
+    fn every_documented_option_is_accepted() {
+        let usage = crate::USAGE;
+        let start = usage.find("  bench ").unwrap();
+        for word in usage[start..].split(|c: char| c.is_whitespace() || "[]".contains(c)) {
+            if word.starts_with('-') {
+                assert!(
+                    BENCH_VALUES.contains(&word) || BENCH_FLAGS.contains(&word),
+                    "{}",
+                    word
+                );
+            }
+        }
     }
 
     #[test]

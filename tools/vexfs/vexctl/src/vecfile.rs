@@ -580,6 +580,9 @@ mod tests {
             m.f32_bits(0, 1).unwrap(),
             vec![1.0f32.to_bits(), (-1.0f32).to_bits()]
         );
+        // Version 3 only allows UTF-8 in the header: the same layout.
+        let m3 = parse_npy(&write::npy(3, "|i1", "(2, 2)", &body)).unwrap();
+        assert_eq!(m3, m);
     }
 
     #[test]
