@@ -6,7 +6,7 @@
 # the baselines and the data set from PyPI into a virtual environment,
 # build/bench-venv, and prints figures without asserting on them.
 #
-#   scripts/bench.sh [bench.py options]    e.g. --sizes 10000 --no-vm
+#   scripts/bench.sh [bench.py options]    e.g. --sizes 10000 --no-vm, --uml
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -34,14 +34,21 @@ if ! venv_ok; then
 	fi
 fi
 
-no_vm=0
-for a in "$@"; do [ "$a" = --no-vm ] && no_vm=1; done
-if [ $no_vm = 0 ]; then
-	# The kernel, the static tools and the test initramfs the VM boots.
+archs=(x86)
+for a in "$@"; do
+	case "$a" in
+	--no-vm) archs=("${archs[@]/x86/}") ;;
+	--uml) archs+=(um) ;;
+	esac
+done
+if [ -n "${archs[*]// /}" ]; then
+	# The kernel(s), the static tools and the test initramfs the VM boots.
 	bash "$TOP/scripts/setup.sh"
 	bash "$TOP/scripts/assemble.sh"
-	bash "$TOP/scripts/build-kernel.sh" x86 >"$BUILD/build-bench-kernel.log" 2>&1 ||
-		{ tail -40 "$BUILD/build-bench-kernel.log"; die "kernel build failed"; }
+	for arch in ${archs[*]}; do
+		bash "$TOP/scripts/build-kernel.sh" "$arch" >"$BUILD/build-bench-$arch.log" 2>&1 ||
+			{ tail -40 "$BUILD/build-bench-$arch.log"; die "$arch kernel build failed"; }
+	done
 	bash "$TOP/scripts/build-tools.sh"
 	bash "$TOP/scripts/initramfs.sh"
 fi
