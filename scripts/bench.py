@@ -357,7 +357,11 @@ def print_report(rows, args):
     print()
     print("insert/s: vectors per second, index maintenance included (HNSW graph built on insert);")
     print("B/vector: hnswlib saved index, faiss serialized index, VexFS file + kernel index.")
-    print("VexFS timings under TCG are EMULATED (QEMU without KVM): compare recall, not speed.")
+    if any("TCG" in r["engine"] for r in rows):
+        print("VexFS timings under TCG are EMULATED (QEMU without KVM): compare recall, not speed.")
+    if any("UML" in r["engine"] for r in rows):
+        print("UML: the kernel runs natively as a host process, but every system call and page")
+        print("fault of vexctl is a ptrace round trip: its latencies include that overhead.")
 
 
 def main():
