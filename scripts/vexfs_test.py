@@ -29,7 +29,7 @@ TESTS = os.path.join(TOP, "tools", "testing", "vexfs", "tests")
 
 # KUnit suites the series must run (others may run too).
 EXPECTED_KUNIT_SUITES = [s for s in os.environ.get(
-    "VEXFS_KUNIT_SUITES", "vexfs_vecmath vexfs_hnsw").split() if s]
+    "VEXFS_KUNIT_SUITES", "vexfs_vecmath vexfs_hnsw vexfs_collection").split() if s]
 
 # Kernel console lines that fail a boot.
 BAD_CONSOLE = re.compile(

@@ -14,6 +14,13 @@
 //! binary32 mantissa has 24 bits) and every element is off by at most
 //! `delta = 2^-s / 2 <= 2^-30 * max|x|`. Signed 8-bit input is shifted the same way, exactly.
 //!
+//! The index uses this one representation for graph traversal and for the final ranking: it
+//! takes as much memory as the binary32 input (4 bytes per element, plus 12 per vector), and
+//! it makes every distance exact, so HNSW and exact search rank alike and no rescoring pass is
+//! needed. A compressed representation for traversal (e.g. `i8` with a per-collection scale,
+//! a quarter of the memory) with exact rescoring of the candidates would fit behind
+//! [`distance`] if memory becomes the limit.
+//!
 //! # Distances
 //!
 //! Computed exactly on the mantissas, in `i64` products and `i128` sums (`dim <= 4096`):

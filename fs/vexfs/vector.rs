@@ -854,3 +854,107 @@ fn stats(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     put64(96, index_bytes);
     write_user(arg as u64, &out)
 }
+
+#[kunit_tests(vexfs_collection)]
+mod tests {
+    use super::*;
+
+    fn header() -> Header {
+        Header {
+            dim: 100,
+            elem_type: ELEM_F32,
+            metric: 3,
+            m: 16,
+            ef_construction: 200,
+            record_size: record_size(100, ELEM_F32),
+            records: 12345,
+            live: 12000,
+        }
+    }
+
+    #[test]
+    fn record_sizes() {
+        assert_eq!(record_size(1, ELEM_F32), 16);
+        assert_eq!(record_size(2, ELEM_F32), 16);
+        assert_eq!(record_size(3, ELEM_F32), 24);
+        assert_eq!(record_size(1, ELEM_I8), 16);
+        assert_eq!(record_size(8, ELEM_I8), 16);
+        assert_eq!(record_size(9, ELEM_I8), 24);
+        assert_eq!(record_size(MAX_DIM, ELEM_F32), 8 + 4 * MAX_DIM);
+    }
+
+    #[test]
+    fn header_round_trip() -> Result {
+        let mut b = header_buf()?;
+        let h = header();
+        h.encode(&mut b);
+        assert_eq!(&b[0..8], MAGIC);
+        let d = Header::decode(&b)?;
+        assert_eq!((d.dim, d.elem_type, d.metric), (100, ELEM_F32, 3));
+        assert_eq!((d.m, d.ef_construction), (16, 200));
+        assert_eq!((d.records, d.live), (12345, 12000));
+        assert_eq!(d.offset(2)?, 4096 + 2 * 408);
+        // Any flipped bit is caught by the checksum.
+        for off in [0, 9, 16, 40, 48, 100, HEADER_SIZE - 1] {
+            b[off] ^= 0x10;
+            assert_eq!(Header::decode(&b).err(), Some(EUCLEAN));
+            b[off] ^= 0x10;
+        }
+        // Valid checksum, invalid fields.
+        for bad in [
+            Header { dim: 0, ..h },
+            Header {
+                dim: MAX_DIM + 1,
+                ..h
+            },
+            Header { elem_type: 3, ..h },
+            Header { metric: 0, ..h },
+            Header { m: 1, ..h },
+            Header {
+                ef_construction: 8,
+                ..h
+            },
+            Header {
+                record_size: 8,
+                ..h
+            },
+            Header { live: 12346, ..h },
+        ] {
+            bad.encode(&mut b);
+            assert_eq!(Header::decode(&b).err(), Some(EUCLEAN));
+        }
+        assert_eq!(Header::decode(&b[..100]).err(), Some(EUCLEAN));
+        Ok(())
+    }
+
+    #[test]
+    fn element_conversion() -> Result {
+        let h = header();
+        let mut raw = [0u8; 400];
+        put(&mut raw[4..8], &0x3f80_0000u32.to_le_bytes());
+        let mut m = [0i32; 100];
+        assert_eq!(h.convert(&raw, &mut m)?, 29);
+        assert_eq!(m[1], 1 << 29);
+        put(&mut raw[8..12], &0x7fc0_0000u32.to_le_bytes());
+        assert_eq!(h.convert(&raw, &mut m).err(), Some(EINVAL));
+        let h8 = Header {
+            elem_type: ELEM_I8,
+            ..h
+        };
+        let raw8 = [0xffu8; 100];
+        assert_eq!(h8.convert(&raw8, &mut m)?, 29);
+        assert_eq!(m[99], -(1 << 29));
+        Ok(())
+    }
+
+    #[test]
+    fn ioctl_numbers() {
+        // The values of the C macros of <linux/vexfs.h> on x86-64.
+        assert_eq!(IOC_CREATE, 0x4040_be01);
+        assert_eq!(IOC_INSERT, 0x4040_be02);
+        assert_eq!(IOC_DELETE, 0xc038_be03);
+        assert_eq!(IOC_SEARCH, 0xc050_be04);
+        assert_eq!(IOC_BUILD_INDEX, 0x4028_be05);
+        assert_eq!(IOC_STATS, 0xc088_be06);
+    }
+}

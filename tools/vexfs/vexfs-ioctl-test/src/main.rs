@@ -10,6 +10,8 @@
 //! - `recall`: HNSW recall@10 on clustered data against the binary64 brute force, >= 0.95;
 //! - `delete`: delete, search, statistics, rebuild and compaction;
 //! - `errors`: every rejection path of the ioctls gets its errno;
+//! - `corrupt`: damaged collection files are refused with `EUCLEAN`;
+//! - `concurrent`: searches in parallel with inserts, deletes and rebuilds;
 //! - `persist-write` / `persist-verify`: a collection written in one boot and checked (stats,
 //!   exact search, recall) in the next.
 //!
@@ -1117,6 +1119,139 @@ fn test_errors(dir: &Path) -> Res<()> {
     Ok(())
 }
 
+/// Damages the collection file behind the kernel's back (through a shared writable mapping)
+/// and checks that a rebuild from the file refuses it with `EUCLEAN`, without an oops, and that
+/// repairing it makes it usable again.
+fn test_corrupt(dir: &Path) -> Res<()> {
+    use std::os::fd::AsRawFd;
+    let dim = 8;
+    let d = Data::random(u::ELEM_F32, dim, 50, 11, 0);
+    let path = dir.join("corrupt");
+    let f = create(&path, dim, u::ELEM_F32, u::METRIC_L2, 0, 0)?;
+    insert_all(&f, &d, 50)?;
+    let len = std::fs::metadata(&path).map_err(|e| e.to_string())?.len() as usize;
+    // SAFETY: A fresh shared mapping of the whole file, unmapped below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return err(format!("mmap: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `p` maps `len` bytes.
+    let map = unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), len) };
+    let rs = 8 + dim * 4;
+    let cases: [(&str, usize, u8); 4] = [
+        ("header checksum", 20, 0xff),
+        ("element NaN", 4096 + 3 * rs + 8 + 3, 0x7f),
+        ("id changed", 4096 + 5 * rs + 7, 0xff),
+        ("record count", 40, 0x7f),
+    ];
+    let mut res = Ok(());
+    for (what, off, byte) in cases {
+        let old = map[off];
+        map[off] = byte;
+        if what == "element NaN" {
+            // Make the element a NaN: exponent all ones, mantissa non-zero.
+            map[off - 1] = 0xc0;
+        }
+        let mut b = u::BuildIndex {
+            version: u::UAPI_VERSION,
+            ..Default::default()
+        };
+        let e = errno_of(&f, u::IOC_BUILD_INDEX, &mut b);
+        map[off] = old;
+        if what == "element NaN" {
+            map[off - 1] = (d.vecs[3][3] as f32).to_bits().to_le_bytes()[2];
+        }
+        // An id changed behind the kernel's back is just another (valid, unique) id.
+        let want = if what.starts_with("id") {
+            0
+        } else {
+            libc::EUCLEAN
+        };
+        if e != want {
+            res = err(format!("{what}: rebuild gave errno {e}, want {want}"));
+            break;
+        }
+        let mut s = u::Search {
+            version: u::UAPI_VERSION,
+            k: 1,
+            ..Default::default()
+        };
+        let q: Vec<u32> = vec![0; dim];
+        let mut ids = [0u64; 1];
+        s.query = q.as_ptr() as u64;
+        s.ids = ids.as_mut_ptr() as u64;
+        let e = errno_of(&f, u::IOC_SEARCH, &mut s);
+        if e != 0 {
+            // The damage is undone: the search rebuilt the index from the repaired file.
+            res = err(format!("{what}: search after repair gave errno {e}"));
+            break;
+        }
+    }
+    // SAFETY: Mapped above.
+    unsafe { libc::munmap(p, len) };
+    res?;
+    let s = stats(&f)?;
+    expect("count after repairs", 50, s.count)?;
+    println!("# damaged collection files are refused with EUCLEAN, and usable once repaired");
+    Ok(())
+}
+
+/// Searches from several threads while another inserts, deletes and rebuilds: every search
+/// succeeds and returns live-or-recently-deleted ids, and the final state is right.
+fn test_concurrent(dir: &Path) -> Res<()> {
+    let dim = 16;
+    let d = std::sync::Arc::new(Data::random(u::ELEM_F32, dim, 1500, 21, 8));
+    let path = dir.join("concurrent");
+    let f = create(&path, dim, u::ELEM_F32, u::METRIC_L2, 8, 32)?;
+    insert(&f, &d, 0..100)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut searchers = Vec::new();
+    for t in 0..3u64 {
+        let (d, stop, path) = (d.clone(), stop.clone(), path.clone());
+        searchers.push(std::thread::spawn(move || -> Res<usize> {
+            let f = File::open(&path).map_err(|e| e.to_string())?;
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let q = &d.queries[(n + t as usize) % QUERIES];
+                let (ids, _) = search(&f, &d, q, 10, 32, n % 2 == 0)?;
+                if ids.is_empty() || ids.iter().any(|id| !d.ids.contains(id)) {
+                    return err(format!("bad result {ids:?}"));
+                }
+                n += 1;
+            }
+            Ok(n)
+        }));
+    }
+    let mut i = 100;
+    while i < d.ids.len() {
+        insert(&f, &d, i..i + 100)?;
+        let gone: Vec<u64> = d.ids[i - 100..i].iter().step_by(10).copied().collect();
+        delete(&f, &gone)?;
+        if i % 500 == 0 {
+            build(&f, 0)?;
+        }
+        i += 100;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for s in searchers {
+        total += s.join().map_err(|_| "searcher panicked".to_string())??;
+    }
+    let s = stats(&f)?;
+    expect("count", 1500 - 140, s.count)?;
+    println!("# {total} searches from 3 threads during 14 inserts, 14 deletes and 2 rebuilds");
+    Ok(())
+}
+
 const PERSIST_DIM: usize = 20;
 const PERSIST_N: usize = 1500;
 
@@ -1195,6 +1330,8 @@ fn main() -> ExitCode {
         "recall" => test_recall(dir),
         "delete" => test_delete(dir),
         "errors" => test_errors(dir),
+        "corrupt" => test_corrupt(dir),
+        "concurrent" => test_concurrent(dir),
         "persist-write" => test_persist_write(dir),
         "persist-verify" => test_persist_verify(dir),
         t => err(format!("unknown test {t}")),

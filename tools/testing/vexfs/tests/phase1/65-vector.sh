@@ -18,6 +18,8 @@ check "exact search matches the binary64 reference" vexfs-ioctl-test exact $D
 check "HNSW recall@10 >= 0.95 (L2, IP, cosine)" vexfs-ioctl-test recall $D
 check "delete, rebuild, compaction, statistics" vexfs-ioctl-test delete $D
 check "malformed requests get the right errno" vexfs-ioctl-test errors $D
+check "damaged collection files are refused" vexfs-ioctl-test corrupt $D
+check "searches in parallel with changes" vexfs-ioctl-test concurrent $D
 rm -rf $D
 check "collection for phase 2" vexfs-ioctl-test persist-write $VECTOR_MNT
 check "umount" umount $VECTOR_MNT
