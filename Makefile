@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: all setup tree kernel tools initramfs run test vm-shell patches check bisect-check fmt \
+.PHONY: all setup tree kernel tools initramfs run test bench vm-shell patches check bisect-check fmt \
 	clean distclean
 
 all: kernel
@@ -50,6 +50,12 @@ bisect-check: tree
 fmt: tree
 	@$$(. $(S)/lib.sh; echo $$RUSTFMT) --edition 2021 --config-path build/linux/.rustfmt.toml \
 		$$(git ls-files 'rust/kernel/fs/*.rs' 'fs/vexfs/*.rs')
+
+# Vector search benchmarks: VexFS in the VM against hnswlib and faiss on the
+# host (GloVe 50-d from PyPI). Not part of `test`; prints figures only.
+# Options for scripts/bench.py: make bench BENCH_ARGS="--sizes 10000 --no-vm"
+bench:
+	@bash $(S)/bench.sh $(BENCH_ARGS)
 
 # An interactive shell in the VM (Ctrl-A X leaves QEMU).
 vm-shell: kernel initramfs

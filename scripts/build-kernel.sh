@@ -28,6 +28,14 @@ kmake() {
 		-j"$(nproc)" "$@"
 }
 
+# The options the fragments set to y, a later fragment overriding an earlier
+# one (config.um switches off options of the x86 VM).
+wanted_y() {
+	cat "${FRAGMENTS[@]}" | sed -nE 's/^# (CONFIG_[A-Z0-9_]+) is not set$/\1=n/p; /^CONFIG_[A-Z0-9_]+=/p' |
+		awk -F= '{ v[$1] = $0; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+			END { for (i = 1; i <= n; i++) if (v[order[i]] ~ /=y$/) print v[order[i]] }'
+}
+
 configure() {
 	local stamp=$OBJ/.vexfs-config-stamp want
 	want=$(cat "${FRAGMENTS[@]}" | sha256sum | cut -d' ' -f1)
@@ -47,7 +55,7 @@ configure() {
 			log "config: $opt did not survive olddefconfig"
 			missing=1
 		fi
-	done < <(cat "${FRAGMENTS[@]}" | grep -E '^CONFIG_[A-Z0-9_]+=y$')
+	done < <(wanted_y)
 	[ $missing = 0 ] || die "kernel configuration incomplete (see above)"
 	echo "$want" >"$stamp"
 }

@@ -3,7 +3,8 @@
 """Run every VexFS test and print one closing line `N passed, N failed`.
 
 1. Host: the harness's own parser self-tests, `cargo test` of the user
-   tools (tools/vexfs), and the series as patches: `make patches` exports
+   tools (tools/vexfs), the unit tests of the Python client
+   (tools/vexfs/python), and the series as patches: `make patches` exports
    it, and `git am` of the patches on the base tree must give exactly the
    assembled tree.
 2. Build the kernel, the user tools and the initramfs, then the checks of
@@ -24,6 +25,7 @@ a BUG, a WARNING, a lockdep report or a panic.
 
 import argparse
 import fnmatch
+import json
 import os
 import re
 import shutil
@@ -290,6 +292,47 @@ def static_checks(t):
                         if l.startswith("  ") or l.startswith("FAIL:"))[-4000:])
     if not seen:
         t.add(False, "check: scripts/check.sh reported no result")
+# Runs the unittest suites of a directory and prints one JSON summary line.
+PY_RUNNER = r"""
+import json, sys, unittest
+suite = unittest.defaultTestLoader.discover(sys.argv[1], pattern="test_*.py",
+                                            top_level_dir=sys.argv[1])
+r = unittest.TextTestRunner(stream=sys.stderr, verbosity=2).run(suite)
+ids = lambda l: [t.id() for t, _ in l]
+print("VEXFS-PY-RESULT " + json.dumps({
+    "run": r.testsRun, "failures": ids(r.failures) + ids(r.errors),
+    "skipped": ids(r.skipped), "unexpected": [t.id() for t in r.unexpectedSuccesses]}))
+"""
+
+
+def python_tests(t):
+    """The host tests of the Python client (tools/vexfs/python/test_*.py)."""
+    d = os.path.join(TOP, "tools", "vexfs", "python")
+    if not os.path.isdir(d) or not any(f.startswith("test_") and f.endswith(".py")
+                                       for f in os.listdir(d)):
+        return
+    print(f"+ {os.path.basename(sys.executable)}: unittest discover {os.path.relpath(d, TOP)}",
+          flush=True)
+    p = subprocess.run([sys.executable, "-c", PY_RUNNER, d], capture_output=True, text=True)
+    with open(os.path.join(BUILD, "python-test.log"), "w") as f:
+        f.write(p.stdout + p.stderr)
+    m = re.search(r"^VEXFS-PY-RESULT (.*)$", p.stdout, re.M)
+    if not m:
+        print((p.stdout + p.stderr)[-4000:])
+        t.add(False, "python tests of tools/vexfs/python (the runner failed)")
+        return
+    r = json.loads(m.group(1))
+    bad = set(r["failures"]) | set(r["unexpected"])
+    if r["run"] == 0:
+        # Test files but no test: a broken discovery, not a pass.
+        t.add(False, "python tests of tools/vexfs/python: no tests ran")
+        return
+    for name in sorted(bad):
+        t.add(False, f"python: {name}")
+    t.skipped += len(r["skipped"])
+    t.passed += r["run"] - len(bad) - len(r["skipped"])
+    if bad:
+        print(p.stderr[-4000:])
 
 
 def build(t):
@@ -396,6 +439,7 @@ def main():
     if not args.no_host:
         host_tests(t)
         series_tests(t)
+        python_tests(t)
     if not args.no_vm and build(t):
         if not args.no_check:
             static_checks(t)
