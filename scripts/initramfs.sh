@@ -17,7 +17,8 @@ install -m 0755 "$T/init" "$STAGE/init"
 cp "$T/lib.sh" "$T/run-tests.sh" "$STAGE/vexfs/"
 [ -f "$T/demo.sh" ] && cp "$T/demo.sh" "$STAGE/vexfs/"
 cp -r "$T/tests" "$STAGE/vexfs/tests"
-[ -d "$T/data" ] && cp -r "$T/data" "$STAGE/vexfs/data"
+mkdir -p "$STAGE/vexfs/data"
+python3 "$T/gen-demo-data.py" "$STAGE/vexfs/data/demo.fvecs"
 for bin in "$BUILD"/cargo/x86_64-unknown-linux-gnu/release/*; do
 	[ -f "$bin" ] && [ -x "$bin" ] || continue
 	cp "$bin" "$STAGE/vexfs/bin/"
