@@ -19,6 +19,8 @@ cp "$T/lib.sh" "$T/run-tests.sh" "$STAGE/vexfs/"
 cp -r "$T/tests" "$STAGE/vexfs/tests"
 mkdir -p "$STAGE/vexfs/data"
 python3 "$T/gen-demo-data.py" "$STAGE/vexfs/data/demo.fvecs"
+# The GloVe subset of the recall test, when scripts/glove-data.sh made it.
+[ -d "$BUILD/glove" ] && cp -r "$BUILD/glove" "$STAGE/vexfs/data/glove"
 for bin in "$BUILD"/cargo/x86_64-unknown-linux-gnu/release/*; do
 	[ -f "$bin" ] && [ -x "$bin" ] || continue
 	cp "$bin" "$STAGE/vexfs/bin/"

@@ -19,7 +19,7 @@ APT_PKGS=(
 	rustc-web rust-web-src rust-web-clippy rustfmt-web
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	flex bison bc libelf-dev libssl-dev cpio qemu-system-x86 busybox-static ccache
-	python3 make git xz-utils
+	python3 python3-venv make git xz-utils
 	# make check: checkpatch.pl (spdxcheck.py) and the reST check of the documentation.
 	python3-ply python3-git python3-docutils
 )

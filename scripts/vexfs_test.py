@@ -338,6 +338,7 @@ def python_tests(t):
 def build(t):
     for step in (["bash", os.path.join(TOP, "scripts", "build-kernel.sh"), "x86"],
                  ["bash", os.path.join(TOP, "scripts", "build-tools.sh")],
+                 ["bash", os.path.join(TOP, "scripts", "glove-data.sh")],
                  ["bash", os.path.join(TOP, "scripts", "initramfs.sh")]):
         log = os.path.join(BUILD, "build-" + os.path.basename(step[1]) + ".log")
         start = time.time()
