@@ -18,6 +18,7 @@ use kernel::{
             self,
             Mapping, //
         },
+        buffer::BufferHead,
         inode::{
             self as vfs_inode,
             INode,
@@ -263,6 +264,21 @@ pub(crate) fn write_inode(inode: &INode<VexFs>, sync: bool) -> Result {
             block: map.ptrs,
         }
     };
+    let bh = update_slot(sb, block, offset, |slot| raw.encode(slot))?;
+    if sync {
+        bh.sync()?;
+    }
+    Ok(())
+}
+
+/// Changes the inode table slot at `offset` of block `block` with `f` and marks the block dirty.
+/// Returns the buffer, for callers that wait for the write.
+fn update_slot(
+    sb: &SuperBlock<VexFs>,
+    block: u64,
+    offset: usize,
+    f: impl FnOnce(&mut [u8]) -> format::Result,
+) -> Result<ARef<BufferHead>> {
     let bh = sb.bread(block)?;
     {
         let mut guard = bh.lock();
@@ -270,13 +286,10 @@ pub(crate) fn write_inode(inode: &INode<VexFs>, sync: bool) -> Result {
             .data_mut()
             .get_mut(offset..offset + format::INODE_SIZE)
             .ok_or(EIO)?;
-        raw.encode(slot).map_err(format_err)?;
+        f(slot).map_err(format_err)?;
         guard.mark_dirty();
     }
-    if sync {
-        bh.sync()?;
-    }
-    Ok(())
+    Ok(bh)
 }
 
 /// Releases the storage of an inode without links when it leaves the cache.
@@ -292,15 +305,7 @@ pub(crate) fn evict_inode(inode: &INode<VexFs>) {
     }
     let clear = || -> Result {
         let (block, offset) = sb.data().disk.inode_location(ino).map_err(format_err)?;
-        let bh = sb.bread(block)?;
-        let mut guard = bh.lock();
-        let slot = guard
-            .data_mut()
-            .get_mut(offset..offset + format::INODE_SIZE)
-            .ok_or(EIO)?;
-        format::clear_inode_slot(slot).map_err(format_err)?;
-        guard.mark_dirty();
-        Ok(())
+        update_slot(sb, block, offset, format::clear_inode_slot).map(drop)
     };
     if let Err(e) = clear().and_then(|()| sb.data().allocator(sb).free_inode(ino)) {
         pr_warn!("inode {}: not freed ({:?})\n", ino, e);
