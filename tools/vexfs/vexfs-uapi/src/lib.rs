@@ -250,6 +250,39 @@ pub fn params(dim: u32, elem_type: u32, metric: u32) -> CollectionParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::mem::{
+        offset_of,
+        size_of, //
+    };
+
+    #[test]
+    fn sizes_match_the_header() {
+        assert_eq!(size_of::<CollectionParams>(), 64);
+        assert_eq!(size_of::<Insert>(), 64);
+        assert_eq!(size_of::<Delete>(), 56);
+        assert_eq!(size_of::<Search>(), 80);
+        assert_eq!(size_of::<BuildIndex>(), 40);
+        assert_eq!(size_of::<Stats>(), 136);
+    }
+
+    #[test]
+    fn offsets_match_the_header() {
+        assert_eq!(offset_of!(CollectionParams, flags), 24);
+        assert_eq!(offset_of!(CollectionParams, reserved), 28);
+        assert_eq!(offset_of!(Insert, vectors), 24);
+        assert_eq!(offset_of!(Insert, reserved), 32);
+        assert_eq!(offset_of!(Delete, ids), 8);
+        assert_eq!(offset_of!(Delete, reserved), 24);
+        assert_eq!(offset_of!(Search, query), 16);
+        assert_eq!(offset_of!(Search, ids), 24);
+        assert_eq!(offset_of!(Search, distances), 32);
+        assert_eq!(offset_of!(Search, reserved), 48);
+        assert_eq!(offset_of!(BuildIndex, reserved), 8);
+        assert_eq!(offset_of!(Stats, deleted), 80);
+        assert_eq!(offset_of!(Stats, file_bytes), 88);
+        assert_eq!(offset_of!(Stats, index_bytes), 96);
+        assert_eq!(offset_of!(Stats, reserved), 104);
+    }
 
     #[test]
     fn ioctl_numbers() {
