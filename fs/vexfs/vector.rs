@@ -80,45 +80,49 @@ use kernel::{
         },
         File,
     },
+    ioctl,
     prelude::*,
     uaccess::{
         UserPtr,
         UserSlice, //
     },
+    uapi,
 };
 
-/// `VEXFS_UAPI_VERSION`.
-const UAPI_VERSION: u32 = 1;
-const MAX_DIM: u32 = 4096;
-const MAX_K: u32 = 4096;
-const MAX_BATCH: u32 = 65536;
-const MAX_EF: u32 = 65536;
+// The ABI comes from include/uapi/linux/vexfs.h through bindgen (`kernel::uapi`).
+const UAPI_VERSION: u32 = uapi::VEXFS_UAPI_VERSION;
+const MAX_DIM: u32 = uapi::VEXFS_MAX_DIM;
+const MAX_K: u32 = uapi::VEXFS_MAX_K;
+const MAX_BATCH: u32 = uapi::VEXFS_MAX_BATCH;
+const MAX_EF: u32 = uapi::VEXFS_MAX_EF;
+/// `VEXFS_ID_MAX` (a cast expression, which bindgen does not evaluate).
 const ID_MAX: u64 = u64::MAX - 1;
 /// The id of a deleted record.
 const TOMBSTONE: u64 = u64::MAX;
-const ELEM_F32: u32 = 1;
-const ELEM_I8: u32 = 2;
-const SEARCH_EXACT: u32 = 1;
-const BUILD_COMPACT: u32 = 1;
-const INDEX_NONE: u32 = 0;
-const INDEX_READY: u32 = 1;
+const ELEM_F32: u32 = uapi::VEXFS_ELEM_F32;
+const ELEM_I8: u32 = uapi::VEXFS_ELEM_I8;
+const SEARCH_EXACT: u32 = uapi::VEXFS_SEARCH_EXACT;
+const BUILD_COMPACT: u32 = uapi::VEXFS_BUILD_COMPACT;
+const INDEX_NONE: u32 = uapi::VEXFS_INDEX_NONE;
+const INDEX_READY: u32 = uapi::VEXFS_INDEX_READY;
 
-const IOC_MAGIC: u32 = 0xBE;
-const fn ioc(dir: u32, nr: u32, size: u32) -> u32 {
-    (dir << 30) | (size << 16) | (IOC_MAGIC << 8) | nr
-}
-const PARAMS_SIZE: usize = 64;
-const INSERT_SIZE: usize = 64;
-const DELETE_SIZE: usize = 56;
-const SEARCH_SIZE: usize = 80;
-const BUILD_SIZE: usize = 40;
-const STATS_SIZE: usize = 136;
-const IOC_CREATE: u32 = ioc(1, 1, PARAMS_SIZE as u32);
-const IOC_INSERT: u32 = ioc(1, 2, INSERT_SIZE as u32);
-const IOC_DELETE: u32 = ioc(3, 3, DELETE_SIZE as u32);
-const IOC_SEARCH: u32 = ioc(3, 4, SEARCH_SIZE as u32);
-const IOC_BUILD_INDEX: u32 = ioc(1, 5, BUILD_SIZE as u32);
-const IOC_STATS: u32 = ioc(3, 6, STATS_SIZE as u32);
+const PARAMS_SIZE: usize = size_of::<uapi::vexfs_collection_params>();
+const INSERT_SIZE: usize = size_of::<uapi::vexfs_insert>();
+const DELETE_SIZE: usize = size_of::<uapi::vexfs_delete>();
+const SEARCH_SIZE: usize = size_of::<uapi::vexfs_search>();
+const BUILD_SIZE: usize = size_of::<uapi::vexfs_build_index>();
+const STATS_SIZE: usize = size_of::<uapi::vexfs_stats>();
+// The sizes the header promises, on every architecture.
+const _: () = assert!(PARAMS_SIZE == 64 && INSERT_SIZE == 64 && DELETE_SIZE == 56);
+const _: () = assert!(SEARCH_SIZE == 80 && BUILD_SIZE == 40 && STATS_SIZE == 136);
+
+const IOC_MAGIC: u32 = uapi::VEXFS_IOC_MAGIC;
+const IOC_CREATE: u32 = ioctl::_IOW::<uapi::vexfs_collection_params>(IOC_MAGIC, 1);
+const IOC_INSERT: u32 = ioctl::_IOW::<uapi::vexfs_insert>(IOC_MAGIC, 2);
+const IOC_DELETE: u32 = ioctl::_IOWR::<uapi::vexfs_delete>(IOC_MAGIC, 3);
+const IOC_SEARCH: u32 = ioctl::_IOWR::<uapi::vexfs_search>(IOC_MAGIC, 4);
+const IOC_BUILD_INDEX: u32 = ioctl::_IOW::<uapi::vexfs_build_index>(IOC_MAGIC, 5);
+const IOC_STATS: u32 = ioctl::_IOWR::<uapi::vexfs_stats>(IOC_MAGIC, 6);
 
 /// Kernel memory one collection's index may use.
 pub(crate) const INDEX_LIMIT: usize = 128 << 20;
