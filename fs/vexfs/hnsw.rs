@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The in-memory index of a collection: its vectors in block floating point
-//! ([`crate::vecmath`]), an id map, and a hierarchical navigable small world graph (HNSW,
-//! Malkov and Yashunin, 2016).
+//! The in-memory index of a collection: its vectors, an id map, and a hierarchical navigable
+//! small world graph (HNSW, Malkov and Yashunin, 2016).
 //!
 //! - Every live record of the collection file is a node; nodes are numbered in insertion order.
 //!   Deleting a vector marks its node deleted: it still routes searches but is never returned.
@@ -10,20 +9,47 @@
 //! - The level of a node is a deterministic function of its id: a 64-bit mix of the id, whose
 //!   leading zero bits, `floor(log2 M)` at a time, count the levels. That is a geometric
 //!   distribution with `p = 2^-floor(log2 M)` (`1/M` for powers of two) and no floating point,
-//!   and it makes the graph depend only on the order of insertion.
-//! - A node has at most `2 M` links on level 0 and `M` above. New links are chosen with the
-//!   paper's neighbour selection heuristic (keeping pruned candidates to fill up to `M`); a
-//!   neighbour whose list overflows keeps its `M_max` nearest.
-//! - Distances are exact ([`crate::vecmath::distance`]) and ordered by their `i64` key; ties
-//!   are broken by node number (insertion order), so results are deterministic.
+//!   and it makes the graph depend only on the order of insertion. Under the cosine metric a
+//!   zero vector (at distance 1 from everything) stays on level 0 and is never the entry point.
+//! - A node has at most `2 M` links on level 0 and `M` above, stored contiguously (one array
+//!   for level 0, one for the upper levels). New links are chosen with the paper's neighbour
+//!   selection heuristic (keeping pruned candidates to fill up to `M`); a neighbour whose list
+//!   overflows keeps what the heuristic selects among its links and the new one. A candidate
+//!   at distance zero from a node already selected (an exact duplicate of it, or of the base
+//!   itself) is pruned, so groups of duplicates do not fill the lists with copies of one
+//!   point.
+//!
+//! # Vectors
+//!
+//! Each node keeps its *exact* vector ([`crate::vecmath`]: 30-bit mantissas and a scale; under
+//! the cosine metric the unit vector, normalised once at insertion). Under the cosine metric it
+//! also keeps a *compact* copy, 8-bit codes and a factor ([`vecmath::encode`]), a quarter of the
+//! size, on which the graph is traversed: the search ranks candidates by the compact inner
+//! product (exact integer arithmetic on the codes), then computes the exact distance of every
+//! candidate of the final list and returns the nearest by exact distance. Returned ids and
+//! distances therefore carry the exact distance's error bound; only which candidates the
+//! traversal finds depends on the compact copy. Exact search scans the compact copy and
+//! rescores exactly every vector that the proven bound of the compact distance cannot rule
+//! out ([`Index::search`]), so it returns the same results as a scan of the exact vectors.
+//! L2 and inner-product collections are traversed on their exact vectors.
+//!
+//! Distances are ordered by an `i64` key (the compact key, or [`vecmath::Value::key`] of the
+//! exact distance); ties are broken by node number (insertion order), so results are
+//! deterministic.
+//!
+//! # Memory
 //!
 //! All memory is allocated fallibly (`GFP_KERNEL`, vmalloc for the large arrays) and counted in
-//! [`Index::bytes`].
+//! [`Index::bytes`]. Searches take a [`Scratch`] (visited tags by epoch, the candidate list,
+//! the prepared query) that their caller keeps and reuses, so a search allocates nothing once
+//! its scratch has grown to the index.
 
 use crate::vecmath::{
+    self,
     distance,
-    norm_factor,
+    dot_words,
     Metric,
+    Value,
     VecRef, //
 };
 use core::cmp::Reverse;
@@ -33,125 +59,12 @@ use kernel::{
         KVec,
         VVec, //
     },
+    prefetch::prefetch,
     prelude::*,
 };
 
 /// Highest level of a node.
 const MAX_LEVEL: u32 = 15;
-
-/// A binary max-heap over a fallible vector.
-pub(crate) struct Heap<T: Ord + Copy> {
-    v: KVVec<T>,
-}
-
-impl<T: Ord + Copy> Heap<T> {
-    /// An empty heap.
-    pub(crate) fn new() -> Self {
-        Self { v: KVVec::new() }
-    }
-
-    /// Number of items.
-    pub(crate) fn len(&self) -> usize {
-        self.v.len()
-    }
-
-    /// The largest item.
-    pub(crate) fn peek(&self) -> Option<T> {
-        self.v.first().copied()
-    }
-
-    /// Adds an item.
-    pub(crate) fn push(&mut self, x: T) -> Result {
-        self.v.push(x, GFP_KERNEL)?;
-        let mut i = self.v.len() - 1;
-        while i > 0 {
-            let p = (i - 1) / 2;
-            if self.v[p] >= self.v[i] {
-                break;
-            }
-            self.v.swap(p, i);
-            i = p;
-        }
-        Ok(())
-    }
-
-    /// Removes and returns the largest item.
-    pub(crate) fn pop(&mut self) -> Option<T> {
-        let n = self.v.len();
-        if n == 0 {
-            return None;
-        }
-        self.v.swap(0, n - 1);
-        let top = self.v.pop();
-        let n = n - 1;
-        let mut i = 0;
-        loop {
-            let (l, r) = (2 * i + 1, 2 * i + 2);
-            let mut m = i;
-            if l < n && self.v[l] > self.v[m] {
-                m = l;
-            }
-            if r < n && self.v[r] > self.v[m] {
-                m = r;
-            }
-            if m == i {
-                break;
-            }
-            self.v.swap(i, m);
-            i = m;
-        }
-        top
-    }
-}
-
-/// The `k` smallest items pushed into it.
-pub(crate) struct TopK<T: Ord + Copy> {
-    heap: Heap<T>,
-    k: usize,
-}
-
-impl<T: Ord + Copy> TopK<T> {
-    /// Keeps the `k` smallest items.
-    pub(crate) fn new(k: usize) -> Self {
-        Self {
-            heap: Heap::new(),
-            k,
-        }
-    }
-
-    /// Offers an item.
-    pub(crate) fn push(&mut self, x: T) -> Result {
-        if self.heap.len() < self.k {
-            return self.heap.push(x);
-        }
-        if let Some(top) = self.heap.peek() {
-            if x < top {
-                self.heap.pop();
-                self.heap.push(x)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The largest item kept, if `k` are kept.
-    pub(crate) fn worst(&self) -> Option<T> {
-        if self.heap.len() < self.k {
-            None
-        } else {
-            self.heap.peek()
-        }
-    }
-
-    /// The items kept, smallest first.
-    pub(crate) fn into_sorted(mut self) -> Result<KVVec<T>> {
-        let mut out = KVVec::with_capacity(self.heap.len(), GFP_KERNEL)?;
-        while let Some(x) = self.heap.pop() {
-            out.push(x, GFP_KERNEL)?;
-        }
-        out.reverse();
-        Ok(out)
-    }
-}
 
 /// 64-bit finaliser of SplitMix64: a bijective mix of `x`.
 pub(crate) fn mix64(mut x: u64) -> u64 {
@@ -180,8 +93,202 @@ pub(crate) struct Params {
     pub(crate) ef_construction: usize,
 }
 
-/// A search result: distance key, then node for ties.
-pub(crate) type Scored = (i64, u32);
+/// A candidate: distance key, node (ties), and whether its links were followed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cand {
+    key: i64,
+    node: u32,
+    done: bool,
+}
+
+impl Cand {
+    fn new(key: i64, node: u32) -> Self {
+        Self {
+            key,
+            node,
+            done: false,
+        }
+    }
+
+    fn order(&self) -> (i64, u32) {
+        (self.key, self.node)
+    }
+}
+
+/// A search result: the node and its exact distance.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hit {
+    /// The node.
+    pub(crate) node: u32,
+    /// [`Value::key`] of the distance.
+    key: i64,
+    /// Its exact distance to the query.
+    pub(crate) dist: Value,
+}
+
+/// Counters of one search, for callers tuning `ef` (and for benchmarks).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Stats {
+    /// Distances computed on the traversal representation.
+    pub(crate) distances: u64,
+    /// Exact distances computed for the final ranking.
+    pub(crate) rescored: u64,
+    /// Nodes whose links were followed.
+    pub(crate) expanded: u64,
+}
+
+/// Per-search working memory: kept by the caller and reused, so that a search allocates
+/// nothing once the scratch has grown to the index.
+pub(crate) struct Scratch {
+    /// Visit tags: a node was visited in this pass if its tag equals `epoch`. One byte a
+    /// node keeps them in the first cache levels; they are cleared every 255 passes.
+    tags: VVec<u8>,
+    epoch: u8,
+    /// The candidate list, sorted by `(key, node)`.
+    pool: KVVec<Cand>,
+    /// The candidates of a beam search, nearest on top, and the best found, farthest on top.
+    near: KVVec<Reverse<(i64, u32)>>,
+    best: KVVec<(i64, u32)>,
+    /// Neighbours of the node being expanded that were not visited yet.
+    batch: KVec<u32>,
+    /// The query: exact mantissas and scale, compact codes (in the query form of
+    /// [`vecmath::reverse`]), factor and error bound.
+    qm: KVec<i32>,
+    qscale: i32,
+    qcodes: KVec<u64>,
+    qfactor: u32,
+    qerr: u64,
+    /// Compact keys of an exact scan.
+    keys: KVVec<i64>,
+    /// Results, nearest first.
+    hits: KVVec<Hit>,
+    /// Buffers of the neighbour selection: the selected nodes, their codes in query form,
+    /// the candidates, the codes of the base in query form.
+    sel: KVec<u32>,
+    selq: KVVec<u64>,
+    cands: KVec<Cand>,
+    baseq: KVec<u64>,
+    /// Counters of the last search.
+    pub(crate) stats: Stats,
+}
+
+impl Scratch {
+    /// An empty scratch; it grows on first use.
+    pub(crate) fn new() -> Self {
+        Self {
+            tags: VVec::new(),
+            epoch: 0,
+            pool: KVVec::new(),
+            near: KVVec::new(),
+            best: KVVec::new(),
+            batch: KVec::new(),
+            qm: KVec::new(),
+            qscale: 0,
+            qcodes: KVec::new(),
+            qfactor: 0,
+            qerr: 0,
+            keys: KVVec::new(),
+            hits: KVVec::new(),
+            sel: KVec::new(),
+            selq: KVVec::new(),
+            cands: KVec::new(),
+            baseq: KVec::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Starts a new visiting pass over `n` nodes.
+    fn begin(&mut self, n: usize) -> Result {
+        if self.tags.len() < n {
+            let grow = n - self.tags.len();
+            self.tags.reserve(grow.max(n / 2), GFP_KERNEL)?;
+            self.tags.resize(n, 0, GFP_KERNEL)?;
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.tags.iter_mut().for_each(|t| *t = 0);
+            self.epoch = 1;
+        }
+        Ok(())
+    }
+
+    /// Marks `node` visited; returns whether it already was.
+    #[inline]
+    fn visit(&mut self, node: u32) -> bool {
+        let t = &mut self.tags[node as usize];
+        let old = *t == self.epoch;
+        *t = self.epoch;
+        old
+    }
+}
+
+/// Inserts `c` into the sorted candidate list `pool` of at most `cap` entries; returns its
+/// position, or `None` if it was not nearer than the farthest of a full list. Room for `cap`
+/// entries must have been reserved.
+#[inline]
+fn pool_insert(pool: &mut KVVec<Cand>, cap: usize, c: Cand) -> Result<Option<usize>> {
+    let len = pool.len();
+    if len == cap {
+        match pool.last() {
+            Some(w) if c.order() < w.order() => {}
+            _ => return Ok(None),
+        }
+    }
+    let pos = pool.partition_point(|x| x.order() < c.order());
+    if len == cap {
+        pool[len - 1] = c;
+    } else {
+        pool.push(c, GFP_KERNEL)?;
+    }
+    pool[pos..].rotate_right(1);
+    Ok(Some(pos))
+}
+
+/// Adds `x` to the binary max-heap `h`.
+#[inline]
+fn heap_push<T: Ord + Copy>(h: &mut KVVec<T>, x: T) -> Result {
+    h.push(x, GFP_KERNEL)?;
+    let mut i = h.len() - 1;
+    while i > 0 {
+        let p = (i - 1) / 2;
+        if h[p] >= x {
+            break;
+        }
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = x;
+    Ok(())
+}
+
+/// Removes and returns the largest item of the binary max-heap `h`.
+#[inline]
+fn heap_pop<T: Ord + Copy>(h: &mut KVVec<T>) -> Option<T> {
+    let last = h.pop()?;
+    let Some(&top) = h.first() else {
+        return Some(last);
+    };
+    let n = h.len();
+    let mut i = 0;
+    loop {
+        let l = 2 * i + 1;
+        if l >= n {
+            break;
+        }
+        let m = if l + 1 < n && h[l + 1] > h[l] {
+            l + 1
+        } else {
+            l
+        };
+        if h[m] <= last {
+            break;
+        }
+        h[i] = h[m];
+        i = m;
+    }
+    h[i] = last;
+    Some(top)
+}
 
 /// The in-memory index of a collection.
 pub(crate) struct Index {
@@ -192,18 +299,25 @@ pub(crate) struct Index {
     slots: VVec<u64>,
     /// Whether each node was deleted.
     deleted: VVec<bool>,
-    /// Scale of each vector.
+    /// Level of each node.
+    levels: VVec<u8>,
+    /// Scale of each exact vector.
     scales: VVec<i32>,
-    /// Cosine norm factor of each vector (cosine only).
-    norms: VVec<u64>,
-    /// Mantissas, `dim` per node.
+    /// Exact mantissas, `dim` per node (cosine: the unit vector).
     vecs: VVec<i32>,
+    /// Compact codes, `code_len` words per node (cosine only, [`vecmath::encode`]).
+    codes: VVec<u64>,
+    /// Factor of each compact copy (cosine only).
+    factors: VVec<u32>,
+    /// Largest error bound of a compact copy (cosine only; see [`vecmath::encode`]).
+    max_err: u64,
     /// Level-0 links: per node, a count then `2 M` slots.
     links0: VVec<u32>,
-    /// Links above level 0: per node, for each level `1..=level`, a count then `M` slots.
-    upper: VVec<KVec<u32>>,
-    /// Bytes of the `upper` lists.
-    upper_bytes: usize,
+    /// Links above level 0: for each node with a level above 0, from `upper_at[node]`, for
+    /// each level `1..=level`, a count then `M` slots.
+    upper: VVec<u32>,
+    /// Offset of each node's upper lists in `upper` (`u32::MAX`: none).
+    upper_at: VVec<u32>,
     /// Entry point and its level.
     entry: Option<(u32, u32)>,
     /// Id map: open addressing, node + 1 (0 is empty), a power of two long.
@@ -220,12 +334,15 @@ impl Index {
             ids: VVec::new(),
             slots: VVec::new(),
             deleted: VVec::new(),
+            levels: VVec::new(),
             scales: VVec::new(),
-            norms: VVec::new(),
             vecs: VVec::new(),
+            codes: VVec::new(),
+            factors: VVec::new(),
+            max_err: 0,
             links0: VVec::new(),
             upper: VVec::new(),
-            upper_bytes: 0,
+            upper_at: VVec::new(),
             entry: None,
             map: VVec::new(),
             live: 0,
@@ -246,24 +363,40 @@ impl Index {
         1 + 2 * self.p.m
     }
 
+    fn compact(&self) -> bool {
+        self.p.metric == Metric::Cosine
+    }
+
+    /// Words of a compact copy: four codes a word.
+    fn code_len(&self) -> usize {
+        self.p.dim.div_ceil(4)
+    }
+
     /// Kernel memory held by the index, in bytes.
     pub(crate) fn bytes(&self) -> usize {
-        core::mem::size_of::<Self>()
+        size_of::<Self>()
             + self.ids.capacity() * 8
             + self.slots.capacity() * 8
             + self.deleted.capacity()
+            + self.levels.capacity()
             + self.scales.capacity() * 4
-            + self.norms.capacity() * 8
             + self.vecs.capacity() * 4
+            + self.codes.capacity() * 8
+            + self.factors.capacity() * 4
             + self.links0.capacity() * 4
-            + self.upper.capacity() * core::mem::size_of::<KVec<u32>>()
-            + self.upper_bytes
+            + self.upper.capacity() * 4
+            + self.upper_at.capacity() * 4
             + self.map.capacity() * 4
     }
 
     /// Bytes `n` more nodes will need, roughly (for admission control).
     pub(crate) fn bytes_for(&self, n: usize) -> usize {
-        let per = 8 + 8 + 1 + 4 + 8 + self.p.dim * 4 + self.stride0() * 4 + 24 + 16;
+        let codes = if self.compact() {
+            self.code_len() * 8 + 4
+        } else {
+            0
+        };
+        let per = 8 + 8 + 1 + 1 + 4 + 4 + self.p.dim * 4 + codes + self.stride0() * 4 + 8 + 8;
         n.saturating_mul(per)
     }
 
@@ -316,15 +449,18 @@ impl Index {
         self.ids.reserve(n, GFP_KERNEL)?;
         self.slots.reserve(n, GFP_KERNEL)?;
         self.deleted.reserve(n, GFP_KERNEL)?;
+        self.levels.reserve(n, GFP_KERNEL)?;
         self.scales.reserve(n, GFP_KERNEL)?;
-        if self.p.metric == Metric::Cosine {
-            self.norms.reserve(n, GFP_KERNEL)?;
-        }
+        self.upper_at.reserve(n, GFP_KERNEL)?;
         self.vecs
             .reserve(n.checked_mul(self.p.dim).ok_or(ENOMEM)?, GFP_KERNEL)?;
+        if self.compact() {
+            self.codes
+                .reserve(n.checked_mul(self.code_len()).ok_or(ENOMEM)?, GFP_KERNEL)?;
+            self.factors.reserve(n, GFP_KERNEL)?;
+        }
         self.links0
             .reserve(n.checked_mul(self.stride0()).ok_or(ENOMEM)?, GFP_KERNEL)?;
-        self.upper.reserve(n, GFP_KERNEL)?;
         let want = total
             .checked_mul(2)
             .ok_or(ENOMEM)?
@@ -350,18 +486,33 @@ impl Index {
         if (self.len() + 1) * 2 > self.map.len() || m.len() != self.p.dim {
             return Err(ENOMEM);
         }
+        let start = self.vecs.len();
+        self.vecs.extend_from_slice(m, GFP_KERNEL)?;
+        let mut level = level_for(id, self.p.m);
+        let mut scale = scale;
+        if self.compact() {
+            let u = &mut self.vecs[start..];
+            vecmath::normalize(u);
+            scale = vecmath::UNIT_BITS;
+            let cstart = self.codes.len();
+            self.codes.resize(cstart + self.code_len(), 0, GFP_KERNEL)?;
+            let (factor, err) = vecmath::encode(&self.vecs[start..], &mut self.codes[cstart..]);
+            self.factors.push(factor, GFP_KERNEL)?;
+            self.max_err = self.max_err.max(err);
+            if factor == 0 {
+                // A zero vector: at distance 1 from everything, useless for routing.
+                level = 0;
+            }
+        }
         self.ids.push(id, GFP_KERNEL)?;
         self.slots.push(slot, GFP_KERNEL)?;
         self.deleted.push(false, GFP_KERNEL)?;
+        self.levels.push(level as u8, GFP_KERNEL)?;
         self.scales.push(scale, GFP_KERNEL)?;
-        if self.p.metric == Metric::Cosine {
-            self.norms.push(norm_factor(m), GFP_KERNEL)?;
-        }
-        self.vecs.extend_from_slice(m, GFP_KERNEL)?;
+        self.upper_at.push(u32::MAX, GFP_KERNEL)?;
         let stride = self.stride0();
         self.links0
             .resize(self.links0.len() + stride, 0, GFP_KERNEL)?;
-        self.upper.push(KVec::new(), GFP_KERNEL)?;
         Self::map_put(&mut self.map, &self.ids, node);
         self.live += 1;
         Ok(node)
@@ -369,18 +520,23 @@ impl Index {
 
     /// Removes the nodes from `len` on (added by `push` but not linked into the graph).
     pub(crate) fn truncate(&mut self, len: usize) {
-        while self.len() > len {
-            let node = self.len() - 1;
-            self.live -= usize::from(!self.deleted[node]);
-            self.ids.truncate(node);
-            self.slots.truncate(node);
-            self.deleted.truncate(node);
-            self.scales.truncate(node);
-            self.norms.truncate(node.min(self.norms.len()));
-            self.vecs.truncate(node * self.p.dim);
-            self.links0.truncate(node * self.stride0());
-            self.upper.truncate(node);
+        if self.len() <= len {
+            return;
         }
+        for node in len..self.len() {
+            self.live -= usize::from(!self.deleted[node]);
+        }
+        self.ids.truncate(len);
+        self.slots.truncate(len);
+        self.deleted.truncate(len);
+        self.levels.truncate(len);
+        self.scales.truncate(len);
+        self.upper_at.truncate(len);
+        self.vecs.truncate(len * self.p.dim);
+        self.codes
+            .truncate(self.factors.len().min(len) * self.code_len());
+        self.factors.truncate(len);
+        self.links0.truncate(len * self.stride0());
         self.rehash();
     }
 
@@ -401,54 +557,137 @@ impl Index {
         Some(self.slots[node])
     }
 
+    /// The exact vector of `node`.
+    #[inline]
     fn vec(&self, node: u32) -> VecRef<'_> {
-        let n = node as usize;
         let d = self.p.dim;
+        let n = node as usize;
         VecRef {
-            m: &self.vecs[n * d..(n + 1) * d],
+            m: &self.vecs[n * d..][..d],
             scale: self.scales[n],
-            norm: if self.p.metric == Metric::Cosine {
-                self.norms[n]
-            } else {
-                0
-            },
         }
     }
 
-    fn dist(&self, q: VecRef<'_>, node: u32) -> i64 {
-        distance(self.p.metric, q, self.vec(node)).key()
+    /// The compact codes of `node`.
+    #[inline]
+    fn codes_of(&self, node: u32) -> &[u64] {
+        let l = self.code_len();
+        &self.codes[node as usize * l..][..l]
     }
 
-    fn links(&self, node: u32, level: u32) -> &[u32] {
-        let n = node as usize;
+    /// Prefetches the links of `node` on `level` (level 0 only: the upper levels are small).
+    #[inline]
+    fn prefetch_links(&self, node: u32, level: u32) {
         if level == 0 {
             let s = self.stride0();
-            let base = n * s;
-            let cnt = self.links0[base] as usize;
-            &self.links0[base + 1..base + 1 + cnt]
-        } else {
-            let base = (level as usize - 1) * (1 + self.p.m);
-            let l = &self.upper[n];
-            let cnt = l[base] as usize;
-            &l[base + 1..base + 1 + cnt]
+            if let Some(row) = self.links0.get(node as usize * s..(node as usize + 1) * s) {
+                // 16 links a cache line.
+                for l in row.iter().step_by(16) {
+                    prefetch(l);
+                }
+                if let Some(l) = row.last() {
+                    prefetch(l);
+                }
+            }
         }
+    }
+
+    /// Prefetches what a distance to `node` reads.
+    #[inline]
+    fn prefetch_node(&self, node: u32) {
+        if self.compact() {
+            // Eight words a cache line.
+            let c = self.codes_of(node);
+            for w in c.iter().step_by(8) {
+                prefetch(w);
+            }
+            if let Some(w) = c.last() {
+                prefetch(w);
+            }
+        } else {
+            let v = self.vec(node).m;
+            let mut i = 0;
+            while i < v.len() {
+                prefetch(&v[i]);
+                i += 16;
+            }
+        }
+    }
+
+    /// The traversal key of `node` for the query in `s`: the compact key under cosine (minus
+    /// the code dot product times the node's factor: it orders like the compact distance),
+    /// the exact key otherwise.
+    #[inline]
+    fn key(&self, s: &Scratch, node: u32) -> i64 {
+        if self.compact() {
+            let dot = dot_words(self.codes_of(node), &s.qcodes);
+            -(i64::from(dot) * i64::from(self.factors[node as usize]))
+        } else {
+            self.exact(s, node).key()
+        }
+    }
+
+    /// The exact distance of `node` to the query in `s`.
+    #[inline]
+    fn exact(&self, s: &Scratch, node: u32) -> Value {
+        let q = VecRef {
+            m: &s.qm,
+            scale: s.qscale,
+        };
+        distance(self.p.metric, q, self.vec(node))
+    }
+
+    /// The traversal key of node `b` with node `a` as the query (for the neighbour
+    /// selection; like [`Index::key`], it leaves out the factor of `a`). `aq` holds the
+    /// codes of `a` in query form (cosine only).
+    #[inline]
+    fn key_between(&self, a: u32, aq: &[u64], b: u32) -> i64 {
+        if self.compact() {
+            let dot = dot_words(self.codes_of(b), aq);
+            -(i64::from(dot) * i64::from(self.factors[b as usize]))
+        } else {
+            distance(self.p.metric, self.vec(a), self.vec(b)).key()
+        }
+    }
+
+    /// Appends the codes of `node` in query form to `out` (cosine only).
+    fn push_query_codes(&self, node: u32, out: &mut KVVec<u64>) -> Result {
+        if self.compact() {
+            let at = out.len();
+            out.resize(at + self.code_len(), 0, GFP_KERNEL)?;
+            vecmath::reverse(self.codes_of(node), &mut out[at..]);
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn links(&self, node: u32, level: u32) -> &[u32] {
+        let n = node as usize;
+        let (list, width) = if level == 0 {
+            let s = self.stride0();
+            (&self.links0[n * s..][..s], s)
+        } else {
+            let w = 1 + self.p.m;
+            let at = self.upper_at[n] as usize + (level as usize - 1) * w;
+            (&self.upper[at..][..w], w)
+        };
+        let cnt = (list[0] as usize).min(width - 1);
+        &list[1..1 + cnt]
     }
 
     fn set_links(&mut self, node: u32, level: u32, new: &[u32]) {
         let n = node as usize;
-        let (slice, base) = if level == 0 {
+        let list = if level == 0 {
             let s = self.stride0();
-            (&mut self.links0[..], n * s)
+            &mut self.links0[n * s..][..s]
         } else {
-            (
-                &mut self.upper[n][..],
-                (level as usize - 1) * (1 + self.p.m),
-            )
+            let w = 1 + self.p.m;
+            let at = self.upper_at[n] as usize + (level as usize - 1) * w;
+            &mut self.upper[at..][..w]
         };
-        slice[base] = new.len() as u32;
-        for (d, s) in slice[base + 1..].iter_mut().zip(new) {
-            *d = *s;
-        }
+        let cnt = new.len().min(list.len() - 1);
+        list[0] = cnt as u32;
+        list[1..1 + cnt].copy_from_slice(&new[..cnt]);
     }
 
     fn max_links(&self, level: u32) -> usize {
@@ -459,24 +698,52 @@ impl Index {
         }
     }
 
-    fn query_ref<'a>(&self, m: &'a [i32], scale: i32) -> VecRef<'a> {
-        VecRef {
-            m,
-            scale,
-            norm: if self.p.metric == Metric::Cosine {
-                norm_factor(m)
-            } else {
-                0
-            },
+    /// Prepares the query `m` (mantissas at `scale`) in `s`.
+    pub(crate) fn set_query(&self, s: &mut Scratch, m: &[i32], scale: i32) -> Result {
+        s.qm.clear();
+        s.qm.extend_from_slice(m, GFP_KERNEL)?;
+        s.qscale = scale;
+        if self.compact() {
+            vecmath::normalize(&mut s.qm);
+            s.qscale = vecmath::UNIT_BITS;
+            let l = self.code_len();
+            s.baseq.clear();
+            s.baseq.resize(l, 0, GFP_KERNEL)?;
+            let (f, e) = vecmath::encode(&s.qm, &mut s.baseq);
+            s.qcodes.clear();
+            s.qcodes.resize(l, 0, GFP_KERNEL)?;
+            vecmath::reverse(&s.baseq, &mut s.qcodes);
+            s.qfactor = f;
+            s.qerr = e;
         }
+        Ok(())
     }
 
-    /// Greedy search on `level` from `ep` towards `q`.
-    fn greedy(&self, q: VecRef<'_>, mut ep: Scored, level: u32) -> Scored {
+    /// Makes the query of `s` the vector of `node` (for linking it).
+    fn set_query_node(&self, s: &mut Scratch, node: u32) -> Result {
+        let v = self.vec(node);
+        s.qm.clear();
+        s.qm.extend_from_slice(v.m, GFP_KERNEL)?;
+        s.qscale = v.scale;
+        if self.compact() {
+            s.qcodes.clear();
+            s.qcodes.resize(self.code_len(), 0, GFP_KERNEL)?;
+            vecmath::reverse(self.codes_of(node), &mut s.qcodes);
+            s.qfactor = self.factors[node as usize];
+        }
+        Ok(())
+    }
+
+    /// Greedy search on `level` from `ep` towards the query.
+    fn greedy(&self, s: &mut Scratch, mut ep: (i64, u32), level: u32) -> (i64, u32) {
         loop {
             let mut best = ep;
             for &nb in self.links(ep.1, level) {
-                let c = (self.dist(q, nb), nb);
+                self.prefetch_node(nb);
+            }
+            for &nb in self.links(ep.1, level) {
+                let c = (self.key(s, nb), nb);
+                s.stats.distances += 1;
                 if c < best {
                     best = c;
                 }
@@ -488,197 +755,377 @@ impl Index {
         }
     }
 
-    /// Beam search on `level` from `ep`: the `ef` nearest nodes found, nearest first.
-    fn search_layer(
-        &self,
-        q: VecRef<'_>,
-        ep: Scored,
-        ef: usize,
-        level: u32,
-        visited: &mut Visited,
-    ) -> Result<KVVec<Scored>> {
-        visited.clear();
-        let mut cand: Heap<Reverse<Scored>> = Heap::new();
-        let mut found: TopK<Scored> = TopK::new(ef.max(1));
-        visited.set(ep.1);
-        cand.push(Reverse(ep))?;
-        found.push(ep)?;
-        while let Some(Reverse(c)) = cand.pop() {
-            if let Some(w) = found.worst() {
-                if c > w {
+    /// Beam search on `level` from `ep`: leaves the `ef` nearest nodes found in `s.pool`,
+    /// nearest first.
+    fn search_layer(&self, s: &mut Scratch, ep: (i64, u32), ef: usize, level: u32) -> Result {
+        let ef = ef.max(1);
+        s.begin(self.len())?;
+        s.near.clear();
+        s.near.reserve(ef + 1, GFP_KERNEL)?;
+        s.best.clear();
+        s.best.reserve(ef + 1, GFP_KERNEL)?;
+        s.batch.clear();
+        s.batch.reserve(self.max_links(level), GFP_KERNEL)?;
+        s.visit(ep.1);
+        heap_push(&mut s.near, Reverse(ep))?;
+        heap_push(&mut s.best, ep)?;
+        while let Some(Reverse(c)) = heap_pop(&mut s.near) {
+            if let Some(&w) = s.best.first() {
+                if s.best.len() >= ef && c > w {
                     break;
                 }
             }
+            if let Some(&Reverse(n)) = s.near.first() {
+                self.prefetch_links(n.1, level);
+            }
+            s.stats.expanded += 1;
+            // The neighbours not seen yet, prefetched before their distances are taken.
+            s.batch.clear();
             for &nb in self.links(c.1, level) {
-                if visited.set(nb) {
+                if !s.visit(nb) {
+                    self.prefetch_node(nb);
+                    s.batch.push(nb, GFP_KERNEL)?;
+                }
+            }
+            for i in 0..s.batch.len() {
+                let nb = s.batch[i];
+                let e = (self.key(s, nb), nb);
+                s.stats.distances += 1;
+                let full = s.best.len() >= ef;
+                if full && s.best.first().is_some_and(|&w| e >= w) {
                     continue;
                 }
-                let e = (self.dist(q, nb), nb);
-                if found.worst().is_none_or(|w| e < w) {
-                    cand.push(Reverse(e))?;
-                    found.push(e)?;
+                // Likely to be expanded soon.
+                self.prefetch_links(nb, level);
+                heap_push(&mut s.near, Reverse(e))?;
+                heap_push(&mut s.best, e)?;
+                if full {
+                    heap_pop(&mut s.best);
                 }
             }
         }
-        found.into_sorted()
+        // The result, nearest first.
+        s.best.sort_unstable();
+        s.pool.clear();
+        s.pool.reserve(s.best.len(), GFP_KERNEL)?;
+        for &(key, node) in s.best.iter() {
+            s.pool.push(Cand::new(key, node), GFP_KERNEL)?;
+        }
+        Ok(())
     }
 
-    /// The neighbour selection heuristic: from `cands` (nearest to the base first), up to `m`
-    /// nodes that are nearer to the base than to any node already selected, filled up with
-    /// the pruned ones if `keep_pruned`.
-    fn select(&self, cands: &[Scored], m: usize, keep_pruned: bool) -> Result<KVec<u32>> {
-        let mut sel: KVec<u32> = KVec::with_capacity(m, GFP_KERNEL)?;
-        let mut pruned: KVec<u32> = KVec::new();
-        for &(d, c) in cands {
-            if sel.len() >= m {
+    /// The factor that makes traversal keys taken from different query nodes comparable
+    /// (a compact key leaves out the query's factor).
+    #[inline]
+    fn query_factor(&self, node: u32) -> i128 {
+        if self.compact() {
+            i128::from(self.factors[node as usize])
+        } else {
+            1
+        }
+    }
+
+    /// Whether nodes `a` and `b` hold the same vector (for cosine: the same compact copy).
+    #[inline]
+    fn same(&self, a: u32, b: u32) -> bool {
+        if self.compact() {
+            self.factors[a as usize] == self.factors[b as usize]
+                && self.codes_of(a) == self.codes_of(b)
+        } else {
+            let (x, y) = (self.vec(a), self.vec(b));
+            x.scale == y.scale && x.m == y.m
+        }
+    }
+
+    /// The neighbour selection heuristic: from `s.cands` (sorted, nearest to the base first;
+    /// keys taken with the base as query, whose factor is `base`), into `s.sel`, up to `m`
+    /// nodes that are not nearer to a node already selected than to the base, filled up with
+    /// the pruned ones if `keep_pruned`. Of candidates holding the same vector (and zero
+    /// vectors under cosine), at most two are kept (see below), never used to fill up: a
+    /// list does not fill with copies of one point.
+    fn select(&self, s: &mut Scratch, m: usize, keep_pruned: bool, base: i128) -> Result {
+        s.sel.clear();
+        s.sel.reserve(m, GFP_KERNEL)?;
+        s.selq.clear();
+        s.selq.reserve(m * self.code_len(), GFP_KERNEL)?;
+        let l = self.code_len();
+        let mut pruned = 0;
+        for i in 0..s.cands.len() {
+            if s.sel.len() >= m {
                 break;
             }
-            let cv = self.vec(c);
-            let good = sel.iter().all(|&s| self.dist(cv, s) >= d);
+            let c = s.cands[i];
+            let from_base = i128::from(c.key) * base;
+            let mut good = true;
+            let (mut copies, mut last) = (0, 0);
+            for (j, &x) in s.sel.iter().enumerate() {
+                if self.same(x, c.node) {
+                    copies += 1;
+                    last = j;
+                } else if good {
+                    let xq = s.selq.get(j * l..(j + 1) * l).unwrap_or(&[]);
+                    if i128::from(self.key_between(x, xq, c.node)) * self.query_factor(x)
+                        < from_base
+                    {
+                        good = false;
+                    }
+                }
+            }
+            match copies {
+                0 => {}
+                // Of a group of equal vectors, keep the lowest-numbered and the newest: every
+                // member then links to the first, and each to the next one inserted, so the
+                // whole group stays reachable however large it is.
+                1 => {
+                    s.sel.push(c.node, GFP_KERNEL)?;
+                    self.push_query_codes(c.node, &mut s.selq)?;
+                    continue;
+                }
+                _ => {
+                    // Same codes: the query form at `last` stays right.
+                    s.sel[last] = c.node;
+                    continue;
+                }
+            }
             if good {
-                sel.push(c, GFP_KERNEL)?;
+                s.sel.push(c.node, GFP_KERNEL)?;
+                self.push_query_codes(c.node, &mut s.selq)?;
             } else {
-                pruned.push(c, GFP_KERNEL)?;
+                // Keep the pruned ones in order at the front of the list.
+                s.cands[pruned] = c;
+                pruned += 1;
             }
         }
-        for &p in pruned.iter() {
-            if sel.len() >= m || !keep_pruned {
-                break;
+        if keep_pruned {
+            for i in 0..pruned {
+                if s.sel.len() >= m {
+                    break;
+                }
+                let c = s.cands[i].node;
+                if !s.sel.iter().any(|&x| self.same(x, c)) {
+                    s.sel.push(c, GFP_KERNEL)?;
+                }
             }
-            sel.push(p, GFP_KERNEL)?;
         }
-        Ok(sel)
+        Ok(())
     }
 
     /// Links node `node` (already pushed) into the graph. On error the graph may miss some
     /// links of the node but stays valid.
-    pub(crate) fn link(&mut self, node: u32, visited: &mut Visited) -> Result {
-        let level = level_for(self.ids[node as usize], self.p.m);
+    pub(crate) fn link(&mut self, node: u32, s: &mut Scratch) -> Result {
+        let level = u32::from(self.levels[node as usize]);
         if level > 0 {
-            let mut l = KVec::new();
-            l.resize(level as usize * (1 + self.p.m), 0, GFP_KERNEL)?;
-            self.upper_bytes += l.capacity() * 4;
-            self.upper[node as usize] = l;
+            let at = u32::try_from(self.upper.len()).map_err(|_| ENOMEM)?;
+            let add = level as usize * (1 + self.p.m);
+            self.upper.resize(self.upper.len() + add, 0, GFP_KERNEL)?;
+            self.upper_at[node as usize] = at;
         }
         let Some((entry, top)) = self.entry else {
             self.entry = Some((node, level));
             return Ok(());
         };
-        visited.grow(self.len())?;
-        let n = node as usize;
-        let d = self.p.dim;
-        // The query is the node's own vector: copy it out so the graph can be changed.
-        let mut qm = KVec::with_capacity(d, GFP_KERNEL)?;
-        qm.extend_from_slice(&self.vecs[n * d..(n + 1) * d], GFP_KERNEL)?;
-        let (scale, norm) = {
-            let v = self.vec(node);
-            (v.scale, v.norm)
-        };
-        let q = VecRef {
-            m: &qm,
-            scale,
-            norm,
-        };
-        let mut ep = (self.dist(q, entry), entry);
+        if self.compact() && self.factors[entry as usize] == 0 && self.factors[node as usize] != 0 {
+            // The entry is a zero vector (only while nothing else was inserted): hand over.
+            self.entry = Some((node, level));
+            return self.link_from(node, entry, 0, s);
+        }
+        self.set_query_node(s, node)?;
+        s.stats = Stats::default();
+        let mut ep = (self.key(s, entry), entry);
         let mut l = top;
         while l > level {
-            ep = self.greedy(q, ep, l);
+            ep = self.greedy(s, ep, l);
             l -= 1;
         }
         let mut lv = i64::from(level.min(top));
         while lv >= 0 {
             let l = lv as u32;
-            let w = self.search_layer(q, ep, self.p.ef_construction, l, visited)?;
-            let sel = self.select(&w, self.p.m, true)?;
+            self.search_layer(s, ep, self.p.ef_construction, l)?;
+            let first = s.pool[0];
+            s.cands.clear();
+            s.cands.reserve(s.pool.len(), GFP_KERNEL)?;
+            for i in 0..s.pool.len() {
+                let c = s.pool[i];
+                if c.node != node {
+                    s.cands.push(c, GFP_KERNEL)?;
+                }
+            }
+            self.select(s, self.p.m, true, self.query_factor(node))?;
+            let mut sel: KVec<u32> = KVec::with_capacity(s.sel.len(), GFP_KERNEL)?;
+            sel.extend_from_slice(&s.sel, GFP_KERNEL)?;
             self.set_links(node, l, &sel);
             for &nb in sel.iter() {
-                self.add_link(nb, node, l)?;
+                self.add_link(nb, node, l, s)?;
             }
-            ep = w[0];
+            ep = (first.key, first.node);
             lv -= 1;
         }
-        if level > top {
+        if level > top && !(self.compact() && self.factors[node as usize] == 0) {
             self.entry = Some((node, level));
         }
         Ok(())
     }
 
+    /// Links `node` and `other` both ways on `level` (the first links of a graph).
+    fn link_from(&mut self, node: u32, other: u32, level: u32, s: &mut Scratch) -> Result {
+        self.set_links(node, level, &[other]);
+        self.add_link(other, node, level, s)
+    }
+
     /// Adds link `from -> to` on `level`; when the list is full, it is chosen again among the
     /// old links and the new one with the selection heuristic (without the pruned ones, which
     /// leaves room for later links).
-    fn add_link(&mut self, from: u32, to: u32, level: u32) -> Result {
+    fn add_link(&mut self, from: u32, to: u32, level: u32, s: &mut Scratch) -> Result {
         let max = self.max_links(level);
         let cur = self.links(from, level);
         if cur.contains(&to) {
             return Ok(());
         }
-        let mut all: KVec<Scored> = KVec::with_capacity(cur.len() + 1, GFP_KERNEL)?;
-        let base = self.vec(from);
         if cur.len() < max {
-            let mut l: KVec<u32> = KVec::with_capacity(cur.len() + 1, GFP_KERNEL)?;
-            l.extend_from_slice(cur, GFP_KERNEL)?;
-            l.push(to, GFP_KERNEL)?;
-            self.set_links(from, level, &l);
+            let mut l = [0u32; 2 * 64 + 1];
+            let n = cur.len();
+            l[..n].copy_from_slice(cur);
+            l[n] = to;
+            self.set_links(from, level, &l[..n + 1]);
             return Ok(());
         }
-        for &c in Iterator::chain(cur.iter(), core::iter::once(&to)) {
-            all.push((self.dist(base, c), c), GFP_KERNEL)?;
+        s.cands.clear();
+        s.cands.reserve(cur.len() + 1, GFP_KERNEL)?;
+        s.baseq.clear();
+        if self.compact() {
+            s.baseq.resize(self.code_len(), 0, GFP_KERNEL)?;
+            vecmath::reverse(self.codes_of(from), &mut s.baseq);
         }
-        all.sort_unstable();
-        let l = self.select(&all, max, false)?;
-        self.set_links(from, level, &l);
+        for &c in Iterator::chain(cur.iter(), core::iter::once(&to)) {
+            let key = self.key_between(from, &s.baseq, c);
+            s.cands.push(Cand::new(key, c), GFP_KERNEL)?;
+        }
+        s.cands.sort_unstable_by_key(|c| c.order());
+        self.select(s, max, false, self.query_factor(from))?;
+        let mut l = [0u32; 2 * 64 + 1];
+        let n = s.sel.len().min(l.len());
+        l[..n].copy_from_slice(&s.sel[..n]);
+        self.set_links(from, level, &l[..n]);
         Ok(())
     }
 
-    /// The `k` nearest live vectors to `q` (mantissas at `scale`), nearest first, as
-    /// `(distance key, node)`. Exact: scans every node; otherwise an HNSW search with a
-    /// candidate list of `ef`.
-    pub(crate) fn search(
+    /// The `k` nearest live vectors to the query prepared in `s` ([`Index::set_query`]),
+    /// nearest first, by exact distance. Exact: every live vector is considered; otherwise an
+    /// HNSW search with a candidate list of `ef` (at least `k`). The counters of the search are
+    /// left in `s.stats`.
+    pub(crate) fn search<'a>(
         &self,
-        qm: &[i32],
-        scale: i32,
+        s: &'a mut Scratch,
         k: usize,
         ef: usize,
         exact: bool,
-    ) -> Result<KVVec<(i64, u32)>> {
-        let q = self.query_ref(qm, scale);
-        let mut top: TopK<Scored> = TopK::new(k);
+    ) -> Result<&'a [Hit]> {
+        s.stats = Stats::default();
+        s.hits.clear();
+        s.hits.reserve(k + 1, GFP_KERNEL)?;
         if exact {
-            for node in 0..self.len() as u32 {
-                if !self.deleted[node as usize] {
-                    top.push((self.dist(q, node), node))?;
-                }
-            }
-            return top.into_sorted();
+            self.scan(s, k)?;
+            return Ok(&s.hits);
         }
         let Some((entry, level)) = self.entry else {
-            return Ok(KVVec::new());
+            return Ok(&s.hits);
         };
-        let mut visited = Visited::new();
-        visited.grow(self.len())?;
-        let mut ep = (self.dist(q, entry), entry);
+        let mut ep = (self.key(s, entry), entry);
         let mut l = level;
         while l > 0 {
-            ep = self.greedy(q, ep, l);
+            ep = self.greedy(s, ep, l);
             l -= 1;
         }
-        let w = self.search_layer(q, ep, ef.max(k), 0, &mut visited)?;
-        for &s in w.iter() {
-            if !self.deleted[s.1 as usize] {
-                top.push(s)?;
-            }
+        self.search_layer(s, ep, ef.max(k), 0)?;
+        // Rescore the final candidates exactly.
+        for i in 0..s.pool.len() {
+            self.prefetch_exact(s.pool[i].node);
         }
-        top.into_sorted()
+        for i in 0..s.pool.len() {
+            let node = s.pool[i].node;
+            if self.deleted[node as usize] {
+                continue;
+            }
+            let dist = self.exact(s, node);
+            s.stats.rescored += 1;
+            hits_insert(&mut s.hits, k, node, dist)?;
+        }
+        Ok(&s.hits)
     }
 
-    /// The exact distance between query `qm` (at `scale`) and node `node`.
-    pub(crate) fn distance_value(
-        &self,
-        qm: &[i32],
-        scale: i32,
-        node: u32,
-    ) -> crate::vecmath::Value {
-        distance(self.p.metric, self.query_ref(qm, scale), self.vec(node))
+    fn prefetch_exact(&self, node: u32) {
+        let v = self.vec(node).m;
+        let mut i = 0;
+        while i < v.len() {
+            prefetch(&v[i]);
+            i += 16;
+        }
+    }
+
+    /// Exact search. Under cosine: a scan of the compact copy, then the exact distance of
+    /// every vector whose compact key is within twice the proven error bound of the `k`-th
+    /// smallest compact key (no other can be among the `k` nearest). Otherwise a scan of the
+    /// exact vectors.
+    fn scan(&self, s: &mut Scratch, k: usize) -> Result {
+        let n = self.len();
+        if !self.compact() {
+            for node in 0..n as u32 {
+                if !self.deleted[node as usize] {
+                    let dist = self.exact(s, node);
+                    s.stats.rescored += 1;
+                    hits_insert(&mut s.hits, k, node, dist)?;
+                }
+            }
+            return Ok(());
+        }
+        s.keys.clear();
+        s.keys.reserve(n, GFP_KERNEL)?;
+        // The k smallest compact keys, in s.pool (as a sorted list).
+        s.pool.clear();
+        s.pool.reserve(k + 1, GFP_KERNEL)?;
+        let l = self.code_len();
+        for (node, c) in self.codes.chunks_exact(l).enumerate() {
+            let key = -(i64::from(dot_words(c, &s.qcodes)) * i64::from(self.factors[node]));
+            s.keys.push(key, GFP_KERNEL)?;
+            if !self.deleted[node] {
+                pool_insert(&mut s.pool, k, Cand::new(key, node as u32))?;
+            }
+        }
+        s.stats.distances += n as u64;
+        let Some(kth) = s.pool.last().map(|c| c.key) else {
+            return Ok(());
+        };
+        let limit = kth.saturating_add(self.scan_slack(s));
+        for node in 0..n {
+            if s.keys[node] <= limit && !self.deleted[node] {
+                let dist = self.exact(s, node as u32);
+                s.stats.rescored += 1;
+                hits_insert(&mut s.hits, k, node as u32, dist)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Twice the bound, in units of compact keys, of the difference between a compact key
+    /// and the exact distance (see [`Index::scan`]).
+    ///
+    /// With `x` and `q` the unit vectors, `x~` and `q~` their compact copies, `|x - x~| <=
+    /// ex`, `|q - q~| <= eq` ([`vecmath::encode`]) and `|q| <= 1 + 2^-20` (rounding), the
+    /// inner products differ by `|x.q - x~.q~| <= ex |q| + |x~| eq <= (1 + 2^-20) (ex + eq) +
+    /// ex eq`. A compact key `k` stands for `x~.q~ = -k * qfactor * 2^-76`; the bound, in units
+    /// of 2^-76, is divided by the query's factor.
+    fn scan_slack(&self, s: &Scratch) -> i64 {
+        if s.qfactor == 0 {
+            // A zero query: every distance is 1; rescore everything.
+            return i64::MAX;
+        }
+        let (ex, eq) = (u128::from(self.max_err), u128::from(s.qerr));
+        // The last term covers the clamping of exact cosine distances to [0, 2] (at most
+        // 2^-23 for unit vectors rounded to 30 bits).
+        let b = ((ex + eq) << 38) + (((ex + eq) << 38) >> 20) + ex * eq + (1 << 56);
+        // Rounded up (the kernel has no 128-bit division instruction: a long division).
+        let units = vecmath::div_u128(b, u128::from(s.qfactor)) + 1;
+        i64::try_from(units.saturating_mul(2)).unwrap_or(i64::MAX)
     }
 
     /// The record number of node `node` in the collection file.
@@ -696,7 +1143,7 @@ impl Index {
     #[cfg(CONFIG_KUNIT)]
     pub(crate) fn check(&self) -> Result<usize> {
         for node in 0..self.len() as u32 {
-            let level = level_for(self.ids[node as usize], self.p.m);
+            let level = u32::from(self.levels[node as usize]);
             for l in 0..=level {
                 let links = self.links(node, l);
                 if links.len() > self.max_links(l) {
@@ -705,7 +1152,7 @@ impl Index {
                 for &nb in links {
                     if nb == node
                         || nb as usize >= self.len()
-                        || level_for(self.ids[nb as usize], self.p.m) < l
+                        || u32::from(self.levels[nb as usize]) < l
                     {
                         return Err(EUCLEAN);
                     }
@@ -715,16 +1162,16 @@ impl Index {
         let Some((entry, _)) = self.entry else {
             return Ok(0);
         };
-        let mut seen = Visited::new();
-        seen.grow(self.len())?;
+        let mut s = Scratch::new();
+        s.begin(self.len())?;
         let mut stack: KVec<u32> = KVec::new();
         stack.push(entry, GFP_KERNEL)?;
-        seen.set(entry);
+        s.visit(entry);
         let mut count = 0;
         while let Some(n) = stack.pop() {
             count += 1;
             for &nb in self.links(n, 0) {
-                if !seen.set(nb) {
+                if !s.visit(nb) {
                     stack.push(nb, GFP_KERNEL)?;
                 }
             }
@@ -733,37 +1180,30 @@ impl Index {
     }
 }
 
-/// A set of visited nodes: a bitmap.
-pub(crate) struct Visited {
-    bits: VVec<u64>,
-}
-
-impl Visited {
-    /// An empty set.
-    pub(crate) fn new() -> Self {
-        Self { bits: VVec::new() }
-    }
-
-    /// Makes room for nodes `0..n`.
-    pub(crate) fn grow(&mut self, n: usize) -> Result {
-        let words = n.div_ceil(64);
-        if words > self.bits.len() {
-            self.bits.resize(words, 0, GFP_KERNEL)?;
+/// Inserts `node` at exact distance `dist` into the results `hits` (sorted by distance, then
+/// node), keeping the `k` nearest.
+fn hits_insert(hits: &mut KVVec<Hit>, k: usize, node: u32, dist: Value) -> Result {
+    let h = Hit {
+        node,
+        key: dist.key(),
+        dist,
+    };
+    let order = (h.key, node);
+    let len = hits.len();
+    if len == k {
+        match hits.last() {
+            Some(w) if order < (w.key, w.node) => {}
+            _ => return Ok(()),
         }
-        Ok(())
     }
-
-    fn clear(&mut self) {
-        self.bits.iter_mut().for_each(|w| *w = 0);
+    let pos = hits.partition_point(|x| (x.key, x.node) < order);
+    if len == k {
+        hits[len - 1] = h;
+    } else {
+        hits.push(h, GFP_KERNEL)?;
     }
-
-    /// Adds `n`; returns whether it was already there.
-    fn set(&mut self, n: u32) -> bool {
-        let (w, b) = ((n / 64) as usize, n % 64);
-        let old = self.bits[w] & (1 << b) != 0;
-        self.bits[w] |= 1 << b;
-        old
-    }
+    hits[pos..].rotate_right(1);
+    Ok(())
 }
 
 #[kunit_tests(vexfs_hnsw)]
@@ -772,20 +1212,37 @@ mod tests {
     use crate::vecmath::Fixed;
 
     #[test]
-    fn heap_and_topk() {
-        let mut t: TopK<(i64, u32)> = TopK::new(3);
+    fn candidate_list() -> Result {
+        let mut pool: KVVec<Cand> = KVVec::with_capacity(4, GFP_KERNEL)?;
+        let mut at = KVec::new();
         for (i, k) in [5i64, -1, 7, 3, 3, 9, -8, 0].iter().enumerate() {
-            t.push((*k, i as u32)).unwrap();
+            at.push(
+                pool_insert(&mut pool, 3, Cand::new(*k, i as u32))?,
+                GFP_KERNEL,
+            )?;
         }
-        let s = t.into_sorted().unwrap();
-        assert_eq!(&s[..], &[(-8, 6), (-1, 1), (0, 7)]);
-        let mut h: Heap<Reverse<i64>> = Heap::new();
-        for k in [4, 1, 3, 2] {
-            h.push(Reverse(k)).unwrap();
-        }
-        assert_eq!(h.pop(), Some(Reverse(1)));
-        assert_eq!(h.pop(), Some(Reverse(2)));
-        assert_eq!(h.len(), 2);
+        let order: KVec<(i64, u32)> = {
+            let mut v = KVec::new();
+            for c in pool.iter() {
+                v.push(c.order(), GFP_KERNEL)?;
+            }
+            v
+        };
+        assert_eq!(&order[..], &[(-8, 6), (-1, 1), (0, 7)]);
+        assert_eq!(
+            &at[..],
+            &[
+                Some(0),
+                Some(0),
+                Some(2),
+                Some(1),
+                Some(2),
+                None,
+                Some(0),
+                Some(2)
+            ]
+        );
+        Ok(())
     }
 
     #[test]
@@ -812,7 +1269,7 @@ mod tests {
         p
     }
 
-    fn build(n: u64, metric: Metric) -> Result<Index> {
+    fn build_from(n: u64, metric: Metric, f: impl Fn(u64) -> [i8; DIM]) -> Result<Index> {
         let mut idx = Index::new(Params {
             dim: DIM,
             metric,
@@ -820,69 +1277,130 @@ mod tests {
             ef_construction: 64,
         });
         idx.reserve(n as usize)?;
-        let mut visited = Visited::new();
+        let mut s = Scratch::new();
         let mut m = [0i32; DIM];
         for i in 0..n {
-            let p = point(i);
-            let s = Fixed::from_i8(p.iter().copied(), &mut m);
-            let node = idx.push(i * 7 + 1, i, &m, s)?;
-            idx.link(node, &mut visited)?;
+            let p = f(i);
+            let sc = Fixed::from_i8(p.iter().copied(), &mut m);
+            let node = idx.push(i * 7 + 1, i, &m, sc)?;
+            idx.link(node, &mut s)?;
         }
         Ok(idx)
     }
 
+    fn build(n: u64, metric: Metric) -> Result<Index> {
+        build_from(n, metric, point)
+    }
+
+    /// The `k` nearest by brute force over the exact vectors: `(key, node)`.
+    fn brute(idx: &Index, s: &Scratch, k: usize) -> Result<KVec<(i64, u32)>> {
+        let mut all = KVec::new();
+        for node in 0..idx.len() as u32 {
+            if !idx.deleted[node as usize] {
+                all.push((idx.exact(s, node).key(), node), GFP_KERNEL)?;
+            }
+        }
+        all.sort_unstable();
+        all.truncate(k);
+        Ok(all)
+    }
+
+    /// Recall@10 of HNSW searches at `ef`, counting hits by distance (ties make ids
+    /// ambiguous), and whether exact search equals brute force, over 40 queries.
+    fn recall(idx: &Index, ef: usize, q: impl Fn(u64) -> [i8; DIM]) -> Result<usize> {
+        let mut s = Scratch::new();
+        let mut m = [0i32; DIM];
+        let mut hits = 0;
+        for qi in 0..40u64 {
+            let p = q(qi);
+            let sc = Fixed::from_i8(p.iter().copied(), &mut m);
+            idx.set_query(&mut s, &m, sc)?;
+            let want = brute(idx, &s, 10)?;
+            let exact = idx.search(&mut s, 10, 0, true)?;
+            assert_eq!(exact.len(), want.len());
+            for (h, w) in exact.iter().zip(want.iter()) {
+                assert_eq!((h.key, h.node), *w);
+            }
+            let worst = want[want.len() - 1].0;
+            let approx = idx.search(&mut s, 10, ef, false)?;
+            hits += approx.iter().filter(|h| h.key <= worst).count();
+        }
+        Ok(hits)
+    }
+
     #[test]
-    fn graph_invariants_and_recall() {
+    fn graph_invariants_and_recall() -> Result {
         for metric in [Metric::L2, Metric::Ip, Metric::Cosine] {
-            let idx = build(600, metric).unwrap();
+            let idx = build(600, metric)?;
             // Every list within bounds; every node reachable on level 0 for the metrics (the
             // inner product is none: nodes of small norm are nobody's nearest, and may only
             // be reached through their own links).
-            let reachable = idx.check().unwrap();
+            let reachable = idx.check()?;
             if metric == Metric::Ip {
                 assert!(reachable >= 540);
             } else {
                 assert_eq!(reachable, 600);
             }
-            let mut hits = 0;
-            let mut total = 0;
-            let mut m = [0i32; DIM];
-            for qi in 0..40u64 {
-                let p = point(5000 + qi);
-                let s = Fixed::from_i8(p.iter().copied(), &mut m);
-                let exact = idx.search(&m, s, 10, 0, true).unwrap();
-                let approx = idx.search(&m, s, 10, 64, false).unwrap();
-                assert_eq!(exact.len(), 10);
-                // Count hits by distance (ties make ids ambiguous).
-                let worst = exact[9].0;
-                hits += approx.iter().filter(|r| r.0 <= worst).count();
-                total += 10;
-            }
-            assert!(hits * 100 >= total * 90);
+            assert!(recall(&idx, 64, |qi| point(5000 + qi))? * 100 >= 400 * 90);
         }
+        Ok(())
     }
 
     #[test]
-    fn delete_and_find() {
-        let mut idx = build(100, Metric::L2).unwrap();
+    fn duplicates_and_zero_vectors() -> Result {
+        // 600 vectors drawn from only 30 distinct points, every tenth vector zero.
+        let dup = |i: u64| {
+            if i % 10 == 3 {
+                [0i8; DIM]
+            } else {
+                point(mix64(i) % 30)
+            }
+        };
+        for metric in [Metric::L2, Metric::Cosine] {
+            let idx = build_from(600, metric, dup)?;
+            // Every vector reachable; under cosine the 60 zero vectors (at distance 1 from
+            // everything, found by exact search) need not be.
+            let want = if metric == Metric::L2 { 600 } else { 540 };
+            assert!(idx.check()? >= want);
+            // Queries near the data: tie-aware recall at least 0.9.
+            assert!(recall(&idx, 64, |qi| point(7000 + qi))? * 100 >= 400 * 90);
+            // Queries that are data points: every hit at the nearest distance.
+            assert!(recall(&idx, 64, |qi| point(qi % 30))? * 100 >= 400 * 90);
+        }
+        // A zero query under cosine: every distance is 1.
+        let idx = build_from(100, Metric::Cosine, dup)?;
+        let mut s = Scratch::new();
+        idx.set_query(&mut s, &[0; DIM], 0)?;
+        let r = idx.search(&mut s, 5, 0, true)?;
+        assert_eq!(r.len(), 5);
+        assert!(r.iter().all(|h| h.dist.to_f32_bits() == 0x3f80_0000));
+        Ok(())
+    }
+
+    #[test]
+    fn delete_and_find() -> Result {
+        let mut idx = build(100, Metric::L2)?;
         assert_eq!(idx.find(8), Some(1));
         assert_eq!(idx.delete(8), Some(1));
         assert_eq!(idx.find(8), None);
         assert_eq!(idx.delete(8), None);
         assert_eq!(idx.live(), 99);
         let mut m = [0i32; DIM];
-        let s = Fixed::from_i8(point(1).iter().copied(), &mut m);
-        let r = idx.search(&m, s, 100, 100, true).unwrap();
+        let sc = Fixed::from_i8(point(1).iter().copied(), &mut m);
+        let mut s = Scratch::new();
+        idx.set_query(&mut s, &m, sc)?;
+        let r = idx.search(&mut s, 100, 100, true)?;
         assert_eq!(r.len(), 99);
-        assert!(r.iter().all(|x| x.1 != 1));
-        let r = idx.search(&m, s, 5, 64, false).unwrap();
-        assert!(r.iter().all(|x| x.1 != 1));
+        assert!(r.iter().all(|x| x.node != 1));
+        let r = idx.search(&mut s, 5, 64, false)?;
+        assert!(r.iter().all(|x| x.node != 1));
         // Truncating pushed nodes restores the map.
-        idx.reserve(1).unwrap();
-        let node = idx.push(8, 100, &m, s).unwrap();
+        idx.reserve(1)?;
+        let node = idx.push(8, 100, &m, sc)?;
         assert_eq!(idx.find(8), Some(node));
         idx.truncate(100);
         assert_eq!(idx.find(8), None);
         assert_eq!(idx.find(15), Some(2));
+        Ok(())
     }
 }

@@ -60,6 +60,9 @@ pub(crate) struct VexInode {
     /// The vector engine's state of a collection; its semaphore is shared by searches.
     #[pin]
     pub(crate) vec: RwSemaphore<vector::State>,
+    /// Search scratch buffers of the collection, reused by its searches.
+    #[pin]
+    pub(crate) scratch: Mutex<vector::ScratchPool>,
 }
 
 impl VexInode {
@@ -67,6 +70,7 @@ impl VexInode {
         try_pin_init!(Self {
             map <- new_mutex!(map),
             vec <- new_rwsem!(vector::State::new()),
+            scratch <- new_mutex!(vector::ScratchPool::new()),
         })
     }
 }

@@ -265,7 +265,7 @@ pub(crate) fn isqrt(v: u128) -> u128 {
 }
 
 /// `n / d` (floor) by binary long division: the kernel has no 128-bit division. `d != 0`.
-fn div_u128(n: u128, d: u128) -> u128 {
+pub(crate) fn div_u128(n: u128, d: u128) -> u128 {
     if d == 0 {
         return u128::MAX;
     }
@@ -287,17 +287,6 @@ fn div_u128(n: u128, d: u128) -> u128 {
     q
 }
 
-/// The norm factor of a vector for the cosine distance: `isqrt(sum m^2 * 2^40)`, about
-/// `||m|| * 2^20` (at most `2^20 * 2^36` for 4096 30-bit mantissas).
-pub(crate) fn norm_factor(m: &[i32]) -> u64 {
-    let mut sum: u128 = 0;
-    for &x in m {
-        let x = i64::from(x);
-        sum += (x * x) as u128;
-    }
-    isqrt(sum << 40) as u64
-}
-
 /// The distance metrics (`VEXFS_METRIC_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Metric {
@@ -309,83 +298,220 @@ pub(crate) enum Metric {
     Cosine,
 }
 
-/// A vector borrowed for a distance computation.
+/// Scale of a unit vector made by [`normalize`]: `u[i] = x[i] / ||x|| * 2^UNIT_BITS`.
+pub(crate) const UNIT_BITS: i32 = 30;
+
+/// Turns mantissas `m` (at any scale) into the unit vector in the same direction, in place:
+/// `m[i] = round(m[i] * 2^30 / ||m||)`, off by at most one unit (`2^-30`) per element. A zero
+/// vector stays zero. Integer only: `||m||` is an integer square root and the division is a
+/// multiplication by a 63-bit reciprocal (one long division per vector, none per element).
+pub(crate) fn normalize(m: &mut [i32]) {
+    let mut sum: u128 = 0;
+    for &x in m.iter() {
+        let x = i64::from(x);
+        sum += (x * x) as u128;
+    }
+    if sum == 0 {
+        return;
+    }
+    // r ~= ||m|| * 2^20, in [2^20, 2^56] for at most 4096 30-bit mantissas.
+    let r = isqrt(sum << 40);
+    let l = bitlen(r);
+    // inv = floor(2^(62 + l) / r), in [2^62, 2^63].
+    let inv = div_u128(1u128 << (62 + l), r);
+    // m * 2^30 / ||m|| = m * 2^50 / r = m * inv * 2^(50 - 62 - l).
+    let sh = 12 + l;
+    for x in m.iter_mut() {
+        let p = u128::from(x.unsigned_abs()) * inv;
+        let v = ((p + (1u128 << (sh - 1))) >> sh).min(1 << UNIT_BITS) as i32;
+        *x = if *x < 0 { -v } else { v };
+    }
+}
+
+/// Fixed-point exponent of the factor of a compact code: a vector is approximated by
+/// `codes[i] * factor * 2^-CODE_BITS`.
+pub(crate) const CODE_BITS: i32 = 38;
+
+/// Largest magnitude of a compact code. With `|c| <= 90`, four products add up to less than
+/// `2^15` in magnitude, which [`dot_words`] needs.
+pub(crate) const CODE_MAX: u32 = 90;
+
+/// Packs four codes into one word as the integer `c[0] + c[1] 2^16 + c[2] 2^32 + c[3] 2^48`
+/// (mod 2^64; negative codes borrow from the next lane).
+fn pack(c: [i64; 4]) -> u64 {
+    c[0].wrapping_add(c[1] << 16)
+        .wrapping_add(c[2] << 32)
+        .wrapping_add(c[3] << 48) as u64
+}
+
+/// The four codes of a word made by [`pack`].
+fn unpack(w: u64) -> [i64; 4] {
+    let mut c = [0i64; 4];
+    let mut v = w as i64;
+    for x in c.iter_mut() {
+        *x = i64::from(v as i16);
+        v = v.wrapping_sub(*x) >> 16;
+    }
+    c
+}
+
+/// The compact (traversal) copy of a unit vector `u` ([`normalize`]): codes
+/// `c[i] = round(CODE_MAX * u[i] / max |u|)` and a factor, `u[i] * 2^-30 ~= c[i] * factor *
+/// 2^-38`, packed four to a word ([`pack`]) into `words` (`ceil(dim / 4)` long; missing codes
+/// are zero). Returns `(factor, err)` where `err` bounds the Euclidean norm of the
+/// approximation error, `||u * 2^-30 - c * factor * 2^-38||_2 <= err * 2^-38`, computed exactly
+/// from the codes.
+pub(crate) fn encode(u: &[i32], words: &mut [u64]) -> (u32, u64) {
+    words.iter_mut().for_each(|w| *w = 0);
+    let umax = u.iter().map(|x| x.unsigned_abs()).max().unwrap_or(0);
+    if umax == 0 {
+        return (0, 0);
+    }
+    let umax = u64::from(umax);
+    let cmax = u64::from(CODE_MAX);
+    // factor = round(umax * 2^(38 - 30) / CODE_MAX) < 2^32 (umax <= 2^30).
+    let factor = ((umax << (CODE_BITS - UNIT_BITS)) + cmax / 2) / cmax;
+    // 1 / umax as a 62-bit fixed-point reciprocal (umax >= 2^24 for a unit vector).
+    let rinv = (1u64 << 62) / umax;
+    let mut err2: u128 = 0;
+    for (chunk, w) in u.chunks(4).zip(words.iter_mut()) {
+        let mut c = [0i64; 4];
+        for (x, c) in chunk.iter().zip(c.iter_mut()) {
+            let p = u128::from(x.unsigned_abs()) * u128::from(cmax) * u128::from(rinv);
+            let q = ((p + (1u128 << 61)) >> 62).min(u128::from(cmax)) as i64;
+            *c = if *x < 0 { -q } else { q };
+            // Exact error of this element in units of 2^-38: below 2^31 in magnitude.
+            let d = (i64::from(*x) << (CODE_BITS - UNIT_BITS)) - *c * factor as i64;
+            err2 += (d * d) as u128;
+        }
+        *w = pack(c);
+    }
+    (factor as u32, isqrt(err2) as u64 + 1)
+}
+
+/// Turns the words of [`encode`] into the query form of [`dot_words`]: the codes of each
+/// word in reverse order.
+pub(crate) fn reverse(words: &[u64], out: &mut [u64]) {
+    for (w, o) in words.iter().zip(out.iter_mut()) {
+        let [c0, c1, c2, c3] = unpack(*w);
+        *o = pack([c3, c2, c1, c0]);
+    }
+}
+
+/// The dot product of the codes of `data` ([`encode`]) and `query` ([`reverse`]), of the
+/// same length: four products per 64-bit multiplication.
+///
+/// With `A = sum a[i] z^i`, `B = sum b[3 - i] z^i` and `z = 2^16`, the product has
+/// `sum a[i] b[i]` as the coefficient of `z^3`. The coefficients below it add up to `L` with
+/// `|L| < 2^47` (each is a sum of at most three products of magnitude `<= 90^2`), so adding
+/// `2^47` and shifting right by 48 (arithmetic, on the product mod 2^64) leaves exactly that
+/// coefficient, which is below `2^15` in magnitude (four products).
+#[inline]
+pub(crate) fn dot_words(data: &[u64], query: &[u64]) -> i32 {
+    // At most 1024 words of at most 4 * 90^2 each: every sum stays below 2^25, so the
+    // wrapping additions never wrap.
+    let (mut s0, mut s1) = (0i32, 0i32);
+    let (cd, cq) = (data.chunks_exact(2), query.chunks_exact(2));
+    let (rd, rq) = (cd.remainder(), cq.remainder());
+    for (a, b) in cd.zip(cq) {
+        let p0 = a[0].wrapping_mul(b[0]).wrapping_add(1 << 47);
+        let p1 = a[1].wrapping_mul(b[1]).wrapping_add(1 << 47);
+        s0 = s0.wrapping_add(((p0 as i64) >> 48) as i32);
+        s1 = s1.wrapping_add(((p1 as i64) >> 48) as i32);
+    }
+    for (a, b) in rd.iter().zip(rq) {
+        let p = a.wrapping_mul(*b).wrapping_add(1 << 47);
+        s0 = s0.wrapping_add(((p as i64) >> 48) as i32);
+    }
+    s0.wrapping_add(s1)
+}
+
+/// A vector borrowed for an exact distance computation.
 #[derive(Clone, Copy)]
 pub(crate) struct VecRef<'a> {
-    /// Mantissas.
+    /// Mantissas (for cosine: the unit vector of [`normalize`]).
     pub(crate) m: &'a [i32],
-    /// Scale: `x = m * 2^-scale`.
+    /// Scale: `x = m * 2^-scale` (for cosine: [`UNIT_BITS`]).
     pub(crate) scale: i32,
-    /// [`norm_factor`] of `m` (cosine only, 0 otherwise).
-    pub(crate) norm: u64,
 }
 
-/// Brings mantissa `m` from scale `from` to the coarser scale `to <= from`, rounding.
+/// `m * 2^-shift` rounded to nearest, ties to even, for `shift >= 0`.
+#[inline]
 fn align(m: i32, shift: i32) -> i64 {
-    if shift == 0 {
-        return i64::from(m);
-    }
-    let r = shift_round(u128::from(m.unsigned_abs()), -shift) as i64;
-    if m < 0 {
-        -r
-    } else {
-        r
+    let m = i64::from(m);
+    match shift {
+        0 => m,
+        // |m| <= 2^30 < 2^(shift - 1): rounds to zero (a tie only at exactly half, which
+        // needs shift == 31 and |m| == 2^30, and rounds to the even zero too).
+        31.. => 0,
+        _ => {
+            let q = m >> shift;
+            let rem = m - (q << shift);
+            let half = 1i64 << (shift - 1);
+            if rem > half || (rem == half && q & 1 == 1) {
+                q + 1
+            } else {
+                q
+            }
+        }
     }
 }
 
-/// The distance between `a` and `b` (of the same length) under `metric`.
+/// The exact distance between `a` and `b` (of the same length) under `metric`.
 pub(crate) fn distance(metric: Metric, a: VecRef<'_>, b: VecRef<'_>) -> Value {
     match metric {
         Metric::L2 => {
             // Coarser grid: the smaller scale.
             let s = a.scale.min(b.scale);
             let (sa, sb) = (a.scale - s, b.scale - s);
-            let mut sum: i128 = 0;
+            let mut sum: u128 = 0;
             if sa == 0 && sb == 0 {
                 for (&x, &y) in a.m.iter().zip(b.m.iter()) {
                     let d = i64::from(x) - i64::from(y);
-                    sum += i128::from(d * d);
+                    sum += (d * d) as u128;
                 }
             } else {
                 for (&x, &y) in a.m.iter().zip(b.m.iter()) {
                     let d = align(x, sa) - align(y, sb);
-                    sum += i128::from(d * d);
+                    sum += (d * d) as u128;
                 }
             }
-            Value { v: sum, e: 2 * s }
+            Value {
+                v: sum as i128,
+                e: 2 * s,
+            }
         }
         Metric::Ip => Value {
             v: -dot(a.m, b.m),
             e: a.scale + b.scale,
         },
         Metric::Cosine => {
-            const ONE: i128 = 1 << 62;
-            let den = u128::from(a.norm) * u128::from(b.norm);
-            let d = dot(a.m, b.m);
-            if den == 0 {
-                return Value { v: ONE, e: 62 };
-            }
-            // cos * 2^62 = d * 2^40 * 2^62 / den, with the shifts split so that nothing
-            // overflows and the divisor keeps at least 64 significant bits.
-            let ad = d.unsigned_abs();
-            let up = 126 - bitlen(ad).max(1);
-            let down = 102 - up;
-            let num = ad << up;
-            let div = if down >= 0 { den >> down } else { den << -down };
-            let q = div_u128(num, div.max(1)).min(ONE as u128) as i128;
-            let cos = if d < 0 { -q } else { q };
+            // Unit vectors: cos * 2^60 is their dot product. Rounding can take it a little
+            // past one; the distance is kept in [0, 2].
+            const ONE: i128 = 1 << (2 * UNIT_BITS);
             Value {
-                v: ONE - cos,
-                e: 62,
+                v: (ONE - dot(a.m, b.m)).clamp(0, 2 * ONE),
+                e: 2 * UNIT_BITS,
             }
         }
     }
 }
 
 /// Exact dot product of two mantissa vectors.
+#[inline]
 fn dot(a: &[i32], b: &[i32]) -> i128 {
     let mut sum: i128 = 0;
-    for (&x, &y) in a.iter().zip(b.iter()) {
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        // Each product is below 2^60 in magnitude, so four add up in an i64.
+        let p = i64::from(x[0]) * i64::from(y[0])
+            + i64::from(x[1]) * i64::from(y[1])
+            + i64::from(x[2]) * i64::from(y[2])
+            + i64::from(x[3]) * i64::from(y[3]);
+        sum += i128::from(p);
+    }
+    for (&x, &y) in ra.iter().zip(rb) {
         sum += i128::from(i64::from(x) * i64::from(y));
     }
     sum
@@ -525,16 +651,8 @@ mod tests {
         let sy = Fixed::from_i8([4i8, -5, 6].into_iter(), &mut y);
         assert_eq!((sx, sy), (28, 27));
         assert_eq!(x, [1 << 28, 2 << 28, 3 << 28]);
-        let xr = VecRef {
-            m: &x,
-            scale: sx,
-            norm: norm_factor(&x),
-        };
-        let yr = VecRef {
-            m: &y,
-            scale: sy,
-            norm: norm_factor(&y),
-        };
+        let xr = VecRef { m: &x, scale: sx };
+        let yr = VecRef { m: &y, scale: sy };
         // L2: 9 + 49 + 9 = 67, on the grid of y (2^-27).
         assert_eq!(distance(Metric::L2, xr, yr), Value { v: 67 << 54, e: 54 });
         assert_eq!(distance(Metric::L2, xr, yr).to_f32_bits(), 0x4286_0000);
@@ -546,39 +664,153 @@ mod tests {
                 e: 55
             }
         );
-        // Cosine: 1 - 12 / sqrt(14 * 77) = 0.634513057676..., correctly rounded to binary32:
-        // 0x3f226f73.
-        let c = distance(Metric::Cosine, xr, yr);
+        // Cosine on the unit vectors: 1 - 12 / sqrt(14 * 77) = 0.634513057676...,
+        // correctly rounded to binary32: 0x3f226f73.
+        let (mut ux, mut uy) = (x, y);
+        normalize(&mut ux);
+        normalize(&mut uy);
+        let ur = |m| VecRef {
+            m,
+            scale: UNIT_BITS,
+        };
+        let c = distance(Metric::Cosine, ur(&ux), ur(&uy));
         assert_eq!(c.to_f32_bits(), 0x3f22_6f73);
-        // Self-distance is zero for L2 and cosine.
+        // Self-distance is zero for L2 and (within rounding) cosine.
         assert_eq!(distance(Metric::L2, xr, xr).v, 0);
-        assert!(distance(Metric::Cosine, xr, xr).v.abs() < 1 << 20);
+        assert!(distance(Metric::Cosine, ur(&ux), ur(&ux)).v < 1 << 36);
         // L2 across scales: (1.0) vs (0.25) with scales 29 and 32: 0.75^2 = 0.5625.
         let a = [1 << 29];
         let b = [1 << 30];
         let d = distance(
             Metric::L2,
-            VecRef {
-                m: &a,
-                scale: 29,
-                norm: 0,
-            },
-            VecRef {
-                m: &b,
-                scale: 32,
-                norm: 0,
-            },
+            VecRef { m: &a, scale: 29 },
+            VecRef { m: &b, scale: 32 },
         );
         assert_eq!(d.to_f32_bits(), 0x3f10_0000);
         // Zero vector under cosine: distance 1.
         let mut z = [7i32; 3];
         assert_eq!(Fixed::from_i8([0i8, 0, 0].into_iter(), &mut z), 0);
         assert_eq!(z, [0; 3]);
-        let zr = VecRef {
-            m: &z,
-            scale: 0,
-            norm: 0,
-        };
-        assert_eq!(distance(Metric::Cosine, zr, xr).to_f32_bits(), 0x3f80_0000);
+        normalize(&mut z);
+        assert_eq!(z, [0; 3]);
+        assert_eq!(
+            distance(Metric::Cosine, ur(&z), ur(&ux)).to_f32_bits(),
+            0x3f80_0000
+        );
+    }
+
+    #[test]
+    fn rounding_alignment() {
+        // align() rounds half to even, for both signs, like shift_round on magnitudes.
+        for m in [
+            -9i32,
+            -7,
+            -6,
+            -5,
+            -3,
+            -2,
+            -1,
+            0,
+            1,
+            2,
+            3,
+            5,
+            6,
+            7,
+            9,
+            1 << 29,
+            -(1 << 30),
+        ] {
+            for sh in 0..40 {
+                let want = shift_round(u128::from(m.unsigned_abs()), -sh) as i64;
+                let want = if m < 0 { -want } else { want };
+                assert_eq!(align(m, sh), want);
+            }
+        }
+    }
+
+    #[test]
+    fn unit_vectors() {
+        // Each element within one unit of m / ||m|| * 2^30, checked with exact integers:
+        // (u -+ 1)^2 * ||m||^2 brackets m^2 * 2^60.
+        let cases: [&[i32]; 4] = [
+            &[1 << 29, 0, 0, 0],
+            &[3, 4, 0, 0],
+            &[(1 << 30) - 1, -(1 << 30) + 1, 12345, -7],
+            &[1 << 29, 1 << 29, 1 << 29, 1 << 29],
+        ];
+        for m in cases {
+            let mut u = [0i32; 4];
+            u.copy_from_slice(m);
+            normalize(&mut u);
+            let n2: u128 = m
+                .iter()
+                .map(|&x| (i64::from(x) * i64::from(x)) as u128)
+                .sum();
+            for (&x, &v) in m.iter().zip(u.iter()) {
+                assert_eq!(x.signum(), v.signum());
+                let t = (i64::from(x) * i64::from(x)) as u128;
+                let lo = u128::from(v.unsigned_abs().saturating_sub(1));
+                let hi = u128::from(v.unsigned_abs()) + 1;
+                assert!(lo * lo * n2 <= t << 60 && t << 60 <= hi * hi * n2);
+            }
+        }
+        assert_eq!(
+            {
+                let mut u = [3, 4];
+                normalize(&mut u);
+                u
+            },
+            [644245094, 858993459]
+        );
+    }
+
+    #[test]
+    fn compact_codes() {
+        // The error bound returned by encode() holds, computed independently in i128.
+        let mut u = [0i32; 13];
+        for (i, x) in u.iter_mut().enumerate() {
+            *x = ((i as i32 * 7919) % 2001 - 1000) << 16;
+        }
+        normalize(&mut u);
+        let mut words = [0u64; 4];
+        let (f, err) = encode(&u, &mut words);
+        let mut codes = [0i64; 16];
+        for (w, c) in words.iter().zip(codes.chunks_exact_mut(4)) {
+            c.copy_from_slice(&unpack(*w));
+        }
+        assert!(codes[13..].iter().all(|&c| c == 0));
+        assert_eq!(codes.iter().map(|c| c.unsigned_abs()).max(), Some(90));
+        let e2: i128 = u
+            .iter()
+            .zip(codes.iter())
+            .map(|(&x, &c)| {
+                let d = (i128::from(x) << 8) - i128::from(c) * i128::from(f);
+                d * d
+            })
+            .sum();
+        assert!(e2 <= i128::from(err) * i128::from(err));
+        assert!(e2 > i128::from(err - 2) * i128::from(err - 2));
+        // Dot products of codes are exact, at the extremes too.
+        let b = [1i64, -2, 3, -4, 5, -6, 7, -8, 90, -90, 0, 1, 2, 3, 4, 5];
+        let mut bw = [0u64; 4];
+        for (w, c) in bw.iter_mut().zip(b.chunks_exact(4)) {
+            *w = pack([c[0], c[1], c[2], c[3]]);
+        }
+        let mut bq = [0u64; 4];
+        reverse(&bw, &mut bq);
+        let want: i64 = codes.iter().zip(b.iter()).map(|(&x, &y)| x * y).sum();
+        assert_eq!(i64::from(dot_words(&words, &bq)), want);
+        for (x, y) in [(90i64, 90i64), (-90, 90), (90, -90), (-90, -90), (0, -90)] {
+            let a = [pack([x, x, x, x]); 3];
+            let mut q = [0u64; 3];
+            reverse(&[pack([y, -y, y, y]); 3], &mut q);
+            assert_eq!(i64::from(dot_words(&a, &q)), 3 * (x * y * 2));
+            assert_eq!(unpack(pack([x, -y, y, x])), [x, -y, y, x]);
+        }
+        let z = [0i32; 5];
+        let mut zw = [1u64; 2];
+        assert_eq!(encode(&z, &mut zw), (0, 0));
+        assert_eq!(zw, [0; 2]);
     }
 }

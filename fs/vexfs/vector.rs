@@ -58,7 +58,7 @@ use crate::{
     hnsw::{
         Index,
         Params,
-        Visited, //
+        Scratch, //
     },
     vecmath::{
         Fixed,
@@ -134,6 +134,12 @@ const MAGIC: &[u8; 8] = b"VEXFSCOL";
 const FORMAT_VERSION: u32 = 1;
 /// Size of the buffer records are read and written through.
 const IO_CHUNK: usize = 64 << 10;
+
+/// Search scratch buffers kept for reuse ([`crate::inode::VexInode::scratch`]).
+pub(crate) type ScratchPool = KVec<KBox<Scratch>>;
+
+/// Scratch buffers kept per collection: about one per concurrent searcher.
+const SCRATCH_KEEP: usize = 4;
 
 /// The per-inode state of the vector engine, behind the inode's read-write semaphore.
 pub(crate) struct State {
@@ -353,7 +359,7 @@ fn load(file: &File) -> Result<KBox<Loaded>> {
     buf.resize(per_chunk * rs, 0, GFP_KERNEL)?;
     let mut m: KVec<i32> = KVec::with_capacity(dim, GFP_KERNEL)?;
     m.resize(dim, 0, GFP_KERNEL)?;
-    let mut visited = Visited::new();
+    let mut scratch = Scratch::new();
     let mut seen_live = 0u64;
     let mut rec = 0u64;
     while rec < hdr.records {
@@ -386,7 +392,7 @@ fn load(file: &File) -> Result<KBox<Loaded>> {
                 return Err(ENOMEM);
             }
             let node = index.push(id, rec + i as u64, &m, scale)?;
-            index.link(node, &mut visited)?;
+            index.link(node, &mut scratch)?;
         }
         rec += n as u64;
     }
@@ -632,8 +638,8 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
 
     // Link the new nodes into the graph. On failure the index is dropped: the file is right
     // and the next operation rebuilds it.
-    let mut visited = Visited::new();
-    let res = (first..l.index.len()).try_for_each(|n| l.index.link(n as u32, &mut visited));
+    let mut scratch = Scratch::new();
+    let res = (first..l.index.len()).try_for_each(|n| l.index.link(n as u32, &mut scratch));
     if res.is_err() {
         state.index = None;
     }
@@ -721,7 +727,7 @@ fn search(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         {
             let state = inode.data().vec.read();
             if let Some(l) = state.index.as_deref() {
-                return search_loaded(l, k, ef, flags, q_addr, ids_addr, dist_addr, arg);
+                return search_loaded(inode, l, k, ef, flags, q_addr, ids_addr, dist_addr, arg);
             }
         }
         let mut state = inode.data().vec.write();
@@ -731,6 +737,7 @@ fn search(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
 
 #[allow(clippy::too_many_arguments)]
 fn search_loaded(
+    inode: &INode<VexFs>,
     l: &Loaded,
     k: u32,
     ef: u32,
@@ -759,21 +766,36 @@ fn search_loaded(
     let scale = l.hdr.convert(&raw, &mut m)?;
     let k = k as usize;
     let ef = if ef == 0 { k.max(64) } else { ef as usize };
-    let res = l
-        .index
-        .search(&m, scale, k, ef, flags & SEARCH_EXACT != 0)?;
-    let mut ids: KVVec<u8> = KVVec::with_capacity(res.len() * 8, GFP_KERNEL)?;
-    let mut dists: KVec<u8> = KVec::with_capacity(res.len() * 4, GFP_KERNEL)?;
-    for &(_, node) in res.iter() {
-        ids.extend_from_slice(&l.index.id(node).to_ne_bytes(), GFP_KERNEL)?;
-        let d = l.index.distance_value(&m, scale, node).to_f32_bits();
-        dists.extend_from_slice(&d.to_ne_bytes(), GFP_KERNEL)?;
+    // A scratch of an earlier search, or a new one.
+    let popped = inode.data().scratch.lock().pop();
+    let mut s = match popped {
+        Some(s) => s,
+        None => KBox::new(Scratch::new(), GFP_KERNEL)?,
+    };
+    let res = (|| -> Result<(KVVec<u8>, KVec<u8>)> {
+        l.index.set_query(&mut s, &m, scale)?;
+        let res = l.index.search(&mut s, k, ef, flags & SEARCH_EXACT != 0)?;
+        let mut ids: KVVec<u8> = KVVec::with_capacity(res.len() * 8, GFP_KERNEL)?;
+        let mut dists: KVec<u8> = KVec::with_capacity(res.len() * 4, GFP_KERNEL)?;
+        for h in res.iter() {
+            ids.extend_from_slice(&l.index.id(h.node).to_ne_bytes(), GFP_KERNEL)?;
+            dists.extend_from_slice(&h.dist.to_f32_bits().to_ne_bytes(), GFP_KERNEL)?;
+        }
+        Ok((ids, dists))
+    })();
+    {
+        let mut pool = inode.data().scratch.lock();
+        if pool.len() < SCRATCH_KEEP {
+            // Keeping it is an optimisation: if there is no room, it is freed.
+            let _ = pool.push(s, GFP_KERNEL);
+        }
     }
+    let (ids, dists) = res?;
     write_user(ids_addr, &ids)?;
     if dist_addr != 0 {
         write_user(dist_addr, &dists)?;
     }
-    write_user(arg as u64 + 40, &(res.len() as u32).to_ne_bytes())
+    write_user(arg as u64 + 40, &((ids.len() / 8) as u32).to_ne_bytes())
 }
 
 fn build(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {

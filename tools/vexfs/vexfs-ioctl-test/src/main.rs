@@ -205,8 +205,11 @@ fn bound(elem: u32, metric: u32, x: &[f64], y: &[f64]) -> f64 {
             if nx == 0.0 || ny == 0.0 {
                 0.0
             } else {
-                // First order, with 1% for the second.
-                2.02 * (n.sqrt() * dx / nx + n.sqrt() * dy / ny) + 2f64.powi(-44)
+                // First order, with 1% for the second; the unit vectors the kernel keeps
+                // are rounded to 2^-30 per element (sqrt(n) 2^-30 each in norm).
+                2.02 * (n.sqrt() * dx / nx + n.sqrt() * dy / ny)
+                    + 2.02 * n.sqrt() * 2f64.powi(-29)
+                    + 2f64.powi(-44)
             }
         }
     };
