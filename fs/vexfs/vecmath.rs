@@ -14,12 +14,12 @@
 //! binary32 mantissa has 24 bits) and every element is off by at most
 //! `delta = 2^-s / 2 <= 2^-30 * max|x|`. Signed 8-bit input is shifted the same way, exactly.
 //!
-//! The index uses this one representation for graph traversal and for the final ranking: it
-//! takes as much memory as the binary32 input (4 bytes per element, plus 12 per vector), and
-//! it makes every distance exact, so HNSW and exact search rank alike and no rescoring pass is
-//! needed. A compressed representation for traversal (e.g. `i8` with a per-collection scale,
-//! a quarter of the memory) with exact rescoring of the candidates would fit behind
-//! [`distance`] if memory becomes the limit.
+//! The index keeps this exact representation of every vector for the final ranking (4 bytes
+//! per element, as much as the binary32 input). Under the cosine metric it keeps the unit
+//! vector instead ([`normalize`]: scale [`UNIT_BITS`], each element within `2^-30` of
+//! `x[i] / ||x||`), and a compact copy for the graph traversal ([`encode`]: codes of at most
+//! [`CODE_MAX`] and a factor, four codes to a word, [`dot_words`]), whose distances order the
+//! traversal and are then replaced by exact ones for the candidates found.
 //!
 //! # Distances
 //!
@@ -29,10 +29,8 @@
 //!   rounded once more, error `delta' = max(delta_x, delta_y)`), then `sum (a - b)^2`, exact:
 //!   `|a - b| <= 2^31`, a square is below `2^62`.
 //! - Inner product (negated): `-sum m_x * m_y * 2^-(s_x + s_y)`, exact.
-//! - Cosine: `1 - D / sqrt(A * B)` with `D = sum m_x m_y`, `A = sum m_x^2`, `B = sum m_y^2`
-//!   (the scales cancel). The norms are integer square roots of `A * 2^40` (Newton's method
-//!   on `u128`), and the quotient is taken in Q62, so the arithmetic adds less than `2^-45`. A
-//!   zero vector has distance 1 to everything.
+//! - Cosine: `1 - sum u_x u_y * 2^-60` on the unit vectors, kept in `[0, 2]`. A zero vector
+//!   stays zero and has distance 1 to everything.
 //!
 //! A distance is a [`Value`] `v * 2^-e` (`v: i128`). Results are ordered by [`Value::key`],
 //! an `i64` that orders like the value (its binary64 bit pattern, truncated, made monotone),
@@ -51,12 +49,14 @@
 //!   vectors end up on: one element difference is off by at most `3 delta`, the finer vector
 //!   being rounded twice), `|d - d_ref| <= 6 delta ||x - y||_1 + 9 n delta^2 + 2^-24 |d_ref|`;
 //! - cosine: with `r_x = sqrt(n) delta_x / ||x||_2` and `r_y` alike (relative perturbations
-//!   of the vectors), `|d - d_ref| <= 2 (r_x + r_y) + 2^-44 + 2^-24 |d_ref|` to first order;
+//!   of the vectors), `|d - d_ref| <= 2 (r_x + r_y) + 2 sqrt(n) 2^-30 + 2^-24 |d_ref|` to
+//!   first order, the middle term being the rounding of the two unit vectors (`sqrt(n) 2^-30`
+//!   each in Euclidean norm);
 //!
 //! the last term being the final rounding to binary32. In practice (`max|x| ~ 3 ||x||_2 /
 //! sqrt(n)`) this is a few units in the 7th significant digit or better: results agree with
 //! binary64 brute force except for near-ties. For `i8` collections the L2 and inner product
-//! distances are exact before the final rounding, and the cosine within `2^-44`.
+//! distances are exact before the final rounding, and the cosine within `2 sqrt(n) 2^-30`.
 
 use kernel::prelude::*;
 
