@@ -66,6 +66,9 @@ use kernel::{
 /// Highest level of a node.
 const MAX_LEVEL: u32 = 15;
 
+/// Largest M (links per node and level above 0); the collection header enforces it.
+pub(crate) const MAX_M: usize = 64;
+
 /// 64-bit finaliser of SplitMix64: a bijective mix of `x`.
 pub(crate) fn mix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -146,18 +149,19 @@ pub(crate) struct Scratch {
     epoch: u8,
     /// The candidate list, sorted by `(key, node)`.
     pool: KVVec<Cand>,
+    /// The unvisited neighbours of the node being expanded, and their keys.
+    batch: [u32; 2 * MAX_M],
+    keys_batch: [i64; 2 * MAX_M],
     /// The candidates of a beam search, nearest on top, and the best found, farthest on top.
     near: KVVec<Reverse<(i64, u32)>>,
     best: KVVec<(i64, u32)>,
-    /// Neighbours of the node being expanded that were not visited yet.
-    batch: KVec<u32>,
     /// The query: exact mantissas and scale, compact codes (in the query form of
     /// [`vecmath::reverse`]), factor and error bound.
     qm: KVec<i32>,
     qscale: i32,
     qcodes: KVec<u64>,
     qfactor: u32,
-    qerr: u64,
+    qerr2: u128,
     /// Compact keys of an exact scan.
     keys: KVVec<i64>,
     /// Results, nearest first.
@@ -179,14 +183,15 @@ impl Scratch {
             tags: VVec::new(),
             epoch: 0,
             pool: KVVec::new(),
+            batch: [0; 2 * MAX_M],
+            keys_batch: [0; 2 * MAX_M],
             near: KVVec::new(),
             best: KVVec::new(),
-            batch: KVec::new(),
             qm: KVec::new(),
             qscale: 0,
             qcodes: KVec::new(),
             qfactor: 0,
-            qerr: 0,
+            qerr2: 0,
             keys: KVVec::new(),
             hits: KVVec::new(),
             sel: KVec::new(),
@@ -213,7 +218,7 @@ impl Scratch {
     }
 
     /// Marks `node` visited; returns whether it already was.
-    #[inline]
+    #[inline(always)]
     fn visit(&mut self, node: u32) -> bool {
         let t = &mut self.tags[node as usize];
         let old = *t == self.epoch;
@@ -245,7 +250,7 @@ fn pool_insert(pool: &mut KVVec<Cand>, cap: usize, c: Cand) -> Result<Option<usi
 }
 
 /// Adds `x` to the binary max-heap `h`.
-#[inline]
+#[inline(always)]
 fn heap_push<T: Ord + Copy>(h: &mut KVVec<T>, x: T) -> Result {
     h.push(x, GFP_KERNEL)?;
     let mut i = h.len() - 1;
@@ -262,7 +267,7 @@ fn heap_push<T: Ord + Copy>(h: &mut KVVec<T>, x: T) -> Result {
 }
 
 /// Removes and returns the largest item of the binary max-heap `h`.
-#[inline]
+#[inline(always)]
 fn heap_pop<T: Ord + Copy>(h: &mut KVVec<T>) -> Option<T> {
     let last = h.pop()?;
     let Some(&top) = h.first() else {
@@ -305,16 +310,17 @@ pub(crate) struct Index {
     scales: VVec<i32>,
     /// Exact mantissas, `dim` per node (cosine: the unit vector).
     vecs: VVec<i32>,
-    /// Compact codes, `code_len` words per node (cosine only, [`vecmath::encode`]).
+    /// Compact copies (cosine only), `code_stride` words per node: the `code_len` words of
+    /// [`vecmath::encode`], then the factor, then zero padding to a multiple of 64 bytes, so
+    /// that a distance reads whole cache lines of one node.
     codes: VVec<u64>,
-    /// Factor of each compact copy (cosine only).
-    factors: VVec<u32>,
     /// Largest error bound of a compact copy (cosine only; see [`vecmath::encode`]).
     max_err: u64,
-    /// Level-0 links: per node, a count then `2 M` slots.
+    /// Level-0 links: per node, `2 M` slots, the unused ones `u32::MAX` (a row of 128 bytes
+    /// for M 16).
     links0: VVec<u32>,
     /// Links above level 0: for each node with a level above 0, from `upper_at[node]`, for
-    /// each level `1..=level`, a count then `M` slots.
+    /// each level `1..=level`, `M` slots, the unused ones `u32::MAX`.
     upper: VVec<u32>,
     /// Offset of each node's upper lists in `upper` (`u32::MAX`: none).
     upper_at: VVec<u32>,
@@ -338,7 +344,6 @@ impl Index {
             scales: VVec::new(),
             vecs: VVec::new(),
             codes: VVec::new(),
-            factors: VVec::new(),
             max_err: 0,
             links0: VVec::new(),
             upper: VVec::new(),
@@ -360,7 +365,7 @@ impl Index {
     }
 
     fn stride0(&self) -> usize {
-        1 + 2 * self.p.m
+        2 * self.p.m
     }
 
     fn compact(&self) -> bool {
@@ -370,6 +375,11 @@ impl Index {
     /// Words of a compact copy: four codes a word.
     fn code_len(&self) -> usize {
         self.p.dim.div_ceil(4)
+    }
+
+    /// Words per node in `codes`: the copy and the factor, rounded up to 64 bytes.
+    fn code_stride(&self) -> usize {
+        (self.code_len() + 1).next_multiple_of(8)
     }
 
     /// Kernel memory held by the index, in bytes.
@@ -382,7 +392,6 @@ impl Index {
             + self.scales.capacity() * 4
             + self.vecs.capacity() * 4
             + self.codes.capacity() * 8
-            + self.factors.capacity() * 4
             + self.links0.capacity() * 4
             + self.upper.capacity() * 4
             + self.upper_at.capacity() * 4
@@ -392,11 +401,11 @@ impl Index {
     /// Bytes `n` more nodes will need, roughly (for admission control).
     pub(crate) fn bytes_for(&self, n: usize) -> usize {
         let codes = if self.compact() {
-            self.code_len() * 8 + 4
+            self.code_stride() * 8
         } else {
             0
         };
-        let per = 8 + 8 + 1 + 1 + 4 + 4 + self.p.dim * 4 + codes + self.stride0() * 4 + 8 + 8;
+        let per = 8 + 8 + 1 + 1 + 4 + 4 + self.p.dim * 4 + codes + self.stride0() * 4 + 8;
         n.saturating_mul(per)
     }
 
@@ -456,8 +465,7 @@ impl Index {
             .reserve(n.checked_mul(self.p.dim).ok_or(ENOMEM)?, GFP_KERNEL)?;
         if self.compact() {
             self.codes
-                .reserve(n.checked_mul(self.code_len()).ok_or(ENOMEM)?, GFP_KERNEL)?;
-            self.factors.reserve(n, GFP_KERNEL)?;
+                .reserve(n.checked_mul(self.code_stride()).ok_or(ENOMEM)?, GFP_KERNEL)?;
         }
         self.links0
             .reserve(n.checked_mul(self.stride0()).ok_or(ENOMEM)?, GFP_KERNEL)?;
@@ -495,9 +503,13 @@ impl Index {
             vecmath::normalize(u);
             scale = vecmath::UNIT_BITS;
             let cstart = self.codes.len();
-            self.codes.resize(cstart + self.code_len(), 0, GFP_KERNEL)?;
-            let (factor, err) = vecmath::encode(&self.vecs[start..], &mut self.codes[cstart..]);
-            self.factors.push(factor, GFP_KERNEL)?;
+            let cl = self.code_len();
+            self.codes
+                .resize(cstart + self.code_stride(), 0, GFP_KERNEL)?;
+            let block = &mut self.codes[cstart..];
+            let (factor, err2) = vecmath::encode(&self.vecs[start..], &mut block[..cl]);
+            let err = vecmath::err_bound(err2);
+            block[cl] = u64::from(factor);
             self.max_err = self.max_err.max(err);
             if factor == 0 {
                 // A zero vector: at distance 1 from everything, useless for routing.
@@ -512,7 +524,7 @@ impl Index {
         self.upper_at.push(u32::MAX, GFP_KERNEL)?;
         let stride = self.stride0();
         self.links0
-            .resize(self.links0.len() + stride, 0, GFP_KERNEL)?;
+            .resize(self.links0.len() + stride, u32::MAX, GFP_KERNEL)?;
         Self::map_put(&mut self.map, &self.ids, node);
         self.live += 1;
         Ok(node)
@@ -534,8 +546,7 @@ impl Index {
         self.upper_at.truncate(len);
         self.vecs.truncate(len * self.p.dim);
         self.codes
-            .truncate(self.factors.len().min(len) * self.code_len());
-        self.factors.truncate(len);
+            .truncate(self.codes.len().min(len * self.code_stride()));
         self.links0.truncate(len * self.stride0());
         self.rehash();
     }
@@ -571,12 +582,17 @@ impl Index {
     /// The compact codes of `node`.
     #[inline]
     fn codes_of(&self, node: u32) -> &[u64] {
-        let l = self.code_len();
-        &self.codes[node as usize * l..][..l]
+        &self.codes[node as usize * self.code_stride()..][..self.code_len()]
+    }
+
+    /// The factor of the compact copy of `node`.
+    #[inline]
+    fn factor(&self, node: u32) -> u32 {
+        self.codes[node as usize * self.code_stride() + self.code_len()] as u32
     }
 
     /// Prefetches the links of `node` on `level` (level 0 only: the upper levels are small).
-    #[inline]
+    #[inline(always)]
     fn prefetch_links(&self, node: u32, level: u32) {
         if level == 0 {
             let s = self.stride0();
@@ -593,16 +609,19 @@ impl Index {
     }
 
     /// Prefetches what a distance to `node` reads.
-    #[inline]
+    #[inline(always)]
     fn prefetch_node(&self, node: u32) {
         if self.compact() {
             // Eight words a cache line.
-            let c = self.codes_of(node);
-            for w in c.iter().step_by(8) {
-                prefetch(w);
-            }
-            if let Some(w) = c.last() {
-                prefetch(w);
+            // Whole cache lines, eight words each.
+            let cs = self.code_stride();
+            let base = node as usize * cs;
+            let mut i = 0;
+            while i < cs {
+                if let Some(w) = self.codes.get(base + i) {
+                    prefetch(w);
+                }
+                i += 8;
             }
         } else {
             let v = self.vec(node).m;
@@ -617,13 +636,27 @@ impl Index {
     /// The traversal key of `node` for the query in `s`: the compact key under cosine (minus
     /// the code dot product times the node's factor: it orders like the compact distance),
     /// the exact key otherwise.
-    #[inline]
+    #[inline(always)]
     fn key(&self, s: &Scratch, node: u32) -> i64 {
         if self.compact() {
-            let dot = dot_words(self.codes_of(node), &s.qcodes);
-            -(i64::from(dot) * i64::from(self.factors[node as usize]))
+            let cs = self.code_stride();
+            let cl = self.code_len();
+            let block = &self.codes[node as usize * cs..][..cs];
+            let dot = dot_words(&block[..cl], &s.qcodes);
+            -(i64::from(dot) * i64::from(block[cl] as u32))
         } else {
             self.exact(s, node).key()
+        }
+    }
+
+    /// An `i64` that orders exact distances like [`Value::key`]: under cosine every distance
+    /// has the same exponent and its numerator (in `[0, 2^61]`) is enough.
+    #[inline]
+    fn rank_key(&self, v: Value) -> i64 {
+        if self.compact() {
+            v.v as i64
+        } else {
+            v.key()
         }
     }
 
@@ -644,7 +677,7 @@ impl Index {
     fn key_between(&self, a: u32, aq: &[u64], b: u32) -> i64 {
         if self.compact() {
             let dot = dot_words(self.codes_of(b), aq);
-            -(i64::from(dot) * i64::from(self.factors[b as usize]))
+            -(i64::from(dot) * i64::from(self.factor(b)))
         } else {
             distance(self.p.metric, self.vec(a), self.vec(b)).key()
         }
@@ -662,32 +695,38 @@ impl Index {
 
     #[inline(always)]
     fn links(&self, node: u32, level: u32) -> &[u32] {
+        let row = self.row(node, level);
+        let cnt = row.iter().position(|&x| x == u32::MAX).unwrap_or(row.len());
+        &row[..cnt]
+    }
+
+    /// The link slots of `node` on `level`.
+    #[inline(always)]
+    fn row(&self, node: u32, level: u32) -> &[u32] {
         let n = node as usize;
-        let (list, width) = if level == 0 {
+        if level == 0 {
             let s = self.stride0();
-            (&self.links0[n * s..][..s], s)
+            &self.links0[n * s..][..s]
         } else {
-            let w = 1 + self.p.m;
+            let w = self.p.m;
             let at = self.upper_at[n] as usize + (level as usize - 1) * w;
-            (&self.upper[at..][..w], w)
-        };
-        let cnt = (list[0] as usize).min(width - 1);
-        &list[1..1 + cnt]
+            &self.upper[at..][..w]
+        }
     }
 
     fn set_links(&mut self, node: u32, level: u32, new: &[u32]) {
         let n = node as usize;
-        let list = if level == 0 {
+        let row = if level == 0 {
             let s = self.stride0();
             &mut self.links0[n * s..][..s]
         } else {
-            let w = 1 + self.p.m;
+            let w = self.p.m;
             let at = self.upper_at[n] as usize + (level as usize - 1) * w;
             &mut self.upper[at..][..w]
         };
-        let cnt = new.len().min(list.len() - 1);
-        list[0] = cnt as u32;
-        list[1..1 + cnt].copy_from_slice(&new[..cnt]);
+        for (i, slot) in row.iter_mut().enumerate() {
+            *slot = new.get(i).copied().unwrap_or(u32::MAX);
+        }
     }
 
     fn max_links(&self, level: u32) -> usize {
@@ -714,7 +753,7 @@ impl Index {
             s.qcodes.resize(l, 0, GFP_KERNEL)?;
             vecmath::reverse(&s.baseq, &mut s.qcodes);
             s.qfactor = f;
-            s.qerr = e;
+            s.qerr2 = e;
         }
         Ok(())
     }
@@ -729,7 +768,7 @@ impl Index {
             s.qcodes.clear();
             s.qcodes.resize(self.code_len(), 0, GFP_KERNEL)?;
             vecmath::reverse(self.codes_of(node), &mut s.qcodes);
-            s.qfactor = self.factors[node as usize];
+            s.qfactor = self.factor(node);
         }
         Ok(())
     }
@@ -764,8 +803,6 @@ impl Index {
         s.near.reserve(ef + 1, GFP_KERNEL)?;
         s.best.clear();
         s.best.reserve(ef + 1, GFP_KERNEL)?;
-        s.batch.clear();
-        s.batch.reserve(self.max_links(level), GFP_KERNEL)?;
         s.visit(ep.1);
         heap_push(&mut s.near, Reverse(ep))?;
         heap_push(&mut s.best, ep)?;
@@ -780,17 +817,30 @@ impl Index {
             }
             s.stats.expanded += 1;
             // The neighbours not seen yet, prefetched before their distances are taken.
-            s.batch.clear();
+            // Without a branch per link: which links were visited is unpredictable.
+            let batch = &mut s.batch;
+            let mut n = 0;
             for &nb in self.links(c.1, level) {
-                if !s.visit(nb) {
-                    self.prefetch_node(nb);
-                    s.batch.push(nb, GFP_KERNEL)?;
+                let t = &mut s.tags[nb as usize];
+                let new = *t != s.epoch;
+                *t = s.epoch;
+                if let Some(b) = batch.get_mut(n) {
+                    *b = nb;
+                    n += usize::from(new);
                 }
             }
-            for i in 0..s.batch.len() {
-                let nb = s.batch[i];
-                let e = (self.key(s, nb), nb);
-                s.stats.distances += 1;
+            for &nb in &s.batch[..n] {
+                self.prefetch_node(nb);
+            }
+            // All distances first: they are independent, and the processor overlaps them
+            // better without the heap updates in between.
+            for i in 0..n {
+                s.keys_batch[i] = self.key(s, s.batch[i]);
+            }
+            s.stats.distances += n as u64;
+            for i in 0..n {
+                let (key, nb) = (s.keys_batch[i], s.batch[i]);
+                let e = (key, nb);
                 let full = s.best.len() >= ef;
                 if full && s.best.first().is_some_and(|&w| e >= w) {
                     continue;
@@ -819,7 +869,7 @@ impl Index {
     #[inline]
     fn query_factor(&self, node: u32) -> i128 {
         if self.compact() {
-            i128::from(self.factors[node as usize])
+            i128::from(self.factor(node))
         } else {
             1
         }
@@ -829,8 +879,7 @@ impl Index {
     #[inline]
     fn same(&self, a: u32, b: u32) -> bool {
         if self.compact() {
-            self.factors[a as usize] == self.factors[b as usize]
-                && self.codes_of(a) == self.codes_of(b)
+            self.factor(a) == self.factor(b) && self.codes_of(a) == self.codes_of(b)
         } else {
             let (x, y) = (self.vec(a), self.vec(b));
             x.scale == y.scale && x.m == y.m
@@ -916,15 +965,16 @@ impl Index {
         let level = u32::from(self.levels[node as usize]);
         if level > 0 {
             let at = u32::try_from(self.upper.len()).map_err(|_| ENOMEM)?;
-            let add = level as usize * (1 + self.p.m);
-            self.upper.resize(self.upper.len() + add, 0, GFP_KERNEL)?;
+            let add = level as usize * self.p.m;
+            self.upper
+                .resize(self.upper.len() + add, u32::MAX, GFP_KERNEL)?;
             self.upper_at[node as usize] = at;
         }
         let Some((entry, top)) = self.entry else {
             self.entry = Some((node, level));
             return Ok(());
         };
-        if self.compact() && self.factors[entry as usize] == 0 && self.factors[node as usize] != 0 {
+        if self.compact() && self.factor(entry) == 0 && self.factor(node) != 0 {
             // The entry is a zero vector (only while nothing else was inserted): hand over.
             self.entry = Some((node, level));
             return self.link_from(node, entry, 0, s);
@@ -960,7 +1010,7 @@ impl Index {
             ep = (first.key, first.node);
             lv -= 1;
         }
-        if level > top && !(self.compact() && self.factors[node as usize] == 0) {
+        if level > top && !(self.compact() && self.factor(node) == 0) {
             self.entry = Some((node, level));
         }
         Ok(())
@@ -1037,18 +1087,39 @@ impl Index {
             l -= 1;
         }
         self.search_layer(s, ep, ef.max(k), 0)?;
-        // Rescore the final candidates exactly.
+        // Rescore the nearest candidates exactly: on the exact vectors, the traversal's
+        // ranking errors only reorder candidates of nearly equal distance, so those beyond
+        // the first `rescore(k)` live ones essentially never enter the k nearest.
+        let want = if self.compact() {
+            rescore(k)
+        } else {
+            usize::MAX
+        };
+        let mut taken = 0;
         for i in 0..s.pool.len() {
-            self.prefetch_exact(s.pool[i].node);
+            if taken >= want {
+                break;
+            }
+            let node = s.pool[i].node;
+            if self.deleted[node as usize] {
+                continue;
+            }
+            self.prefetch_exact(node);
+            taken += 1;
         }
+        taken = 0;
         for i in 0..s.pool.len() {
+            if taken >= want {
+                break;
+            }
             let node = s.pool[i].node;
             if self.deleted[node as usize] {
                 continue;
             }
             let dist = self.exact(s, node);
             s.stats.rescored += 1;
-            hits_insert(&mut s.hits, k, node, dist)?;
+            taken += 1;
+            hits_insert(&mut s.hits, k, node, self.rank_key(dist), dist)?;
         }
         Ok(&s.hits)
     }
@@ -1073,7 +1144,7 @@ impl Index {
                 if !self.deleted[node as usize] {
                     let dist = self.exact(s, node);
                     s.stats.rescored += 1;
-                    hits_insert(&mut s.hits, k, node, dist)?;
+                    hits_insert(&mut s.hits, k, node, self.rank_key(dist), dist)?;
                 }
             }
             return Ok(());
@@ -1083,9 +1154,9 @@ impl Index {
         // The k smallest compact keys, in s.pool (as a sorted list).
         s.pool.clear();
         s.pool.reserve(k + 1, GFP_KERNEL)?;
-        let l = self.code_len();
-        for (node, c) in self.codes.chunks_exact(l).enumerate() {
-            let key = -(i64::from(dot_words(c, &s.qcodes)) * i64::from(self.factors[node]));
+        let (cs, cl) = (self.code_stride(), self.code_len());
+        for (node, c) in self.codes.chunks_exact(cs).enumerate() {
+            let key = -(i64::from(dot_words(&c[..cl], &s.qcodes)) * i64::from(c[cl] as u32));
             s.keys.push(key, GFP_KERNEL)?;
             if !self.deleted[node] {
                 pool_insert(&mut s.pool, k, Cand::new(key, node as u32))?;
@@ -1100,7 +1171,7 @@ impl Index {
             if s.keys[node] <= limit && !self.deleted[node] {
                 let dist = self.exact(s, node as u32);
                 s.stats.rescored += 1;
-                hits_insert(&mut s.hits, k, node as u32, dist)?;
+                hits_insert(&mut s.hits, k, node as u32, self.rank_key(dist), dist)?;
             }
         }
         Ok(())
@@ -1119,7 +1190,10 @@ impl Index {
             // A zero query: every distance is 1; rescore everything.
             return i64::MAX;
         }
-        let (ex, eq) = (u128::from(self.max_err), u128::from(s.qerr));
+        let (ex, eq) = (
+            u128::from(self.max_err),
+            u128::from(vecmath::err_bound(s.qerr2)),
+        );
         // The last term covers the clamping of exact cosine distances to [0, 2] (at most
         // 2^-23 for unit vectors rounded to 30 bits).
         let b = ((ex + eq) << 38) + (((ex + eq) << 38) >> 20) + ex * eq + (1 << 56);
@@ -1180,14 +1254,16 @@ impl Index {
     }
 }
 
-/// Inserts `node` at exact distance `dist` into the results `hits` (sorted by distance, then
-/// node), keeping the `k` nearest.
-fn hits_insert(hits: &mut KVVec<Hit>, k: usize, node: u32, dist: Value) -> Result {
-    let h = Hit {
-        node,
-        key: dist.key(),
-        dist,
-    };
+/// How many candidates of an HNSW search on the compact copy get their exact distance, for
+/// `k` results.
+fn rescore(k: usize) -> usize {
+    (2 * k).max(k + 8)
+}
+
+/// Inserts `node` at exact distance `dist` (ranked by `key`) into the results `hits` (sorted
+/// by key, then node), keeping the `k` nearest.
+fn hits_insert(hits: &mut KVVec<Hit>, k: usize, node: u32, key: i64, dist: Value) -> Result {
+    let h = Hit { node, key, dist };
     let order = (h.key, node);
     let len = hits.len();
     if len == k {
@@ -1297,7 +1373,7 @@ mod tests {
         let mut all = KVec::new();
         for node in 0..idx.len() as u32 {
             if !idx.deleted[node as usize] {
-                all.push((idx.exact(s, node).key(), node), GFP_KERNEL)?;
+                all.push((idx.rank_key(idx.exact(s, node)), node), GFP_KERNEL)?;
             }
         }
         all.sort_unstable();

@@ -126,6 +126,30 @@ fn shift_round(v: u128, sh: i32) -> u128 {
     }
 }
 
+/// [`shift_round`] of a binary32 significand (`v < 2^24`) whose result is at most `2^30`
+/// (the caller's scale guarantees it), in 64-bit arithmetic.
+#[inline]
+fn shift_round_small(v: u32, sh: i32) -> u64 {
+    let v = u64::from(v);
+    match sh {
+        // v * 2^sh <= 2^30: sh <= 30 and nothing overflows.
+        0.. => v << sh.min(63),
+        // v < 2^24 <= 2^(r - 1): below one half.
+        ..=-25 => 0,
+        _ => {
+            let r = -sh;
+            let q = v >> r;
+            let rem = v & ((1 << r) - 1);
+            let half = 1 << (r - 1);
+            if rem > half || (rem == half && q & 1 == 1) {
+                q + 1
+            } else {
+                q
+            }
+        }
+    }
+}
+
 /// A vector in block floating point: `x[i] = m[i] * 2^-scale` (see the module documentation).
 pub(crate) struct Fixed;
 
@@ -151,7 +175,7 @@ impl Fixed {
         let scale = MANT_BITS - top;
         for (b, o) in bits.zip(out.iter_mut()) {
             let d = decode_f32(b)?;
-            let m = shift_round(u128::from(d.mant), d.exp + scale) as i32;
+            let m = shift_round_small(d.mant, d.exp + scale) as i32;
             *o = if d.neg { -m } else { m };
         }
         Ok(scale)
@@ -241,9 +265,29 @@ impl Value {
     }
 }
 
-/// Integer square root of `v` (floor), digit by digit: no division (the kernel has no 128-bit
-/// division).
+/// Integer square root of `v` (floor): Newton's method from above with [`div_128_64`], or
+/// digit by digit for `v >= 2^126` (no 128-bit division in the kernel either way).
 pub(crate) fn isqrt(v: u128) -> u128 {
+    if v < 2 {
+        return v;
+    }
+    if v >= 1 << 126 {
+        return isqrt_digits(v);
+    }
+    // x >= sqrt(v), x <= 2^63; v / x <= sqrt(v) < 2^63, so neither the quotient nor the sum
+    // overflows, and the iteration decreases to floor(sqrt(v)).
+    let mut x = 1u64 << ((bitlen(v) + 1) / 2);
+    loop {
+        let y = (x + div_128_64(v, x)) / 2;
+        if y >= x {
+            return u128::from(x);
+        }
+        x = y;
+    }
+}
+
+/// Integer square root of `v` (floor), digit by digit.
+fn isqrt_digits(v: u128) -> u128 {
     let mut rem = v;
     let mut root = 0u128;
     // The largest power of four not above `v`.
@@ -262,6 +306,51 @@ pub(crate) fn isqrt(v: u128) -> u128 {
         bit >>= 2;
     }
     root
+}
+
+/// `floor(n / d)` for `d != 0` and a quotient below `2^64` (`n < d * 2^64`; `u64::MAX`
+/// otherwise), with 64-bit divisions only: Knuth's algorithm D with 32-bit digits (the
+/// kernel has no 128-bit division).
+pub(crate) fn div_128_64(n: u128, d: u64) -> u64 {
+    const B: u64 = 1 << 32;
+    let (mut u1, mut u0) = ((n >> 64) as u64, n as u64);
+    if d == 0 || u1 >= d {
+        return u64::MAX;
+    }
+    // Normalise: the divisor's top bit set (u1 < d keeps u1 << s below 2^64).
+    let s = d.leading_zeros();
+    let v = d << s;
+    if s > 0 {
+        u1 = (u1 << s) | (u0 >> (64 - s));
+        u0 <<= s;
+    }
+    let (vn1, vn0) = (v >> 32, v & (B - 1));
+    let (un1, un0) = (u0 >> 32, u0 & (B - 1));
+    // First digit: q1 <= u1 / vn1 < 2^33, corrected down at most twice; q1 * vn0 is only
+    // taken when q1 < 2^32, and rhat < 2^32 whenever it is shifted.
+    let mut q1 = u1 / vn1;
+    let mut rhat = u1 - q1 * vn1;
+    while q1 >= B || q1 * vn0 > (rhat << 32) + un1 {
+        q1 -= 1;
+        rhat += vn1;
+        if rhat >= B {
+            break;
+        }
+    }
+    // The partial remainder is below v: computed modulo 2^64.
+    let un21 = (u1 << 32)
+        .wrapping_add(un1)
+        .wrapping_sub(q1.wrapping_mul(v));
+    let mut q0 = un21 / vn1;
+    let mut rhat = un21 - q0 * vn1;
+    while q0 >= B || q0 * vn0 > (rhat << 32) + un0 {
+        q0 -= 1;
+        rhat += vn1;
+        if rhat >= B {
+            break;
+        }
+    }
+    (q1 << 32) + q0
 }
 
 /// `n / d` (floor) by binary long division: the kernel has no 128-bit division. `d != 0`.
@@ -318,7 +407,7 @@ pub(crate) fn normalize(m: &mut [i32]) {
     let r = isqrt(sum << 40);
     let l = bitlen(r);
     // inv = floor(2^(62 + l) / r), in [2^62, 2^63].
-    let inv = div_u128(1u128 << (62 + l), r);
+    let inv = u128::from(div_128_64(1u128 << (62 + l), r as u64));
     // m * 2^30 / ||m|| = m * 2^50 / r = m * inv * 2^(50 - 62 - l).
     let sh = 12 + l;
     for x in m.iter_mut() {
@@ -358,10 +447,10 @@ fn unpack(w: u64) -> [i64; 4] {
 /// The compact (traversal) copy of a unit vector `u` ([`normalize`]): codes
 /// `c[i] = round(CODE_MAX * u[i] / max |u|)` and a factor, `u[i] * 2^-30 ~= c[i] * factor *
 /// 2^-38`, packed four to a word ([`pack`]) into `words` (`ceil(dim / 4)` long; missing codes
-/// are zero). Returns `(factor, err)` where `err` bounds the Euclidean norm of the
-/// approximation error, `||u * 2^-30 - c * factor * 2^-38||_2 <= err * 2^-38`, computed exactly
-/// from the codes.
-pub(crate) fn encode(u: &[i32], words: &mut [u64]) -> (u32, u64) {
+/// are zero). Returns `(factor, err2)`: `err2` is the squared Euclidean norm of the
+/// approximation error in units of 2^-76, `||u * 2^-30 - c * factor * 2^-38||_2^2 = err2 *
+/// 2^-76`, computed exactly from the codes ([`err_bound`] turns it into a bound on the norm).
+pub(crate) fn encode(u: &[i32], words: &mut [u64]) -> (u32, u128) {
     words.iter_mut().for_each(|w| *w = 0);
     let umax = u.iter().map(|x| x.unsigned_abs()).max().unwrap_or(0);
     if umax == 0 {
@@ -386,7 +475,12 @@ pub(crate) fn encode(u: &[i32], words: &mut [u64]) -> (u32, u64) {
         }
         *w = pack(c);
     }
-    (factor as u32, isqrt(err2) as u64 + 1)
+    (factor as u32, err2)
+}
+
+/// An upper bound, in units of 2^-38, of the error norm whose square [`encode`] returned.
+pub(crate) fn err_bound(err2: u128) -> u64 {
+    isqrt(err2) as u64 + 1
 }
 
 /// Turns the words of [`encode`] into the query form of [`dot_words`]: the codes of each
@@ -410,20 +504,23 @@ pub(crate) fn reverse(words: &[u64], out: &mut [u64]) {
 pub(crate) fn dot_words(data: &[u64], query: &[u64]) -> i32 {
     // At most 1024 words of at most 4 * 90^2 each: every sum stays below 2^25, so the
     // wrapping additions never wrap.
-    let (mut s0, mut s1) = (0i32, 0i32);
-    let (cd, cq) = (data.chunks_exact(2), query.chunks_exact(2));
+    let mut acc = [0i32; 4];
+    let (cd, cq) = (data.chunks_exact(4), query.chunks_exact(4));
     let (rd, rq) = (cd.remainder(), cq.remainder());
     for (a, b) in cd.zip(cq) {
-        let p0 = a[0].wrapping_mul(b[0]).wrapping_add(1 << 47);
-        let p1 = a[1].wrapping_mul(b[1]).wrapping_add(1 << 47);
-        s0 = s0.wrapping_add(((p0 as i64) >> 48) as i32);
-        s1 = s1.wrapping_add(((p1 as i64) >> 48) as i32);
+        for j in 0..4 {
+            let p = a[j].wrapping_mul(b[j]).wrapping_add(1 << 47);
+            acc[j] = acc[j].wrapping_add(((p as i64) >> 48) as i32);
+        }
     }
     for (a, b) in rd.iter().zip(rq) {
         let p = a.wrapping_mul(*b).wrapping_add(1 << 47);
-        s0 = s0.wrapping_add(((p as i64) >> 48) as i32);
+        acc[0] = acc[0].wrapping_add(((p as i64) >> 48) as i32);
     }
-    s0.wrapping_add(s1)
+    acc[0]
+        .wrapping_add(acc[1])
+        .wrapping_add(acc[2])
+        .wrapping_add(acc[3])
 }
 
 /// A vector borrowed for an exact distance computation.
@@ -641,6 +738,21 @@ mod tests {
         let big = (1u128 << 100) + 12345;
         let r = isqrt(big);
         assert!(r * r <= big && (r + 1) * (r + 1) > big);
+        // Newton and digit by digit agree; the short division matches the long one.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..2000u32 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let v = (u128::from(x) << (i % 64)) ^ u128::from(x.rotate_left(i));
+            assert_eq!(isqrt(v), isqrt_digits(v));
+            let d = (x >> (i % 63)) | 1;
+            let n = (u128::from(((v >> 64) as u64) % d) << 64) | u128::from(v as u64);
+            assert_eq!(u128::from(div_128_64(n, d)), div_u128(n, u128::from(d)));
+        }
+        assert_eq!(div_128_64(u128::MAX >> 1, 1 << 63), u64::MAX);
+        assert_eq!(div_128_64(1 << 64, 1), u64::MAX);
+        assert_eq!(div_128_64(5, 0), u64::MAX);
     }
 
     #[test]
@@ -774,7 +886,8 @@ mod tests {
         }
         normalize(&mut u);
         let mut words = [0u64; 4];
-        let (f, err) = encode(&u, &mut words);
+        let (f, err2) = encode(&u, &mut words);
+        let err = err_bound(err2) as i128;
         let mut codes = [0i64; 16];
         for (w, c) in words.iter().zip(codes.chunks_exact_mut(4)) {
             c.copy_from_slice(&unpack(*w));
@@ -789,8 +902,8 @@ mod tests {
                 d * d
             })
             .sum();
-        assert!(e2 <= i128::from(err) * i128::from(err));
-        assert!(e2 > i128::from(err - 2) * i128::from(err - 2));
+        assert_eq!(e2 as u128, err2);
+        assert!(e2 <= err * err && e2 > (err - 2) * (err - 2));
         // Dot products of codes are exact, at the extremes too.
         let b = [1i64, -2, 3, -4, 5, -6, 7, -8, 90, -90, 0, 1, 2, 3, 4, 5];
         let mut bw = [0u64; 4];
