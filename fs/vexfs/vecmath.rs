@@ -887,7 +887,7 @@ mod tests {
         normalize(&mut u);
         let mut words = [0u64; 4];
         let (f, err2) = encode(&u, &mut words);
-        let err = err_bound(err2) as i128;
+        let err = i128::from(err_bound(err2));
         let mut codes = [0i64; 16];
         for (w, c) in words.iter().zip(codes.chunks_exact_mut(4)) {
             c.copy_from_slice(&unpack(*w));

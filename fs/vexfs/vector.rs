@@ -82,6 +82,10 @@ use kernel::{
     },
     ioctl,
     prelude::*,
+    time::{
+        Instant,
+        Monotonic, //
+    },
     uaccess::{
         UserPtr,
         UserSlice, //
@@ -102,6 +106,7 @@ const TOMBSTONE: u64 = u64::MAX;
 const ELEM_F32: u32 = uapi::VEXFS_ELEM_F32;
 const ELEM_I8: u32 = uapi::VEXFS_ELEM_I8;
 const SEARCH_EXACT: u32 = uapi::VEXFS_SEARCH_EXACT;
+const SEARCH_STATS: u32 = uapi::VEXFS_SEARCH_STATS;
 const BUILD_COMPACT: u32 = uapi::VEXFS_BUILD_COMPACT;
 const INDEX_NONE: u32 = uapi::VEXFS_INDEX_NONE;
 const INDEX_READY: u32 = uapi::VEXFS_INDEX_READY;
@@ -112,9 +117,11 @@ const DELETE_SIZE: usize = size_of::<uapi::vexfs_delete>();
 const SEARCH_SIZE: usize = size_of::<uapi::vexfs_search>();
 const BUILD_SIZE: usize = size_of::<uapi::vexfs_build_index>();
 const STATS_SIZE: usize = size_of::<uapi::vexfs_stats>();
+const SEARCH_STATS_SIZE: usize = size_of::<uapi::vexfs_search_stats>();
 // The sizes the header promises, on every architecture.
 const _: () = assert!(PARAMS_SIZE == 64 && INSERT_SIZE == 64 && DELETE_SIZE == 56);
 const _: () = assert!(SEARCH_SIZE == 80 && BUILD_SIZE == 40 && STATS_SIZE == 136);
+const _: () = assert!(SEARCH_STATS_SIZE == 64);
 
 const IOC_MAGIC: u32 = uapi::VEXFS_IOC_MAGIC;
 const IOC_CREATE: u32 = ioctl::_IOW::<uapi::vexfs_collection_params>(IOC_MAGIC, 1);
@@ -713,12 +720,23 @@ fn search(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         || k == 0
         || k > MAX_K
         || ef > MAX_EF
-        || flags & !SEARCH_EXACT != 0
+        || flags & !(SEARCH_EXACT | SEARCH_STATS) != 0
         || ne32(&b, 44) != 0
-        || !all_zero(&b[48..])
+        || (flags & SEARCH_STATS == 0 && ne64(&b, 48) != 0)
+        || !all_zero(&b[56..])
     {
         return Err(EINVAL);
     }
+    let a = SearchArgs {
+        k,
+        ef,
+        flags,
+        q_addr,
+        ids_addr,
+        dist_addr,
+        stats_addr: ne64(&b, 48),
+        arg,
+    };
     if !is_collection(inode) {
         return Err(ENOTTY);
     }
@@ -727,7 +745,7 @@ fn search(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         {
             let state = inode.data().vec.read();
             if let Some(l) = state.index.as_deref() {
-                return search_loaded(inode, l, k, ef, flags, q_addr, ids_addr, dist_addr, arg);
+                return search_loaded(inode, l, &a);
             }
         }
         let mut state = inode.data().vec.write();
@@ -735,18 +753,29 @@ fn search(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn search_loaded(
-    inode: &INode<VexFs>,
-    l: &Loaded,
+/// The arguments of a search, checked.
+struct SearchArgs {
     k: u32,
     ef: u32,
     flags: u32,
     q_addr: u64,
     ids_addr: u64,
     dist_addr: u64,
+    stats_addr: u64,
     arg: usize,
-) -> Result {
+}
+
+fn search_loaded(inode: &INode<VexFs>, l: &Loaded, a: &SearchArgs) -> Result {
+    let SearchArgs {
+        k,
+        ef,
+        flags,
+        q_addr,
+        ids_addr,
+        dist_addr,
+        stats_addr,
+        arg,
+    } = *a;
     let dim = l.hdr.dim as usize;
     let esize = l.hdr.elem_size();
     let mut raw: KVec<u8> = KVec::new();
@@ -772,6 +801,7 @@ fn search_loaded(
         Some(s) => s,
         None => KBox::new(Scratch::new(), GFP_KERNEL)?,
     };
+    let start = Instant::<Monotonic>::now();
     let res = (|| -> Result<(KVVec<u8>, KVec<u8>)> {
         l.index.set_query(&mut s, &m, scale)?;
         let res = l.index.search(&mut s, k, ef, flags & SEARCH_EXACT != 0)?;
@@ -783,6 +813,8 @@ fn search_loaded(
         }
         Ok((ids, dists))
     })();
+    let ns = start.elapsed().as_nanos();
+    let st = s.stats;
     {
         let mut pool = inode.data().scratch.lock();
         if pool.len() < SCRATCH_KEEP {
@@ -794,6 +826,21 @@ fn search_loaded(
     write_user(ids_addr, &ids)?;
     if dist_addr != 0 {
         write_user(dist_addr, &dists)?;
+    }
+    if flags & SEARCH_STATS != 0 {
+        let mut out = [0u8; SEARCH_STATS_SIZE];
+        for (i, v) in [
+            st.distances,
+            st.rescored,
+            st.expanded,
+            u64::try_from(ns).unwrap_or(0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            put(&mut out[8 * i..8 * i + 8], &v.to_ne_bytes());
+        }
+        write_user(stats_addr, &out)?;
     }
     write_user(arg as u64 + 40, &((ids.len() / 8) as u32).to_ne_bytes())
 }

@@ -110,6 +110,28 @@ struct vexfs_delete {
 
 /* vexfs_search.flags */
 #define VEXFS_SEARCH_EXACT	(1U << 0)	/* scan every vector, no index */
+#define VEXFS_SEARCH_STATS	(1U << 1)	/* fill in vexfs_search.stats */
+
+/**
+ * struct vexfs_search_stats - what one search did (VEXFS_SEARCH_STATS)
+ * @distances: distances computed while searching (HNSW: on the traversal
+ *	representation; exact search: one per vector scanned)
+ * @rescored: exact distances computed for the final ranking
+ * @expanded: HNSW nodes whose links were followed
+ * @nanoseconds: time spent in the search itself, in the kernel
+ *	(CLOCK_MONOTONIC), from the converted query to the ranked results
+ * @reserved: zero
+ *
+ * The counters help to choose ef: the cost of a search grows with
+ * @distances. @nanoseconds leaves out the system call and the copies.
+ */
+struct vexfs_search_stats {
+	__u64 distances;
+	__u64 rescored;
+	__u64 expanded;
+	__u64 nanoseconds;
+	__u64 reserved[4];
+};
 
 /**
  * struct vexfs_search - k-nearest-neighbour search
@@ -124,6 +146,8 @@ struct vexfs_delete {
  * @count: out: number of results written (less than @k if the collection
  *	holds fewer vectors)
  * @__pad: must be zero
+ * @stats: with VEXFS_SEARCH_STATS, user address of a struct
+ *	vexfs_search_stats the kernel fills in; zero otherwise
  * @reserved: must be zero
  */
 struct vexfs_search {
@@ -136,7 +160,8 @@ struct vexfs_search {
 	__u64 distances;
 	__u32 count;
 	__u32 __pad;
-	__u64 reserved[4];
+	__u64 stats;
+	__u64 reserved[3];
 };
 
 /* vexfs_build_index.flags */

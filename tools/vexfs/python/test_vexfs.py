@@ -34,6 +34,8 @@ class Layout(unittest.TestCase):
         self.assertEqual(off(vexfs.Search, "query"), 16)
         self.assertEqual(off(vexfs.Search, "distances"), 32)
         self.assertEqual(off(vexfs.Search, "count"), 40)
+        self.assertEqual(off(vexfs.Search, "stats"), 48)
+        self.assertEqual(ctypes.sizeof(vexfs.SearchStats), 64)
         self.assertEqual(off(vexfs.Stats, "params"), 8)
         self.assertEqual(off(vexfs.Stats, "count"), 72)
         self.assertEqual(off(vexfs.Stats, "index_bytes"), 96)

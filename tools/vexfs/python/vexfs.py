@@ -50,6 +50,7 @@ ID_MAX = 2**64 - 2
 ELEM_TYPES = {"f32": 1, "i8": 2}
 METRICS = {"l2": 1, "ip": 2, "cosine": 3}
 SEARCH_EXACT = 1 << 0
+SEARCH_STATS = 1 << 1
 BUILD_COMPACT = 1 << 0
 INDEX_STATES = {0: "none", 1: "ready"}
 
@@ -80,7 +81,13 @@ class Search(ctypes.Structure):
     """struct vexfs_search (80 bytes)."""
     _fields_ = [("version", u32), ("k", u32), ("ef", u32), ("flags", u32),
                 ("query", u64), ("ids", u64), ("distances", u64), ("count", u32),
-                ("pad", u32), ("reserved", u64 * 4)]
+                ("pad", u32), ("stats", u64), ("reserved", u64 * 3)]
+
+
+class SearchStats(ctypes.Structure):
+    """struct vexfs_search_stats (64 bytes): what one search did."""
+    _fields_ = [("distances", u64), ("rescored", u64), ("expanded", u64),
+                ("nanoseconds", u64), ("reserved", u64 * 4)]
 
 
 class BuildIndex(ctypes.Structure):

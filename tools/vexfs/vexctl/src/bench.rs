@@ -256,18 +256,36 @@ pub fn cmd_bench(args: &[String]) -> Result<()> {
         for (ef, exact, n) in configs {
             let mut lat = Vec::with_capacity(n);
             let mut recalls = Vec::new();
+            // What the kernel reports of each search: its own time and counters.
+            let mut klat = Vec::with_capacity(n);
+            let (mut dists, mut rescored) = (0u64, 0u64);
             let wall = Instant::now();
             for (i, q) in queries.iter().take(n).enumerate() {
                 let t = Instant::now();
-                let hits = crate::ctx(path, c.search(q.data(), k, ef, exact))?;
+                let hits = crate::ctx(path, c.search(q.data(), k, ef, exact, true))?;
                 lat.push(t.elapsed().as_secs_f64());
+                if let Some(s) = hits.stats {
+                    #[allow(clippy::cast_precision_loss)]
+                    klat.push(s.nanoseconds as f64 * 1e-9);
+                    dists += s.distances;
+                    rescored += s.rescored;
+                }
                 if let Some(t) = &truth {
                     recalls.push(recall_at(&hits.ids, &t[i], k as usize));
                 }
             }
             let run = SearchRun::new(ef, exact, lat, wall.elapsed().as_secs_f64(), &recalls);
+            klat.sort_by(f64::total_cmp);
+            #[allow(clippy::cast_precision_loss)]
+            let per_query = |v: u64| v as f64 / run.queries.max(1) as f64;
+            let kernel = Json::obj()
+                .set("p50_us", percentile(&klat, 50.0) * 1e6)
+                .set("p99_us", percentile(&klat, 99.0) * 1e6)
+                .set("distances_per_query", per_query(dists))
+                .set("rescored_per_query", per_query(rescored));
             text += &format!(
-                "search {}: {} queries, k {}, p50 {:.1} us, p99 {:.1} us, {:.0} QPS{}\n",
+                "search {}: {} queries, k {}, p50 {:.1} us, p99 {:.1} us, {:.0} QPS{}; \
+                 in the kernel p50 {:.1} us, {:.0} distances a query\n",
                 if exact {
                     "exact".to_string()
                 } else {
@@ -280,9 +298,11 @@ pub fn cmd_bench(args: &[String]) -> Result<()> {
                 run.qps(),
                 run.recall
                     .map(|r| format!(", recall@{} {:.4}", k, r))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                percentile(&klat, 50.0) * 1e6,
+                per_query(dists),
             );
-            runs.push(run.json(k));
+            runs.push(run.json(k).set("kernel", kernel));
         }
         out = out.set("search", runs);
     }

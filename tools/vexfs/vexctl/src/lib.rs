@@ -599,7 +599,7 @@ fn cmd_search(args: &[String]) -> Result<()> {
     let qm = Matrix::from_f32(q.len(), q);
     let qc = Converted::new(&qm, st.params.elem_type, 0, 1)?;
     let t = Instant::now();
-    let hits = ctx(&path, c.search(qc.data(), k, ef, exact))?;
+    let hits = ctx(&path, c.search(qc.data(), k, ef, exact, false))?;
     let secs = t.elapsed().as_secs_f64();
     if a.flag("--json") {
         let results: Vec<Json> = hits

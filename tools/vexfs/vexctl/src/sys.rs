@@ -25,6 +25,8 @@ pub struct Hits {
     pub ids: Vec<u64>,
     /// Their distances.
     pub distances: Vec<f32>,
+    /// What the search did in the kernel, if asked for.
+    pub stats: Option<SearchStats>,
 }
 
 /// Vector elements in the collection's type, ready for the kernel.
@@ -142,16 +144,30 @@ impl Collection {
         Ok(a.deleted)
     }
 
-    /// `IOC_SEARCH` for the `k` nearest neighbours of `query`.
-    pub fn search(&self, query: VecData<'_>, k: u32, ef: u32, exact: bool) -> io::Result<Hits> {
+    /// `IOC_SEARCH` for the `k` nearest neighbours of `query`; with `stats`, also the
+    /// kernel's counters and time of the search (`SEARCH_STATS`).
+    pub fn search(
+        &self,
+        query: VecData<'_>,
+        k: u32,
+        ef: u32,
+        exact: bool,
+        stats: bool,
+    ) -> io::Result<Hits> {
         let n = usize::try_from(k).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let mut ids = vec![0u64; n];
         let mut dist = vec![0u32; n];
+        let mut st = SearchStats::default();
         let mut a = Search {
             version: UAPI_VERSION,
             k,
             ef,
-            flags: if exact { SEARCH_EXACT } else { 0 },
+            flags: if exact { SEARCH_EXACT } else { 0 } | if stats { SEARCH_STATS } else { 0 },
+            stats: if stats {
+                &mut st as *mut SearchStats as u64
+            } else {
+                0
+            },
             query: query.addr(),
             ids: ids.as_mut_ptr() as u64,
             distances: dist.as_mut_ptr() as u64,
@@ -164,6 +180,7 @@ impl Collection {
         Ok(Hits {
             ids,
             distances: dist.into_iter().map(f32::from_bits).collect(),
+            stats: stats.then_some(st),
         })
     }
 

@@ -892,15 +892,32 @@ fn test_errors(dir: &Path) -> Res<()> {
             },
             EINVAL,
         ),
-        ("flags", u::Search { flags: 2, ..se }, EINVAL),
+        ("flags", u::Search { flags: 4, ..se }, EINVAL),
         ("pad", u::Search { pad: 1, ..se }, EINVAL),
         (
             "reserved",
             u::Search {
-                reserved: [0, 0, 0, 9],
+                reserved: [0, 0, 9],
                 ..se
             },
             EINVAL,
+        ),
+        (
+            "stats without the flag",
+            u::Search {
+                stats: 4096,
+                ..se
+            },
+            EINVAL,
+        ),
+        (
+            "bad stats",
+            u::Search {
+                flags: u::SEARCH_STATS,
+                stats: 16,
+                ..se
+            },
+            EFAULT,
         ),
         ("bad query", u::Search { query: 16, ..se }, EFAULT),
         ("bad ids", u::Search { ids: 16, ..se }, EFAULT),
@@ -940,6 +957,24 @@ fn test_errors(dir: &Path) -> Res<()> {
     let mut a = u::Search { distances: 0, ..se };
     ioctl(&f, u::IOC_SEARCH, &mut a)?;
     expect("search without distances", 3, a.count)?;
+    // Search statistics: counters that add up, and a time.
+    for exact in [false, true] {
+        let mut st = u::SearchStats::default();
+        let mut a = u::Search {
+            flags: u::SEARCH_STATS | if exact { u::SEARCH_EXACT } else { 0 },
+            stats: &mut st as *mut u::SearchStats as u64,
+            ..se
+        };
+        ioctl(&f, u::IOC_SEARCH, &mut a)?;
+        expect("search with stats: count", 3, a.count)?;
+        // No check of the time: on a jiffies clock a search can take "0 ns".
+        if st.rescored < 3 || st.reserved != [0; 4] {
+            return err(format!("search stats (exact {exact}): {st:?}"));
+        }
+        if !exact && (st.distances == 0 || st.expanded == 0) {
+            return err(format!("HNSW search stats: {st:?}"));
+        }
+    }
 
     // Delete, build, stats.
     let del = u::Delete {

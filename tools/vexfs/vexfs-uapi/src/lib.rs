@@ -39,6 +39,8 @@ pub const METRIC_COSINE: u32 = 3;
 
 /// `vexfs_search.flags`: scan every vector, no index.
 pub const SEARCH_EXACT: u32 = 1 << 0;
+/// `vexfs_search.flags`: fill in `vexfs_search.stats`.
+pub const SEARCH_STATS: u32 = 1 << 1;
 /// `vexfs_build_index.flags`: also drop deleted records from the file.
 pub const BUILD_COMPACT: u32 = 1 << 0;
 
@@ -129,7 +131,25 @@ pub struct Search {
     pub count: u32,
     /// Must be zero.
     pub pad: u32,
+    /// With [`SEARCH_STATS`]: user address of a [`SearchStats`]; zero otherwise.
+    pub stats: u64,
     /// Must be zero.
+    pub reserved: [u64; 3],
+}
+
+/// `struct vexfs_search_stats`: what one search did.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SearchStats {
+    /// Distances computed while searching.
+    pub distances: u64,
+    /// Exact distances computed for the final ranking.
+    pub rescored: u64,
+    /// HNSW nodes whose links were followed.
+    pub expanded: u64,
+    /// Time in the search, in the kernel, in nanoseconds.
+    pub nanoseconds: u64,
+    /// Zero.
     pub reserved: [u64; 4],
 }
 
@@ -263,6 +283,7 @@ mod tests {
         assert_eq!(size_of::<Search>(), 80);
         assert_eq!(size_of::<BuildIndex>(), 40);
         assert_eq!(size_of::<Stats>(), 136);
+        assert_eq!(size_of::<SearchStats>(), 64);
     }
 
     #[test]
@@ -276,7 +297,9 @@ mod tests {
         assert_eq!(offset_of!(Search, query), 16);
         assert_eq!(offset_of!(Search, ids), 24);
         assert_eq!(offset_of!(Search, distances), 32);
-        assert_eq!(offset_of!(Search, reserved), 48);
+        assert_eq!(offset_of!(Search, stats), 48);
+        assert_eq!(offset_of!(Search, reserved), 56);
+        assert_eq!(offset_of!(SearchStats, nanoseconds), 24);
         assert_eq!(offset_of!(BuildIndex, reserved), 8);
         assert_eq!(offset_of!(Stats, deleted), 80);
         assert_eq!(offset_of!(Stats, file_bytes), 88);
