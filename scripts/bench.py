@@ -244,8 +244,8 @@ def engine_simd_check(binary):
     if p.returncode != 0:
         return None
     fn = ""
-    out = {"vecmath_simd": 0, "engine_simd_arithmetic": 0, "engine_simd_moves": 0,
-           "vecmath_functions": 0}
+    out = {"vecmath_simd_arithmetic": 0, "vecmath_simd_moves": 0, "engine_simd_arithmetic": 0,
+           "engine_simd_moves": 0, "vecmath_functions": 0}
     for line in p.stdout.splitlines():
         m = re.match(r"^[0-9a-f]+ <(.*)>:$", line)
         if m:
@@ -258,7 +258,7 @@ def engine_simd_check(binary):
         parts = line.split("\t")
         mnem = parts[1].split()[0] if len(parts) > 1 and parts[1].split() else ""
         if "vexfs_engine::vecmath" in fn:
-            out["vecmath_simd"] += 1
+            out["vecmath_simd_" + ("moves" if mnem in SIMD_MOVES else "arithmetic")] += 1
         if mnem in SIMD_MOVES:
             out["engine_simd_moves"] += 1
         else:
@@ -601,7 +601,7 @@ def print_report(rows, args):
     print("insert/s: vectors per second, index maintenance included (HNSW graph built on insert);")
     print("B/vector: hnswlib saved index, faiss serialized index, VexFS file + kernel index,")
     print("VexFS engine: Index::bytes() / N. dist/q: distances computed per query (faiss: its")
-    print("hnsw_stats; the VexFS engine: a counter in its adapter; exact: N);")
+    print("hnsw_stats; the VexFS engine: its Stats, traversal + exact rescoring; exact: N);")
     print("ns/dist: search time / distances (all of a query's time, so an upper bound).")
     seen = set()
     for r in rows:
@@ -611,9 +611,10 @@ def print_report(rows, args):
         seen.add(r["engine"])
         simd = pr.get("simd")
         simd = ("objdump: not run" if simd is None else
-                f"objdump: {simd['vecmath_simd']} vector-register instructions in vecmath, "
-                f"{simd['engine_simd_arithmetic']} vector arithmetic and "
-                f"{simd['engine_simd_moves']} vector moves in the engine")
+                f"objdump: vector arithmetic {simd['vecmath_simd_arithmetic']} in vecmath, "
+                f"{simd['engine_simd_arithmetic']} in the engine; vector-register moves "
+                f"(copies, zeroing) {simd['vecmath_simd_moves']} in vecmath, "
+                f"{simd['engine_simd_moves']} in the engine")
         print(f"{r['engine']}: {pr.get('where')}, {pr.get('about', '')}; opt-level "
               f"{pr.get('opt_level')}, overflow checks {pr.get('overflow_checks')}, debug "
               f"assertions {pr.get('debug_assertions')}; {pr.get('rustc')}; RUSTFLAGS "
@@ -688,7 +689,7 @@ def main():
             binary = engine_build(p)
             engines[p] = (binary, engine_simd_check(binary))
             simd = engines[p][1]
-            if simd and simd["vecmath_simd"]:
+            if simd and simd["vecmath_simd_arithmetic"]:
                 log(f"engine {p}: WARNING: vector instructions in vecmath ({simd}): "
                     "not scalar like the kernel")
     truths = {}

@@ -15,17 +15,13 @@
 
 #![cfg_attr(not(test), no_std)]
 
-// The kernel's `vecmath` module. The engine sees it as `crate::vecmath`, which
-// is `engine::vecmath`: the same items, with `distance` counted (see there).
 // Items unused here are used by fs/vexfs/vector.rs in the kernel.
 #[allow(dead_code)]
 #[path = "../../../../fs/vexfs/vecmath.rs"]
-mod vecmath_impl;
+mod vecmath;
 
 #[allow(dead_code)]
 #[path = "../../../../fs/vexfs/hnsw.rs"]
 mod hnsw;
 
 pub mod engine;
-
-use engine::vecmath;

@@ -200,6 +200,7 @@ struct Series {
     qps: f64,
     recall: f64,
     distances_per_query: f64,
+    rescored_per_query: f64,
     ns_per_distance: f64,
 }
 
@@ -218,7 +219,7 @@ fn run_series(
     let (mut ids, mut dists) = (vec![0u64; k], vec![0u32; k]);
     let mut lat = Vec::with_capacity(nq);
     let mut hits = 0usize;
-    let d0 = engine::distances();
+    let (d0, r0) = (engine::distances(), engine::rescored());
     let start = Instant::now();
     for q in 0..nq {
         let t = Instant::now();
@@ -241,6 +242,7 @@ fn run_series(
     }
     let total = start.elapsed();
     let dist = engine::distances() - d0;
+    let resc = engine::rescored() - r0;
     let mut us: Vec<f64> = lat
         .iter()
         .map(|d: &Duration| d.as_secs_f64() * 1e6)
@@ -255,6 +257,7 @@ fn run_series(
         qps: nq as f64 / total.as_secs_f64(),
         recall: hits as f64 / (nq * k) as f64,
         distances_per_query: dist as f64 / nq as f64,
+        rescored_per_query: resc as f64 / nq as f64,
         ns_per_distance: if dist > 0 {
             total.as_secs_f64() * 1e9 / dist as f64
         } else {
@@ -391,7 +394,8 @@ fn run() -> Result<(), String> {
         let _ = write!(
             o,
             "{}{{\"ef\": {}, \"exact\": {}, \"queries\": {}, \"p50_us\": {}, \"p99_us\": {}, \
-             \"qps\": {}, \"recall\": {}, \"distances_per_query\": {}, \"ns_per_distance\": {}}}",
+             \"qps\": {}, \"recall\": {}, \"distances_per_query\": {}, \"rescored_per_query\": {}, \
+             \"ns_per_distance\": {}}}",
             if i > 0 { ", " } else { "" },
             s.ef,
             s.exact,
@@ -402,6 +406,11 @@ fn run() -> Result<(), String> {
             json_num(s.recall),
             if counted {
                 json_num(s.distances_per_query)
+            } else {
+                "null".into()
+            },
+            if counted {
+                json_num(s.rescored_per_query)
             } else {
                 "null".into()
             },
