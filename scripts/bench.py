@@ -452,11 +452,22 @@ def vexfs_rows(r, accel):
     build = r.get("build_index_seconds", 0.0)
     name = {"tcg": "VexFS (QEMU TCG, EMULATED)", "kvm": "VexFS (QEMU KVM)",
             "uml": "VexFS (UML, native)"}.get(accel, f"VexFS ({accel})")
+    search = []
+    for s in r.get("search", []):
+        s = dict(s)
+        kern = s.get("kernel") or {}
+        # What the kernel reports of its own work (VEXFS_SEARCH_STATS), apart from the
+        # system call path.
+        s["kernel_p50_us"] = kern.get("p50_us")
+        if kern.get("distances_per_query") is not None:
+            s["distances_per_query"] = kern["distances_per_query"] + (
+                kern.get("rescored_per_query") or 0)
+        search.append(s)
     row = {"engine": name,
            "n": n, "insert": ins, "build_index_seconds": build,
            "file_bytes_per_vector": r["stats"]["file_bytes_per_vector"],
            "index_bytes_per_vector": r["stats"]["index_bytes_per_vector"],
-           "search": r.get("search", [])}
+           "search": search}
     return row
 
 
@@ -575,7 +586,8 @@ def print_report(rows, args):
     print(f"GloVe 6B 50-d, cosine, k={K}, HNSW M={args.m} ef_construction="
           f"{args.ef_construction}; host baselines single-threaded")
     hdr = (f"{'engine':38} {'N':>7} {'insert/s':>9} {'ef':>5} {'p50 us':>9} {'p99 us':>9} "
-           f"{'QPS':>8} {'recall@10':>9} {'B/vector':>8} {'dist/q':>8} {'ns/dist':>7}")
+           f"{'QPS':>8} {'recall@10':>9} {'B/vector':>8} {'dist/q':>8} {'ns/dist':>7} "
+           f"{'kern us':>8}")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
@@ -591,7 +603,8 @@ def print_report(rows, args):
                   f"{(s['recall'] if s['recall'] is not None else float('nan')):9.4f} "
                   f"{fmt_bytes(mem) if first else '':>8} "
                   f"{fmt_num(s.get('distances_per_query'), '.0f'):>8} "
-                  f"{fmt_num(s.get('ns_per_distance'), '.0f'):>7}")
+                  f"{fmt_num(s.get('ns_per_distance'), '.0f'):>7} "
+                  f"{fmt_num(s.get('kernel_p50_us'), '.1f'):>8}")
             first = False
     for r in rows:
         if r.get("build_index_seconds"):
@@ -603,6 +616,24 @@ def print_report(rows, args):
     print("VexFS engine: Index::bytes() / N. dist/q: distances computed per query (faiss: its")
     print("hnsw_stats; the VexFS engine: its Stats, traversal + exact rescoring; exact: N);")
     print("ns/dist: search time / distances (all of a query's time, so an upper bound).")
+    print("kern us: p50 of the time the kernel reports for the search itself (VEXFS_SEARCH_STATS),")
+    print("without the system call path (a ptrace round trip per ioctl under UML).")
+    for r in rows:
+        if "UML" not in r["engine"]:
+            continue
+        native = [x for x in rows if x["n"] == r["n"] and "kernel-O2" in x["engine"]]
+        if not native:
+            continue
+        by_ef = {s["ef"]: s for s in native[0]["search"] if not s.get("exact")}
+        parts = []
+        for s in r["search"]:
+            t = by_ef.get(s.get("ef"))
+            if s.get("exact") or not t or not s.get("kernel_p50_us") or not t.get("p50_us"):
+                continue
+            parts.append(f"ef {s['ef']}: {s['kernel_p50_us'] / t['p50_us']:.2f}")
+        if parts:
+            print(f"{r['engine']} {r['n']}: kernel time per search / native kernel-O2 build p50: "
+                  + ", ".join(parts))
     seen = set()
     for r in rows:
         pr = r.get("profile")

@@ -13,11 +13,11 @@
 //!   zero vector (at distance 1 from everything) stays on level 0 and is never the entry point.
 //! - A node has at most `2 M` links on level 0 and `M` above, stored contiguously (one array
 //!   for level 0, one for the upper levels). New links are chosen with the paper's neighbour
-//!   selection heuristic (keeping pruned candidates to fill up to `M`); a neighbour whose list
-//!   overflows keeps what the heuristic selects among its links and the new one. A candidate
-//!   at distance zero from a node already selected (an exact duplicate of it, or of the base
-//!   itself) is pruned, so groups of duplicates do not fill the lists with copies of one
-//!   point.
+//!   selection heuristic (under the inner product, which is no metric, filled up to `M` with
+//!   pruned candidates); a neighbour whose list overflows keeps what the heuristic selects
+//!   among its links and the new one. Of candidates holding the same vector, only the
+//!   lowest-numbered and the newest are kept, so groups of duplicates do not fill the lists
+//!   with copies of one point and stay reachable (each member links to the next inserted).
 //!
 //! # Vectors
 //!
@@ -96,21 +96,16 @@ pub(crate) struct Params {
     pub(crate) ef_construction: usize,
 }
 
-/// A candidate: distance key, node (ties), and whether its links were followed.
+/// A candidate: distance key, then node (ties).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Cand {
     key: i64,
     node: u32,
-    done: bool,
 }
 
 impl Cand {
     fn new(key: i64, node: u32) -> Self {
-        Self {
-            key,
-            node,
-            done: false,
-        }
+        Self { key, node }
     }
 
     fn order(&self) -> (i64, u32) {
@@ -794,7 +789,8 @@ impl Index {
         }
     }
 
-    /// Beam search on `level` from `ep`: leaves the `ef` nearest nodes found in `s.pool`,
+    /// Beam search on `level` from `ep`: leaves the `ef` nearest nodes found in `s.best` (a
+    /// max-heap: not sorted),
     /// nearest first.
     fn search_layer(&self, s: &mut Scratch, ep: (i64, u32), ef: usize, level: u32) -> Result {
         let ef = ef.max(1);
@@ -853,13 +849,6 @@ impl Index {
                     heap_pop(&mut s.best);
                 }
             }
-        }
-        // The result, nearest first.
-        s.best.sort_unstable();
-        s.pool.clear();
-        s.pool.reserve(s.best.len(), GFP_KERNEL)?;
-        for &(key, node) in s.best.iter() {
-            s.pool.push(Cand::new(key, node), GFP_KERNEL)?;
         }
         Ok(())
     }
@@ -991,23 +980,27 @@ impl Index {
         while lv >= 0 {
             let l = lv as u32;
             self.search_layer(s, ep, self.p.ef_construction, l)?;
-            let first = s.pool[0];
+            s.best.sort_unstable();
+            let first = s.best.first().copied().unwrap_or(ep);
             s.cands.clear();
-            s.cands.reserve(s.pool.len(), GFP_KERNEL)?;
-            for i in 0..s.pool.len() {
-                let c = s.pool[i];
-                if c.node != node {
-                    s.cands.push(c, GFP_KERNEL)?;
+            s.cands.reserve(s.best.len(), GFP_KERNEL)?;
+            for i in 0..s.best.len() {
+                let (key, c) = s.best[i];
+                if c != node {
+                    s.cands.push(Cand::new(key, c), GFP_KERNEL)?;
                 }
             }
-            self.select(s, self.p.m, true, self.query_factor(node))?;
+            // The inner product is no metric: its heuristic prunes so much that the lists are
+            // filled up with pruned candidates, or nodes of small norm lose their links.
+            let keep = self.p.metric == Metric::Ip;
+            self.select(s, self.p.m, keep, self.query_factor(node))?;
             let mut sel: KVec<u32> = KVec::with_capacity(s.sel.len(), GFP_KERNEL)?;
             sel.extend_from_slice(&s.sel, GFP_KERNEL)?;
             self.set_links(node, l, &sel);
             for &nb in sel.iter() {
                 self.add_link(nb, node, l, s)?;
             }
-            ep = (first.key, first.node);
+            ep = first;
             lv -= 1;
         }
         if level > top && !(self.compact() && self.factor(node) == 0) {
@@ -1095,12 +1088,19 @@ impl Index {
         } else {
             usize::MAX
         };
+        if want < s.best.len() && self.live == self.len() {
+            // Without deleted nodes the `want` nearest suffice, in any order.
+            s.best.select_nth_unstable(want - 1);
+            s.best.truncate(want);
+        } else {
+            s.best.sort_unstable();
+        }
         let mut taken = 0;
-        for i in 0..s.pool.len() {
+        for i in 0..s.best.len() {
             if taken >= want {
                 break;
             }
-            let node = s.pool[i].node;
+            let node = s.best[i].1;
             if self.deleted[node as usize] {
                 continue;
             }
@@ -1108,11 +1108,11 @@ impl Index {
             taken += 1;
         }
         taken = 0;
-        for i in 0..s.pool.len() {
+        for i in 0..s.best.len() {
             if taken >= want {
                 break;
             }
-            let node = s.pool[i].node;
+            let node = s.best[i].1;
             if self.deleted[node as usize] {
                 continue;
             }

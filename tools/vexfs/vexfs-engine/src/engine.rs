@@ -109,6 +109,35 @@ impl Engine {
         self.index.bytes()
     }
 
+    /// The index as `load()` in `vector.rs` builds it from the collection file on the first
+    /// use after mount or on `VEXFS_IOC_BUILD_INDEX`: `Index::reserve(live)` once, then
+    /// `push` and `link` record by record (so its arrays are exactly as large as needed).
+    pub fn load(
+        dim: usize,
+        metric: Metric,
+        m: usize,
+        ef_construction: usize,
+        ids: &[u64],
+        bits: &[u32],
+    ) -> Result<Self> {
+        let mut e = Self::new(dim, metric, m, ef_construction);
+        if bits.len() != ids.len().checked_mul(dim).ok_or(EINVAL)? {
+            return Err(EINVAL);
+        }
+        e.index.reserve(ids.len())?;
+        let mut mant: KVec<i32> = KVec::with_capacity(dim, GFP_KERNEL)?;
+        mant.resize(dim, 0, GFP_KERNEL)?;
+        let mut scratch = Scratch::new();
+        for (i, v) in bits.chunks_exact(dim).enumerate() {
+            let scale = vecmath::Fixed::from_f32_bits(v.iter().copied(), &mut mant)?;
+            let node = e.index.push(ids[i], i as u64, &mant, scale)?;
+            e.index.link(node, &mut scratch)?;
+        }
+        add_stats(&scratch.stats);
+        e.records = ids.len() as u64;
+        Ok(e)
+    }
+
     /// One `VEXFS_IOC_INSERT` of `ids.len()` vectors given as binary32 bit
     /// patterns (`dim` per vector): checks the ids, reserves, converts and
     /// pushes every vector, then links the new nodes into the graph.
