@@ -157,15 +157,13 @@ pub(crate) struct Scratch {
     qcodes: KVec<u64>,
     qfactor: u32,
     qerr2: u128,
-    /// Compact keys of an exact scan.
-    keys: KVVec<i64>,
     /// Results, nearest first.
     hits: KVVec<Hit>,
     /// Buffers of the neighbour selection: the selected nodes, their codes in query form,
     /// the candidates, the codes of the base in query form.
     sel: KVec<u32>,
     selq: KVVec<u64>,
-    cands: KVec<Cand>,
+    cands: KVVec<Cand>,
     baseq: KVec<u64>,
     /// Counters of the last search.
     pub(crate) stats: Stats,
@@ -187,11 +185,10 @@ impl Scratch {
             qcodes: KVec::new(),
             qfactor: 0,
             qerr2: 0,
-            keys: KVVec::new(),
             hits: KVVec::new(),
             sel: KVec::new(),
             selq: KVVec::new(),
-            cands: KVec::new(),
+            cands: KVVec::new(),
             baseq: KVec::new(),
             stats: Stats::default(),
         }
@@ -1149,29 +1146,41 @@ impl Index {
             }
             return Ok(());
         }
-        s.keys.clear();
-        s.keys.reserve(n, GFP_KERNEL)?;
-        // The k smallest compact keys, in s.pool (as a sorted list).
+        // One pass: the k smallest compact keys so far in s.pool (a sorted list), and in
+        // s.cands every vector within the slack of the k-th smallest key at the time it is
+        // seen (that key only decreases, so this keeps all the final pass needs).
+        let slack = self.scan_slack(s);
         s.pool.clear();
         s.pool.reserve(k + 1, GFP_KERNEL)?;
+        s.cands.clear();
         let (cs, cl) = (self.code_stride(), self.code_len());
+        let mut bound = i64::MAX;
         for (node, c) in self.codes.chunks_exact(cs).enumerate() {
             let key = -(i64::from(dot_words(&c[..cl], &s.qcodes)) * i64::from(c[cl] as u32));
-            s.keys.push(key, GFP_KERNEL)?;
-            if !self.deleted[node] {
-                pool_insert(&mut s.pool, k, Cand::new(key, node as u32))?;
+            if key > bound || self.deleted[node] {
+                continue;
             }
+            if pool_insert(&mut s.pool, k, Cand::new(key, node as u32))?.is_some()
+                && s.pool.len() == k
+            {
+                bound = s
+                    .pool
+                    .last()
+                    .map_or(i64::MAX, |w| w.key.saturating_add(slack));
+            }
+            s.cands.push(Cand::new(key, node as u32), GFP_KERNEL)?;
         }
         s.stats.distances += n as u64;
         let Some(kth) = s.pool.last().map(|c| c.key) else {
             return Ok(());
         };
-        let limit = kth.saturating_add(self.scan_slack(s));
-        for node in 0..n {
-            if s.keys[node] <= limit && !self.deleted[node] {
-                let dist = self.exact(s, node as u32);
+        let limit = kth.saturating_add(slack);
+        for i in 0..s.cands.len() {
+            let Cand { key, node } = s.cands[i];
+            if key <= limit {
+                let dist = self.exact(s, node);
                 s.stats.rescored += 1;
-                hits_insert(&mut s.hits, k, node as u32, self.rank_key(dist), dist)?;
+                hits_insert(&mut s.hits, k, node, self.rank_key(dist), dist)?;
             }
         }
         Ok(())
