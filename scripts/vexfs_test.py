@@ -216,13 +216,14 @@ def series_tests(t):
 
     cover = open(os.path.join(pdir, files[0])).read()
     t.add("***" not in cover and
-          re.search(r"^Subject: \[[^\]]*PATCH[^\]]* 0/%d\] \S" % n, cover, re.M) is not None and
+          re.search(r"^Subject: \[[^\]]*PATCH[^\]]* 0+/%d\] \S" % n, cover, re.M) is not None and
           "base-commit: " in cover,
           "series: cover letter filled from series/cover-letter.txt, with base-commit")
     bad = []
     for i, f in enumerate(patches, 1):
         text = open(os.path.join(pdir, f)).read()
-        if not re.search(r"^Subject: \[[^\]]*PATCH[^\]]* %d/%d\] \S" % (i, n), text, re.M):
+        # git format-patch pads the numbers to the width of N (01/10).
+        if not re.search(r"^Subject: \[[^\]]*PATCH[^\]]* 0*%d/%d\] \S" % (i, n), text, re.M):
             bad.append(f"{f}: subject not numbered {i}/{n}")
         if not re.search(r"^Signed-off-by: .+ <[^>]+@[^>]+>$", text, re.M):
             bad.append(f"{f}: no Signed-off-by")
