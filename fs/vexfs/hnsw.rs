@@ -1088,34 +1088,18 @@ impl Index {
         if want < s.best.len() && self.live == self.len() {
             // Without deleted nodes the `want` nearest suffice, in any order.
             s.best.select_nth_unstable(want - 1);
-            s.best.truncate(want);
         } else {
             s.best.sort_unstable();
+            s.best.retain(|&mut (_, n)| !self.deleted[n as usize]);
         }
-        let mut taken = 0;
-        for i in 0..s.best.len() {
-            if taken >= want {
-                break;
-            }
-            let node = s.best[i].1;
-            if self.deleted[node as usize] {
-                continue;
-            }
+        s.best.truncate(want);
+        for &(_, node) in s.best.iter() {
             self.prefetch_exact(node);
-            taken += 1;
         }
-        taken = 0;
         for i in 0..s.best.len() {
-            if taken >= want {
-                break;
-            }
             let node = s.best[i].1;
-            if self.deleted[node as usize] {
-                continue;
-            }
             let dist = self.exact(s, node);
             s.stats.rescored += 1;
-            taken += 1;
             hits_insert(&mut s.hits, k, node, self.rank_key(dist), dist)?;
         }
         Ok(&s.hits)
