@@ -99,6 +99,13 @@ pub trait Operations {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// Called when the last reference to `file` is dropped (`release`), in process context and
+    /// without locks held; the file is still open for the call. It cannot fail: the VFS ignores
+    /// the C callback's return value, so there is none.
+    fn release(_file: &File, _inode: &INode<Self::FileSystem>) {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Makes the data in `start..=end` and the metadata needed to reach it durable. Only the
     /// data and the metadata needed to read it if `datasync`.
     fn fsync(
@@ -173,6 +180,11 @@ impl<U: Operations + ?Sized> Tables<U> {
         } else {
             Some(bindings::simple_fsync)
         },
+        release: if U::HAS_RELEASE {
+            Some(Self::release_callback)
+        } else {
+            None
+        },
         // SAFETY: All other operations are optional and may be null.
         ..unsafe { core::mem::zeroed() }
     };
@@ -198,6 +210,11 @@ impl<U: Operations + ?Sized> Tables<U> {
             Some(Self::fsync_callback)
         } else {
             Some(bindings::simple_fsync)
+        },
+        release: if U::HAS_RELEASE {
+            Some(Self::release_callback)
+        } else {
+            None
         },
         // SAFETY: All other operations are optional and may be null.
         ..unsafe { core::mem::zeroed() }
@@ -263,6 +280,21 @@ impl<U: Operations + ?Sized> Tables<U> {
         }
         // SAFETY: The arguments are those the VFS gave us.
         unsafe { bindings::generic_file_write_iter(iocb, from) }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS (`__fput()`) with `file`, a file of this file system being released,
+    /// and its inode.
+    unsafe extern "C" fn release_callback(
+        _inode: *mut bindings::inode,
+        file: *mut bindings::file,
+    ) -> c_int {
+        // SAFETY: The file and its inode stay valid until `release` returns, and `__fput()`
+        // holds the only access to the file: there is no active `fdget_pos` region on it.
+        let (f, inode) = unsafe { (File::from_raw_file(file), Self::inode(file)) };
+        U::release(f, inode);
+        0
     }
 
     /// # Safety
