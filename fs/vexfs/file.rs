@@ -70,8 +70,15 @@ struct FileOps;
 impl fops::Operations for FileOps {
     type FileSystem = VexFs;
 
+    /// A collection saves its index first (`fsync(2)` makes the index durable too).
     fn fsync(file: &File, inode: &INode<VexFs>, start: i64, end: i64, datasync: bool) -> Result {
+        crate::vector::save(file, inode)?;
         fsync(file, inode, start, end, datasync)
+    }
+
+    /// A collection saves its index when a file that may have changed it is closed.
+    fn release(file: &File, inode: &INode<VexFs>) {
+        crate::vector::release(file, inode)
     }
 
     fn ioctl(file: &File, inode: &INode<VexFs>, cmd: u32, arg: usize) -> Result<isize> {

@@ -346,7 +346,13 @@ static CRC32C_TABLE: [u32; 256] = crc32c_table();
 /// The initial value and the final XOR are `!0`, so that
 /// `crc32c(b"123456789") == 0xE306_9283`.
 pub(crate) fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
+    crc32c_append(0, data)
+}
+
+/// Returns the CRC32C of the bytes `crc` is the CRC32C of, followed by `data`: the checksum of
+/// data that arrives in pieces, starting from 0 (the checksum of nothing).
+pub(crate) fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
+    let mut crc = !crc;
     for &byte in data {
         let [low, ..] = crc.to_le_bytes();
         // A `u8` index is always inside the 256-entry table.

@@ -39,6 +39,9 @@ mod tests {
         assert_eq!(format::crc32c(b""), 0);
         assert_eq!(format::crc32c(&[0u8; 32]), 0x8a91_36aa);
         assert_eq!(format::crc32c(&[0xffu8; 32]), 0x62a8_ab43);
+        // In pieces.
+        let c = format::crc32c_append(format::crc32c(b"1234"), b"56789");
+        assert_eq!(c, 0xe306_9283);
     }
 
     #[test]

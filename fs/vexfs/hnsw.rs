@@ -66,6 +66,16 @@ use kernel::{
 /// Highest level of a node.
 const MAX_LEVEL: u32 = 15;
 
+/// Bytes of the fixed part of a node's entry in a saved graph ([`Index::save_node`]).
+pub(crate) const SAVED_HEAD: usize = 24;
+
+/// The little-endian `u64` at `off` of `b`.
+fn le64(b: &[u8], off: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[off..off + 8]);
+    u64::from_le_bytes(a)
+}
+
 /// Largest M (links per node and level above 0); the collection header enforces it.
 pub(crate) const MAX_M: usize = 64;
 
@@ -1195,6 +1205,143 @@ impl Index {
         i64::try_from(units.saturating_mul(2)).unwrap_or(i64::MAX)
     }
 
+    /// Bytes of the saved entry of a node on `level` ([`Index::save_node`]).
+    fn saved_len(&self, level: u32) -> usize {
+        SAVED_HEAD + 4 * (self.stride0() + level as usize * self.p.m)
+    }
+
+    /// Length of the saved entry that starts with `head` (at least [`SAVED_HEAD`] bytes), or
+    /// `EUCLEAN` if the head is malformed.
+    pub(crate) fn saved_len_of(&self, head: &[u8]) -> Result<usize> {
+        let level = u32::from(*head.get(16).ok_or(EUCLEAN)?);
+        if level > MAX_LEVEL || head[17] > 1 || head[18..SAVED_HEAD].iter().any(|&b| b != 0) {
+            return Err(EUCLEAN);
+        }
+        Ok(self.saved_len(level))
+    }
+
+    /// The record number a saved entry belongs to.
+    pub(crate) fn saved_slot(entry: &[u8]) -> u64 {
+        le64(entry, 8)
+    }
+
+    /// The entry point and its level, for [`Index::restore_finish`].
+    pub(crate) fn entry(&self) -> Option<(u32, u32)> {
+        self.entry
+    }
+
+    /// Writes the saved entry of `node` into `out` (replacing its contents): id, record
+    /// number, level, deleted flag, then the link slots of every level of the node, unused
+    /// ones `u32::MAX`. All integers little-endian.
+    pub(crate) fn save_node(&self, node: u32, out: &mut KVec<u8>) -> Result {
+        let n = node as usize;
+        let level = u32::from(self.levels[n]);
+        out.clear();
+        out.reserve(self.saved_len(level), GFP_KERNEL)?;
+        out.extend_from_slice(&self.ids[n].to_le_bytes(), GFP_KERNEL)?;
+        out.extend_from_slice(&self.slots[n].to_le_bytes(), GFP_KERNEL)?;
+        let flags = [self.levels[n], u8::from(self.deleted[n]), 0, 0, 0, 0, 0, 0];
+        out.extend_from_slice(&flags, GFP_KERNEL)?;
+        for l in 0..=level {
+            if l > 0 && self.upper_at[n] == u32::MAX {
+                // Not linked (cannot happen in an index in use): no links.
+                for _ in 0..self.p.m {
+                    out.extend_from_slice(&u32::MAX.to_le_bytes(), GFP_KERNEL)?;
+                }
+                continue;
+            }
+            for &x in self.row(node, l) {
+                out.extend_from_slice(&x.to_le_bytes(), GFP_KERNEL)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a node from a saved graph: its vector, `m` at `scale`, read from the record the
+    /// entry names, and its links from the saved `entry`; `tombstone` says whether that record
+    /// is deleted now. `reserve` must have made room. Fails with `EUCLEAN` if the entry does
+    /// not match the vector (another level, a live record the entry says was deleted, the id of
+    /// a live node). The links are checked by [`Index::restore_finish`].
+    pub(crate) fn restore_node(
+        &mut self,
+        entry: &[u8],
+        m: &[i32],
+        scale: i32,
+        tombstone: bool,
+    ) -> Result<u32> {
+        let len = self.saved_len_of(entry)?;
+        if entry.len() != len {
+            return Err(EUCLEAN);
+        }
+        let (id, slot) = (le64(entry, 0), le64(entry, 8));
+        let (level, was_deleted) = (entry[16], entry[17] != 0);
+        if (was_deleted && !tombstone) || self.find(id).is_some() {
+            return Err(EUCLEAN);
+        }
+        let node = self.push(id, slot, m, scale)?;
+        let n = node as usize;
+        if self.levels[n] != level {
+            return Err(EUCLEAN);
+        }
+        if tombstone {
+            self.deleted[n] = true;
+            self.live -= 1;
+        }
+        let mut words = entry[SAVED_HEAD..]
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        let s = self.stride0();
+        for (dst, w) in self.links0[n * s..][..s].iter_mut().zip(&mut words) {
+            *dst = w;
+        }
+        if level > 0 {
+            let at = u32::try_from(self.upper.len()).map_err(|_| ENOMEM)?;
+            let add = usize::from(level) * self.p.m;
+            self.upper.reserve(add, GFP_KERNEL)?;
+            for w in words.take(add) {
+                self.upper.push(w, GFP_KERNEL)?;
+            }
+            self.upper_at[n] = at;
+        }
+        Ok(node)
+    }
+
+    /// Ends a restore of the first `nodes` nodes (the later ones, pushed since, are not linked
+    /// yet): checks every link of the saved graph ([`Index::check_links`]) and the entry point,
+    /// and installs `entry`.
+    pub(crate) fn restore_finish(&mut self, nodes: usize, entry: Option<(u32, u32)>) -> Result {
+        self.check_links(nodes)?;
+        match entry {
+            Some((e, l)) if (e as usize) < nodes && u32::from(self.levels[e as usize]) == l => {}
+            None if nodes == 0 => {}
+            _ => return Err(EUCLEAN),
+        }
+        self.entry = entry;
+        Ok(())
+    }
+
+    /// Checks the links of the first `nodes` nodes: within bounds, to nodes among them on
+    /// their level, no self links; `EUCLEAN` otherwise.
+    pub(crate) fn check_links(&self, nodes: usize) -> Result {
+        let nodes = nodes.min(self.len());
+        for node in 0..nodes as u32 {
+            let level = u32::from(self.levels[node as usize]);
+            if level > 0 && self.upper_at[node as usize] == u32::MAX {
+                return Err(EUCLEAN);
+            }
+            for l in 0..=level {
+                let links = self.links(node, l);
+                for &nb in links {
+                    if nb == node || nb as usize >= nodes || u32::from(self.levels[nb as usize]) < l
+                    {
+                        return Err(EUCLEAN);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The record number of node `node` in the collection file.
     pub(crate) fn slot(&self, node: u32) -> Result<u64> {
         self.slots.get(node as usize).copied().ok_or(EINVAL)
@@ -1209,23 +1356,7 @@ impl Index {
     /// nodes, no self links. Returns the number of nodes reachable from the entry on level 0.
     #[cfg(CONFIG_KUNIT)]
     pub(crate) fn check(&self) -> Result<usize> {
-        for node in 0..self.len() as u32 {
-            let level = u32::from(self.levels[node as usize]);
-            for l in 0..=level {
-                let links = self.links(node, l);
-                if links.len() > self.max_links(l) {
-                    return Err(EUCLEAN);
-                }
-                for &nb in links {
-                    if nb == node
-                        || nb as usize >= self.len()
-                        || u32::from(self.levels[nb as usize]) < l
-                    {
-                        return Err(EUCLEAN);
-                    }
-                }
-            }
-        }
+        self.check_links(self.len())?;
         let Some((entry, _)) = self.entry else {
             return Ok(0);
         };
@@ -1443,6 +1574,96 @@ mod tests {
         let r = idx.search(&mut s, 5, 0, true)?;
         assert_eq!(r.len(), 5);
         assert!(r.iter().all(|h| h.dist.to_f32_bits() == 0x3f80_0000));
+        Ok(())
+    }
+
+    /// Saves every node of `idx` into one buffer.
+    fn save_all(idx: &Index) -> Result<KVec<u8>> {
+        let mut all = KVec::new();
+        let mut e = KVec::new();
+        for node in 0..idx.len() as u32 {
+            idx.save_node(node, &mut e)?;
+            all.extend_from_slice(&e, GFP_KERNEL)?;
+        }
+        Ok(all)
+    }
+
+    /// Restores a saved graph over vectors `point(slot)`; `tombstones` are deleted now.
+    fn restore_all(saved: &[u8], p: Params, tombstones: &[u64]) -> Result<Index> {
+        let mut idx = Index::new(p);
+        let mut m = [0i32; DIM];
+        let mut at = 0;
+        while at < saved.len() {
+            idx.reserve(1)?;
+            let len = idx.saved_len_of(saved.get(at..at + SAVED_HEAD).ok_or(EUCLEAN)?)?;
+            let e = saved.get(at..at + len).ok_or(EUCLEAN)?;
+            let slot = Index::saved_slot(e);
+            let sc = Fixed::from_i8(point(slot).iter().copied(), &mut m);
+            idx.restore_node(e, &m, sc, tombstones.contains(&slot))?;
+            at += len;
+        }
+        Ok(idx)
+    }
+
+    #[test]
+    fn save_and_restore() -> Result {
+        for metric in [Metric::L2, Metric::Cosine] {
+            let mut idx = build(400, metric)?;
+            idx.delete(8);
+            let saved = save_all(&idx)?;
+            // Deleted since the save: record 9 (id 64).
+            let mut back = restore_all(&saved, idx.p, &[1, 9])?;
+            back.restore_finish(back.len(), idx.entry())?;
+            idx.delete(64);
+            assert_eq!(back.live(), idx.live());
+            assert_eq!(back.find(64), None);
+            assert_eq!(&back.links0[..], &idx.links0[..]);
+            assert_eq!(&back.upper[..], &idx.upper[..]);
+            // The same graph gives the same results.
+            let (mut s, mut t) = (Scratch::new(), Scratch::new());
+            let mut m = [0i32; DIM];
+            for qi in 0..20u64 {
+                let sc = Fixed::from_i8(point(3000 + qi).iter().copied(), &mut m);
+                idx.set_query(&mut s, &m, sc)?;
+                back.set_query(&mut t, &m, sc)?;
+                let a = idx.search(&mut s, 10, 32, false)?;
+                let b = back.search(&mut t, 10, 32, false)?;
+                assert_eq!(a.len(), b.len());
+                assert!(a
+                    .iter()
+                    .zip(b.iter())
+                    .all(|(x, y)| (x.key, x.node) == (y.key, y.node)));
+            }
+            // Records added after the save are pushed before the restore ends, linked after.
+            let mut more = restore_all(&saved, idx.p, &[1])?;
+            more.reserve(20)?;
+            let mut m = [0i32; DIM];
+            for i in 400..420u64 {
+                let sc = Fixed::from_i8(point(i).iter().copied(), &mut m);
+                more.push(i * 7 + 1, i, &m, sc)?;
+            }
+            more.restore_finish(400, idx.entry())?;
+            let mut s = Scratch::new();
+            for node in 400..420 {
+                more.link(node, &mut s)?;
+            }
+            assert!(more.check()? >= 419);
+            // Damage is refused, never trusted: a link out of range, a level that does not
+            // match the vector, a live record saved as deleted, a wrong entry point.
+            let row = SAVED_HEAD;
+            let mut bad = KVec::new();
+            bad.extend_from_slice(&saved, GFP_KERNEL)?;
+            bad[row..row + 4].copy_from_slice(&4000u32.to_le_bytes());
+            let mut r = restore_all(&bad, idx.p, &[1])?;
+            assert_eq!(r.restore_finish(r.len(), idx.entry()), Err(EUCLEAN));
+            let mut bad = KVec::new();
+            bad.extend_from_slice(&saved, GFP_KERNEL)?;
+            bad[16] = bad[16].wrapping_add(1);
+            assert!(restore_all(&bad, idx.p, &[1]).is_err());
+            assert_eq!(restore_all(&saved, idx.p, &[]).err(), Some(EUCLEAN));
+            let mut r = restore_all(&saved, idx.p, &[1])?;
+            assert_eq!(r.restore_finish(r.len(), Some((400, 0))), Err(EUCLEAN));
+        }
         Ok(())
     }
 

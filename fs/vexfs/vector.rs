@@ -25,7 +25,9 @@
 //! | 36     | `u32`    | record size                                             |
 //! | 40     | `u64`    | record count (deleted records included)                 |
 //! | 48     | `u64`    | live count                                              |
-//! | 56     |          | zero up to 4092                                         |
+//! | 56     | `u64`    | offset of the saved index (0: none)                     |
+//! | 64     | `u64`    | size of the saved index                                 |
+//! | 72     |          | zero up to 4092                                         |
 //! | 4092   | `u32`    | CRC32C of bytes 0..4092                                 |
 //!
 //! Records follow from offset 4096, record `i` at `4096 + i * record size`. A record is a
@@ -36,9 +38,21 @@
 //!
 //! # Index
 //!
-//! The vectors and the HNSW graph ([`crate::hnsw`]) live in kernel memory, built from the file
-//! on the first use after mount (or after `VEXFS_IOC_BUILD_INDEX`), kept in step with inserts
-//! and deletes, and bounded by [`INDEX_LIMIT`] bytes per collection. Searches hold the
+//! The vectors and the HNSW graph ([`crate::hnsw`]) live in kernel memory, loaded on the first
+//! use after mount, kept in step with inserts and deletes, and bounded by [`INDEX_LIMIT`] bytes
+//! per collection. Loading restores the graph saved in the file if there is a usable copy and
+//! otherwise builds it from the records (as `VEXFS_IOC_BUILD_INDEX` always does).
+//!
+//! The saved index starts at a multiple of [`INDEX_ALIGN`] at least a quarter of the records'
+//! size past the last record, so that inserts do not overwrite it: a [`SavedHeader`], then
+//! the entry of every node ([`Index::save_node`]), in node order. It is written (by
+//! [`save_loaded`]) when the index changed and a file descriptor open for writing is closed
+//! or synced, or after `VEXFS_IOC_BUILD_INDEX`: the entries, their header, then the collection
+//! header naming them. [`restore`] trusts nothing in it: every node must match its record,
+//! the links are checked and both checksums must match, or the index is rebuilt. Records
+//! inserted after the save are linked in, those deleted since are marked deleted.
+//!
+//! Searches hold the
 //! collection's read-write semaphore shared and run in parallel; inserts, deletes and builds
 //! hold it exclusively. Lock order: freeze protection, the collection semaphore, the inode
 //! lock, the block map mutex.
@@ -58,7 +72,8 @@ use crate::{
     hnsw::{
         Index,
         Params,
-        Scratch, //
+        Scratch,
+        SAVED_HEAD, //
     },
     vecmath::{
         Fixed,
@@ -110,6 +125,8 @@ const SEARCH_STATS: u32 = uapi::VEXFS_SEARCH_STATS;
 const BUILD_COMPACT: u32 = uapi::VEXFS_BUILD_COMPACT;
 const INDEX_NONE: u32 = uapi::VEXFS_INDEX_NONE;
 const INDEX_READY: u32 = uapi::VEXFS_INDEX_READY;
+const INDEX_RESTORED: u32 = uapi::VEXFS_INDEX_RESTORED;
+const INDEX_SAVED: u32 = uapi::VEXFS_INDEX_SAVED;
 
 const PARAMS_SIZE: usize = size_of::<uapi::vexfs_collection_params>();
 const INSERT_SIZE: usize = size_of::<uapi::vexfs_insert>();
@@ -139,6 +156,13 @@ pub(crate) const BATCH_LIMIT: usize = 32 << 20;
 const HEADER_SIZE: usize = 4096;
 const MAGIC: &[u8; 8] = b"VEXFSCOL";
 const FORMAT_VERSION: u32 = 1;
+/// Magic of a saved index.
+const INDEX_MAGIC: &[u8; 8] = b"VEXFSIDX";
+const INDEX_VERSION: u32 = 1;
+/// Size of the header of a saved index.
+const INDEX_HEADER: usize = 64;
+/// Alignment of a saved index in the collection file.
+const INDEX_ALIGN: u64 = 1 << 20;
 /// Size of the buffer records are read and written through.
 const IO_CHUNK: usize = 64 << 10;
 
@@ -164,6 +188,12 @@ impl State {
 struct Loaded {
     hdr: Header,
     index: Index,
+    /// Whether the index changed since it was loaded or saved.
+    dirty: bool,
+    /// Whether the index was restored from its saved copy (not rebuilt).
+    restored: bool,
+    /// How long loading the index took, in nanoseconds.
+    load_ns: u64,
 }
 
 /// The collection header.
@@ -177,6 +207,10 @@ struct Header {
     record_size: u32,
     records: u64,
     live: u64,
+    /// Offset of the saved index (0: none).
+    index_off: u64,
+    /// Size of the saved index.
+    index_len: u64,
 }
 
 fn le32(b: &[u8], off: usize) -> u32 {
@@ -235,6 +269,8 @@ impl Header {
         }
         put(&mut out[40..48], &self.records.to_le_bytes());
         put(&mut out[48..56], &self.live.to_le_bytes());
+        put(&mut out[56..64], &self.index_off.to_le_bytes());
+        put(&mut out[64..72], &self.index_len.to_le_bytes());
         let crc = format::crc32c(&out[..HEADER_SIZE - 4]);
         put(&mut out[HEADER_SIZE - 4..], &crc.to_le_bytes());
     }
@@ -265,6 +301,8 @@ impl Header {
             record_size: le32(b, 36),
             records: le64(b, 40),
             live: le64(b, 48),
+            index_off: le64(b, 56),
+            index_len: le64(b, 64),
         };
         if h.dim == 0
             || h.dim > MAX_DIM
@@ -345,29 +383,12 @@ pub(crate) fn is_collection(inode: &INode<VexFs>) -> bool {
     inode.data().map.lock().flags & format::INODE_FLAG_COLLECTION != 0
 }
 
-/// Builds the index of a collection from its file.
-fn load(file: &File) -> Result<KBox<Loaded>> {
-    let hdr = read_header(file)?;
-    let mut index = Index::new(hdr.params());
+/// Calls `f` with the number and the bytes of every record of the collection, in order.
+fn for_each_record(file: &File, hdr: &Header, mut f: impl FnMut(u64, &[u8]) -> Result) -> Result {
     let rs = hdr.record_size as usize;
-    let dim = hdr.dim as usize;
-    let esize = hdr.elem_size();
-    let live = usize::try_from(hdr.live).map_err(|_| ENOMEM)?;
-    if index.bytes_for(live) > INDEX_LIMIT {
-        pr_warn!(
-            "collection of {} vectors exceeds the index memory limit\n",
-            live
-        );
-        return Err(ENOMEM);
-    }
-    index.reserve(live)?;
     let per_chunk = (IO_CHUNK / rs).max(1);
     let mut buf: VVec<u8> = VVec::with_capacity(per_chunk * rs, GFP_KERNEL)?;
     buf.resize(per_chunk * rs, 0, GFP_KERNEL)?;
-    let mut m: KVec<i32> = KVec::with_capacity(dim, GFP_KERNEL)?;
-    m.resize(dim, 0, GFP_KERNEL)?;
-    let mut scratch = Scratch::new();
-    let mut seen_live = 0u64;
     let mut rec = 0u64;
     while rec < hdr.records {
         let n = (hdr.records - rec).min(per_chunk as u64) as usize;
@@ -377,33 +398,307 @@ fn load(file: &File) -> Result<KBox<Loaded>> {
             return Err(EUCLEAN);
         }
         for (i, r) in buf[..want].chunks_exact(rs).enumerate() {
-            let id = le64(r, 0);
-            if id == TOMBSTONE {
-                continue;
-            }
-            seen_live += 1;
-            if id > ID_MAX || index.find(id).is_some() {
-                pr_err!(
-                    "collection: bad or duplicate id in record {}\n",
-                    rec + i as u64
-                );
+            f(rec + i as u64, r)?;
+        }
+        rec += n as u64;
+    }
+    Ok(())
+}
+
+/// Converts the vector of record `r` (number `slot`) into `m`; returns its scale.
+fn record_vector(hdr: &Header, slot: u64, r: &[u8], m: &mut [i32]) -> Result<i32> {
+    let n = hdr.dim as usize * hdr.elem_size();
+    hdr.convert(&r[8..8 + n], m).map_err(|_| {
+        pr_err!("collection: invalid element in record {}\n", slot);
+        EUCLEAN
+    })
+}
+
+/// Builds the index of a collection from its records. Returns it and the live count.
+fn rebuild(file: &File, hdr: &Header) -> Result<(Index, u64)> {
+    let mut index = Index::new(hdr.params());
+    let live = usize::try_from(hdr.live).map_err(|_| ENOMEM)?;
+    if index.bytes_for(live) > INDEX_LIMIT {
+        pr_warn!(
+            "collection of {} vectors exceeds the index memory limit\n",
+            live
+        );
+        return Err(ENOMEM);
+    }
+    index.reserve(live)?;
+    let mut m: KVec<i32> = KVec::with_capacity(hdr.dim as usize, GFP_KERNEL)?;
+    m.resize(hdr.dim as usize, 0, GFP_KERNEL)?;
+    let mut scratch = Scratch::new();
+    let mut seen_live = 0u64;
+    for_each_record(file, hdr, |slot, r| {
+        let id = le64(r, 0);
+        if id == TOMBSTONE {
+            return Ok(());
+        }
+        seen_live += 1;
+        if id > ID_MAX || index.find(id).is_some() {
+            pr_err!("collection: bad or duplicate id in record {}\n", slot);
+            return Err(EUCLEAN);
+        }
+        let scale = record_vector(hdr, slot, r, &mut m)?;
+        // More live records than the header says (see `load`) need more room.
+        index.reserve(1)?;
+        if index.bytes() > INDEX_LIMIT {
+            return Err(ENOMEM);
+        }
+        let node = index.push(id, slot, &m, scale)?;
+        index.link(node, &mut scratch)
+    })?;
+    Ok((index, seen_live))
+}
+
+/// The header of a saved index ([`INDEX_HEADER`] bytes at the start of it).
+#[derive(Clone, Copy, Debug)]
+struct SavedHeader {
+    /// Nodes saved.
+    nodes: u64,
+    /// The collection's record count when the index was saved.
+    records: u64,
+    /// Entry point and its level.
+    entry: Option<(u32, u32)>,
+    /// Bytes of node entries after the header.
+    payload: u64,
+    /// CRC32C of the node entries.
+    payload_crc: u32,
+}
+
+impl SavedHeader {
+    fn encode(&self, hdr: &Header, out: &mut [u8; INDEX_HEADER]) {
+        out.fill(0);
+        put(&mut out[0..8], INDEX_MAGIC);
+        put(&mut out[8..12], &INDEX_VERSION.to_le_bytes());
+        put(&mut out[12..16], &(INDEX_HEADER as u32).to_le_bytes());
+        put(&mut out[16..24], &self.nodes.to_le_bytes());
+        put(&mut out[24..32], &self.records.to_le_bytes());
+        let (entry, level) = self.entry.unwrap_or((u32::MAX, 0));
+        put(&mut out[32..36], &entry.to_le_bytes());
+        put(&mut out[36..40], &level.to_le_bytes());
+        put(&mut out[40..48], &self.payload.to_le_bytes());
+        put(&mut out[48..52], &hdr.m.to_le_bytes());
+        put(&mut out[52..56], &hdr.dim.to_le_bytes());
+        put(&mut out[56..60], &self.payload_crc.to_le_bytes());
+        let crc = format::crc32c(&out[..INDEX_HEADER - 4]);
+        put(&mut out[INDEX_HEADER - 4..], &crc.to_le_bytes());
+    }
+
+    /// Decodes and checks the header of the index saved for collection header `hdr`.
+    fn decode(b: &[u8; INDEX_HEADER], hdr: &Header) -> Result<Self> {
+        if &b[0..8] != INDEX_MAGIC
+            || format::crc32c(&b[..INDEX_HEADER - 4]) != le32(b, INDEX_HEADER - 4)
+            || le32(b, 8) != INDEX_VERSION
+            || le32(b, 12) != INDEX_HEADER as u32
+            || le32(b, 48) != hdr.m
+            || le32(b, 52) != hdr.dim
+        {
+            return Err(EUCLEAN);
+        }
+        let h = Self {
+            nodes: le64(b, 16),
+            records: le64(b, 24),
+            entry: match le32(b, 32) {
+                u32::MAX => None,
+                e => Some((e, le32(b, 36))),
+            },
+            payload: le64(b, 40),
+            payload_crc: le32(b, 56),
+        };
+        if h.records > hdr.records
+            || h.nodes > h.records
+            || h.payload.checked_add(INDEX_HEADER as u64) != Some(hdr.index_len)
+        {
+            return Err(EUCLEAN);
+        }
+        Ok(h)
+    }
+}
+
+/// A sequential reader of part of the collection file that checksums what it reads.
+struct Stream<'a> {
+    file: &'a File,
+    pos: i64,
+    left: u64,
+    buf: VVec<u8>,
+    at: usize,
+    len: usize,
+    crc: u32,
+}
+
+impl<'a> Stream<'a> {
+    /// Reads `len` bytes of `file` from `pos` on.
+    fn new(file: &'a File, pos: i64, len: u64) -> Result<Self> {
+        let mut buf = VVec::with_capacity(IO_CHUNK, GFP_KERNEL)?;
+        buf.resize(IO_CHUNK, 0, GFP_KERNEL)?;
+        Ok(Self {
+            file,
+            pos,
+            left: len,
+            buf,
+            at: 0,
+            len: 0,
+            crc: 0,
+        })
+    }
+
+    /// The next `n` bytes, without consuming them; `EUCLEAN` past the end.
+    fn peek(&mut self, n: usize) -> Result<&[u8]> {
+        if self.len - self.at < n {
+            self.buf.copy_within(self.at..self.len, 0);
+            self.len -= self.at;
+            self.at = 0;
+            let room = self.buf.len() - self.len;
+            let want = usize::try_from(self.left).map_or(room, |l| l.min(room));
+            if self.len + want < n {
                 return Err(EUCLEAN);
             }
-            let scale = hdr.convert(&r[8..8 + dim * esize], &mut m).map_err(|_| {
-                pr_err!("collection: invalid element in record {}\n", rec + i as u64);
-                EUCLEAN
-            })?;
-            // More live records than the header says (see below) need more room.
+            let dst = &mut self.buf[self.len..self.len + want];
+            if kernel_io::read_at(self.file, self.pos, dst)? != want {
+                return Err(EUCLEAN);
+            }
+            self.crc = format::crc32c_append(self.crc, dst);
+            self.pos += want as i64;
+            self.left -= want as u64;
+            self.len += want;
+        }
+        Ok(&self.buf[self.at..self.at + n])
+    }
+
+    /// Consumes `n` bytes (after [`Stream::peek`] of at least `n`).
+    fn consume(&mut self, n: usize) {
+        self.at = (self.at + n).min(self.len);
+    }
+
+    /// Whether everything was read and consumed.
+    fn at_end(&self) -> bool {
+        self.left == 0 && self.at == self.len
+    }
+}
+
+/// Loads the index saved in the collection file. Every node is checked against its record
+/// (same id, or deleted since), so that ids and vectors always come from the records; records
+/// added since the index was saved are linked in. Returns the index, the live count and
+/// whether it differs from the saved one; fails (`EUCLEAN`) if the saved index cannot be used.
+fn restore(file: &File, hdr: &Header, why: &mut &'static str) -> Result<(Index, u64, bool)> {
+    *why = "bad header";
+    let end = u64::try_from(hdr.offset(hdr.records)?).map_err(|_| EUCLEAN)?;
+    if hdr.index_off % 4096 != 0 || hdr.index_off < end {
+        return Err(EUCLEAN);
+    }
+    let off = i64::try_from(hdr.index_off).map_err(|_| EUCLEAN)?;
+    let mut hb = [0u8; INDEX_HEADER];
+    if kernel_io::read_at(file, off, &mut hb)? != INDEX_HEADER {
+        return Err(EUCLEAN);
+    }
+    let sh = SavedHeader::decode(&hb, hdr)?;
+    let mut index = Index::new(hdr.params());
+    let total =
+        usize::try_from(sh.nodes.saturating_add(hdr.records - sh.records)).map_err(|_| ENOMEM)?;
+    if index.bytes_for(total) > INDEX_LIMIT {
+        return Err(ENOMEM);
+    }
+    index.reserve(usize::try_from(sh.nodes).map_err(|_| ENOMEM)?)?;
+    let mut saved = Stream::new(file, off + INDEX_HEADER as i64, sh.payload)?;
+    let mut m: KVec<i32> = KVec::with_capacity(hdr.dim as usize, GFP_KERNEL)?;
+    m.resize(hdr.dim as usize, 0, GFP_KERNEL)?;
+    let (mut restored, mut live, mut changed) = (0u64, 0u64, false);
+    *why = "does not match the records";
+    for_each_record(file, hdr, |slot, r| {
+        let id = le64(r, 0);
+        let tomb = id == TOMBSTONE;
+        if !tomb && id > ID_MAX {
+            return Err(EUCLEAN);
+        }
+        live += u64::from(!tomb);
+        if slot >= sh.records {
+            // Added since the save.
+            if tomb {
+                return Ok(());
+            }
+            changed = true;
+            if index.find(id).is_some() {
+                return Err(EUCLEAN);
+            }
+            let scale = record_vector(hdr, slot, r, &mut m)?;
             index.reserve(1)?;
             if index.bytes() > INDEX_LIMIT {
                 return Err(ENOMEM);
             }
-            let node = index.push(id, rec + i as u64, &m, scale)?;
-            index.link(node, &mut scratch)?;
+            return index.push(id, slot, &m, scale).map(|_| ());
         }
-        rec += n as u64;
+        let next = if restored < sh.nodes {
+            let len = index.saved_len_of(saved.peek(SAVED_HEAD)?)?;
+            Some((Index::saved_slot(saved.peek(len)?), len))
+        } else {
+            None
+        };
+        match next {
+            Some((s, len)) if s == slot => {
+                let scale = record_vector(hdr, slot, r, &mut m)?;
+                let e = saved.peek(len)?;
+                let was_deleted = e[17] != 0;
+                let node = index.restore_node(e, &m, scale, tomb)?;
+                if !tomb && index.id(node) != id {
+                    return Err(EUCLEAN);
+                }
+                changed |= tomb && !was_deleted;
+                saved.consume(len);
+                restored += 1;
+                Ok(())
+            }
+            Some((s, _)) if s < slot => Err(EUCLEAN),
+            // A live record the saved index does not know.
+            _ if !tomb => Err(EUCLEAN),
+            _ => Ok(()),
+        }
+    })?;
+    if restored != sh.nodes || !saved.at_end() {
+        return Err(EUCLEAN);
     }
-    let mut hdr = hdr;
+    if saved.crc != sh.payload_crc {
+        *why = "bad checksum";
+        return Err(EUCLEAN);
+    }
+    *why = "bad links";
+    index.restore_finish(restored as usize, sh.entry)?;
+    *why = "linking the records added since";
+    let mut scratch = Scratch::new();
+    for node in restored as usize..index.len() {
+        index.link(node as u32, &mut scratch)?;
+    }
+    Ok((index, live, changed))
+}
+
+/// Loads the index of a collection: restores its saved copy if there is a usable one (unless
+/// `rebuild`), or builds it from the records.
+fn load(file: &File, rebuild_it: bool) -> Result<KBox<Loaded>> {
+    let mut hdr = read_header(file)?;
+    let start = Instant::<Monotonic>::now();
+    let mut got = None;
+    if hdr.index_off != 0 && !rebuild_it {
+        let mut why = "";
+        match restore(file, &hdr, &mut why) {
+            Ok(r) => got = Some(r),
+            Err(e) if e == ENOMEM => return Err(e),
+            Err(e) => pr_warn!(
+                "collection: saved index unusable ({}, error {}), rebuilding it\n",
+                why,
+                e.to_errno()
+            ),
+        }
+    }
+    let restored = got.is_some();
+    let (index, seen_live, changed) = match got {
+        Some(r) => r,
+        None => {
+            let (index, live) = rebuild(file, &hdr)?;
+            let changed = index.len() > 0;
+            (index, live, changed)
+        }
+    };
     if seen_live != hdr.live {
         // A delete writes its tombstones before the header: a crash in between leaves the
         // header's count behind. The records are right; the next change rewrites the header.
@@ -414,7 +709,103 @@ fn load(file: &File) -> Result<KBox<Loaded>> {
         );
         hdr.live = seen_live;
     }
-    Ok(KBox::new(Loaded { hdr, index }, GFP_KERNEL)?)
+    let load_ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    Ok(KBox::new(
+        Loaded {
+            hdr,
+            index,
+            dirty: changed,
+            restored,
+            load_ns,
+        },
+        GFP_KERNEL,
+    )?)
+}
+
+/// Saves the index of `l` if it changed: the node entries after the records of the collection
+/// (leaving room for a quarter more records, which do not overwrite it), then their header,
+/// then the collection header naming it.
+fn save_loaded(w: &Writer<'_>, l: &mut Loaded) -> Result {
+    if !l.dirty {
+        return Ok(());
+    }
+    let hdr = l.hdr;
+    let end = u64::try_from(hdr.offset(hdr.records)?).map_err(|_| EFBIG)?;
+    let off = end
+        .checked_add(end / 4)
+        .and_then(|o| o.checked_next_multiple_of(INDEX_ALIGN))
+        .ok_or(EFBIG)?;
+    let off = i64::try_from(off).map_err(|_| EFBIG)?;
+    let mut buf: VVec<u8> = VVec::with_capacity(IO_CHUNK, GFP_KERNEL)?;
+    let mut e: KVec<u8> = KVec::new();
+    let base = off.checked_add(INDEX_HEADER as i64).ok_or(EFBIG)?;
+    let (mut pos, mut crc) = (base, 0u32);
+    for node in 0..l.index.len() as u32 {
+        l.index.save_node(node, &mut e)?;
+        if buf.len() + e.len() > IO_CHUNK {
+            w.write_all_at(pos, &buf)?;
+            crc = format::crc32c_append(crc, &buf);
+            pos = pos.checked_add(buf.len() as i64).ok_or(EFBIG)?;
+            buf.clear();
+        }
+        buf.extend_from_slice(&e, GFP_KERNEL)?;
+    }
+    w.write_all_at(pos, &buf)?;
+    crc = format::crc32c_append(crc, &buf);
+    pos = pos.checked_add(buf.len() as i64).ok_or(EFBIG)?;
+    let sh = SavedHeader {
+        nodes: l.index.len() as u64,
+        records: hdr.records,
+        entry: l.index.entry(),
+        payload: (pos - base) as u64,
+        payload_crc: crc,
+    };
+    let mut hb = [0u8; INDEX_HEADER];
+    sh.encode(&hdr, &mut hb);
+    w.write_all_at(off, &hb)?;
+    let mut new_hdr = hdr;
+    new_hdr.index_off = off as u64;
+    new_hdr.index_len = sh.payload + INDEX_HEADER as u64;
+    write_header(w, &new_hdr)?;
+    l.hdr = new_hdr;
+    l.dirty = false;
+    Ok(())
+}
+
+/// Saves the index of collection `inode` if it changed since it was loaded or saved, through
+/// `file` if it is open for writing (`fsync(2)`, `close(2)`).
+pub(crate) fn save(file: &File, inode: &INode<VexFs>) -> Result {
+    if !is_collection(inode) {
+        return Ok(());
+    }
+    {
+        // Without a change there is nothing to write (nor to wait for on a frozen file system).
+        let state = inode.data().vec.read();
+        if !state.index.as_deref().is_some_and(|l| l.dirty) {
+            return Ok(());
+        }
+    }
+    let w = match Writer::new(file) {
+        Ok(w) => w,
+        Err(e) if e == EBADF => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut state = inode.data().vec.write();
+    match state.index.as_deref_mut() {
+        Some(l) => save_loaded(&w, l),
+        None => Ok(()),
+    }
+}
+
+/// Saves the index of collection `inode` when `file` is closed; on failure the index stays in
+/// memory and the next load after an unmount rebuilds it.
+pub(crate) fn release(file: &File, inode: &INode<VexFs>) {
+    if let Err(e) = save(file, inode) {
+        pr_warn!(
+            "collection: index not saved (error {}); it will be rebuilt\n",
+            e.to_errno()
+        );
+    }
 }
 
 /// Reads argument structure of `N` bytes at user address `arg`.
@@ -498,12 +889,17 @@ fn create(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         record_size: record_size(dim, elem_type),
         records: 0,
         live: 0,
+        index_off: 0,
+        index_len: 0,
     };
     let res = (|| -> Result<KBox<Loaded>> {
         let l = KBox::new(
             Loaded {
                 hdr,
                 index: Index::new(hdr.params()),
+                dirty: false,
+                restored: false,
+                load_ns: 0,
             },
             GFP_KERNEL,
         )?;
@@ -526,7 +922,7 @@ fn create(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
 /// Makes sure the index is loaded, with the semaphore held for writing.
 fn loaded<'a>(file: &File, state: &'a mut State) -> Result<&'a mut Loaded> {
     if state.index.is_none() {
-        state.index = Some(load(file)?);
+        state.index = Some(load(file, false)?);
     }
     state.index.as_deref_mut().ok_or(EINVAL)
 }
@@ -627,6 +1023,11 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     let mut new_hdr = hdr;
     new_hdr.records += count as u64;
     new_hdr.live += count as u64;
+    if u64::try_from(new_hdr.offset(new_hdr.records)?).map_err(|_| EFBIG)? > hdr.index_off {
+        // The records overwrite the saved index (or there is none).
+        new_hdr.index_off = 0;
+        new_hdr.index_len = 0;
+    }
     let res = (|| -> Result {
         let start = hdr.offset(hdr.records)?;
         let mut done = 0;
@@ -642,6 +1043,7 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         return Err(e);
     }
     l.hdr = new_hdr;
+    l.dirty = true;
 
     // Link the new nodes into the graph. On failure the index is dropped: the file is right
     // and the next operation rebuilds it.
@@ -697,6 +1099,7 @@ fn delete(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         }
         l.index.delete(id);
         l.hdr.live -= 1;
+        l.dirty = true;
         deleted += 1;
     }
     if deleted > 0 {
@@ -854,18 +1257,22 @@ fn build(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     if !is_collection(inode) {
         return Err(ENOTTY);
     }
-    if flags & BUILD_COMPACT != 0 {
-        let w = Writer::new(file)?;
-        let mut state = inode.data().vec.write();
-        state.index = None;
-        compact(file, &w)?;
-        state.index = Some(load(file)?);
-        return Ok(());
-    }
+    // Compaction needs write access; a rebuild saves the new index if it has it.
+    let w = match Writer::new(file) {
+        Ok(w) => Some(w),
+        Err(e) if e == EBADF && flags & BUILD_COMPACT == 0 => None,
+        Err(e) => return Err(e),
+    };
     let mut state = inode.data().vec.write();
     state.index = None;
-    state.index = Some(load(file)?);
-    Ok(())
+    if let (Some(w), true) = (&w, flags & BUILD_COMPACT != 0) {
+        compact(file, w)?;
+    }
+    let l = state.index.insert(load(file, true)?);
+    match &w {
+        Some(w) => save_loaded(w, l),
+        None => Ok(()),
+    }
 }
 
 /// Moves the live records of the collection to the front, in order, and updates the header.
@@ -893,6 +1300,9 @@ fn compact(file: &File, w: &Writer<'_>) -> Result {
     }
     let mut new_hdr = hdr;
     new_hdr.records = out;
+    // The saved index names records by number: it no longer fits.
+    new_hdr.index_off = 0;
+    new_hdr.index_len = 0;
     write_header(w, &new_hdr)
 }
 
@@ -905,11 +1315,23 @@ fn stats(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         return Err(ENOTTY);
     }
     let state = inode.data().vec.read();
-    let (hdr, index_state, index_bytes) = match state.index.as_deref() {
-        Some(l) => (l.hdr, INDEX_READY, l.index.bytes() as u64),
-        None => (read_header(file)?, INDEX_NONE, 0),
+    let (hdr, index_state, index_bytes, load_ns, mut iflags) = match state.index.as_deref() {
+        Some(l) => {
+            let mut f = 0;
+            if l.restored {
+                f |= INDEX_RESTORED;
+            }
+            if !l.dirty && l.hdr.index_off != 0 {
+                f |= INDEX_SAVED;
+            }
+            (l.hdr, INDEX_READY, l.index.bytes() as u64, l.load_ns, f)
+        }
+        None => (read_header(file)?, INDEX_NONE, 0, 0, 0),
     };
     drop(state);
+    if index_state == INDEX_NONE && hdr.index_off != 0 {
+        iflags |= INDEX_SAVED;
+    }
     let mut out = [0u8; STATS_SIZE];
     let mut put32 = |off: usize, v: u32| put(&mut out[off..off + 4], &v.to_ne_bytes());
     put32(0, UAPI_VERSION);
@@ -925,6 +1347,9 @@ fn stats(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     put64(80, hdr.records - hdr.live);
     put64(88, inode.size() as u64);
     put64(96, index_bytes);
+    put64(104, hdr.index_len);
+    put64(112, load_ns);
+    put(&mut out[120..124], &iflags.to_ne_bytes());
     write_user(arg as u64, &out)
 }
 
@@ -942,7 +1367,43 @@ mod tests {
             record_size: record_size(100, ELEM_F32),
             records: 12345,
             live: 12000,
+            index_off: 4 << 20,
+            index_len: 4160,
         }
+    }
+
+    #[test]
+    fn saved_index_header() {
+        let hdr = header();
+        let sh = SavedHeader {
+            nodes: 12000,
+            records: 12345,
+            entry: Some((17, 3)),
+            payload: 4096,
+            payload_crc: 0x1234_5678,
+        };
+        let mut b = [0u8; INDEX_HEADER];
+        sh.encode(&hdr, &mut b);
+        let back = SavedHeader::decode(&b, &hdr).unwrap_or(SavedHeader { nodes: 0, ..sh });
+        assert_eq!(back.nodes, 12000);
+        assert_eq!(back.entry, Some((17, 3)));
+        assert_eq!(back.payload_crc, 0x1234_5678);
+        // A flipped bit, another M, more records than the collection, a wrong length.
+        let mut bad = b;
+        bad[20] ^= 1;
+        assert!(SavedHeader::decode(&bad, &hdr).is_err());
+        let other = Header { m: 8, ..hdr };
+        assert!(SavedHeader::decode(&b, &other).is_err());
+        let fewer = Header {
+            records: 100,
+            ..hdr
+        };
+        assert!(SavedHeader::decode(&b, &fewer).is_err());
+        let longer = Header {
+            index_len: 8192,
+            ..hdr
+        };
+        assert!(SavedHeader::decode(&b, &longer).is_err());
     }
 
     #[test]

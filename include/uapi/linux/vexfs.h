@@ -180,8 +180,12 @@ struct vexfs_build_index {
 };
 
 /* vexfs_stats.index_state */
-#define VEXFS_INDEX_NONE	0	/* not built since mount: searches build it */
+#define VEXFS_INDEX_NONE	0	/* not loaded since mount: the first use loads it */
 #define VEXFS_INDEX_READY	1	/* built and up to date */
+
+/* vexfs_stats.index_flags */
+#define VEXFS_INDEX_RESTORED	(1U << 0)	/* loaded from its saved copy */
+#define VEXFS_INDEX_SAVED	(1U << 1)	/* the saved copy is up to date */
 
 /**
  * struct vexfs_stats - state of a collection
@@ -192,7 +196,14 @@ struct vexfs_build_index {
  * @deleted: out: deleted records still in the file or the index
  * @file_bytes: out: size of the collection file
  * @index_bytes: out: kernel memory used by the index
+ * @saved_bytes: out: size of the index saved in the collection file (0: none)
+ * @load_nanoseconds: out: how long the last load of the index took (restored
+ *	or rebuilt; 0 while it is not loaded)
+ * @index_flags: out: VEXFS_INDEX_RESTORED, VEXFS_INDEX_SAVED
+ * @__pad: must be zero
  * @reserved: must be zero
+ *
+ * Kernels before @saved_bytes leave it and the fields after it zero.
  */
 struct vexfs_stats {
 	__u32 version;
@@ -202,7 +213,11 @@ struct vexfs_stats {
 	__u64 deleted;
 	__u64 file_bytes;
 	__u64 index_bytes;
-	__u64 reserved[4];
+	__u64 saved_bytes;
+	__u64 load_nanoseconds;
+	__u32 index_flags;
+	__u32 __pad;
+	__u64 reserved[1];
 };
 
 #define VEXFS_IOC_MAGIC		0xBE
