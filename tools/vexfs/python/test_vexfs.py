@@ -39,6 +39,9 @@ class Layout(unittest.TestCase):
         self.assertEqual(off(vexfs.Stats, "params"), 8)
         self.assertEqual(off(vexfs.Stats, "count"), 72)
         self.assertEqual(off(vexfs.Stats, "index_bytes"), 96)
+        self.assertEqual(off(vexfs.Stats, "saved_bytes"), 104)
+        self.assertEqual(off(vexfs.Stats, "index_flags"), 120)
+        self.assertEqual(ctypes.sizeof(vexfs.Stats), 136)
 
     def test_ioctl_numbers(self):
         self.assertEqual(vexfs.IOC_CREATE, 0x4040BE01)

@@ -53,6 +53,8 @@ SEARCH_EXACT = 1 << 0
 SEARCH_STATS = 1 << 1
 BUILD_COMPACT = 1 << 0
 INDEX_STATES = {0: "none", 1: "ready"}
+INDEX_RESTORED = 1 << 0
+INDEX_SAVED = 1 << 1
 
 u32 = ctypes.c_uint32
 u64 = ctypes.c_uint64
@@ -99,7 +101,8 @@ class Stats(ctypes.Structure):
     """struct vexfs_stats (136 bytes)."""
     _fields_ = [("version", u32), ("index_state", u32), ("params", CollectionParams),
                 ("count", u64), ("deleted", u64), ("file_bytes", u64),
-                ("index_bytes", u64), ("reserved", u64 * 4)]
+                ("index_bytes", u64), ("saved_bytes", u64), ("load_nanoseconds", u64),
+                ("index_flags", u32), ("_pad", u32), ("reserved", u64 * 1)]
 
 
 def _ioc(direction, nr, size):
@@ -264,6 +267,10 @@ class Collection:
             "file_bytes": s.file_bytes,
             "index_bytes": s.index_bytes,
             "index_state": INDEX_STATES.get(s.index_state, "unknown"),
+            "saved_bytes": s.saved_bytes,
+            "load_seconds": s.load_nanoseconds / 1e9,
+            "restored": bool(s.index_flags & INDEX_RESTORED),
+            "saved": bool(s.index_flags & INDEX_SAVED),
         }
 
     def insert(self, ids, vectors, batch=MAX_BATCH):

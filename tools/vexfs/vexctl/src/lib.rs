@@ -305,6 +305,8 @@ pub fn stats_json(s: &Stats) -> Json {
             Json::Num(b as f64 / s.count as f64)
         }
     };
+    #[allow(clippy::cast_precision_loss)]
+    let load_s = Json::Num(s.load_nanoseconds as f64 / 1e9);
     Json::obj()
         .set("params", params_json(&s.params))
         .set("count", s.count)
@@ -312,6 +314,10 @@ pub fn stats_json(s: &Stats) -> Json {
         .set("file_bytes", s.file_bytes)
         .set("index_bytes", s.index_bytes)
         .set("index_state", index_state_name(s.index_state))
+        .set("saved_bytes", s.saved_bytes)
+        .set("index_restored", s.index_flags & INDEX_RESTORED != 0)
+        .set("index_saved", s.index_flags & INDEX_SAVED != 0)
+        .set("load_seconds", load_s)
         .set("file_bytes_per_vector", per(s.file_bytes))
         .set("index_bytes_per_vector", per(s.index_bytes))
 }
@@ -355,7 +361,7 @@ pub fn stats_text(path: &str, s: &Stats) -> String {
     format!(
         "collection {}\n  dimension        {}\n  element type     {}\n  metric           {}\n  \
          HNSW M           {}\n  ef_construction  {}\n  vectors          {}\n  deleted          {}\n  \
-         file size        {}{}\n  index            {}, {}{}\n",
+         file size        {}{}\n  index            {}, {}{}\n  saved index      {}\n",
         path,
         p.dim,
         elem_type_name(p.elem_type),
@@ -369,7 +375,30 @@ pub fn stats_text(path: &str, s: &Stats) -> String {
         index_state_name(s.index_state),
         human_bytes(s.index_bytes),
         per(s.index_bytes),
+        saved_text(s),
     )
+}
+
+/// The `saved index` line of `vexctl stats`: the on-disk copy, and how the index was loaded.
+fn saved_text(s: &Stats) -> String {
+    let mut t = if s.saved_bytes == 0 {
+        "none".to_string()
+    } else if s.index_flags & INDEX_SAVED != 0 {
+        format!("{}, up to date", human_bytes(s.saved_bytes))
+    } else {
+        format!("{}, behind the collection", human_bytes(s.saved_bytes))
+    };
+    if s.index_state == INDEX_READY {
+        let how = if s.index_flags & INDEX_RESTORED != 0 {
+            "restored"
+        } else {
+            "built"
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let ms = s.load_nanoseconds as f64 / 1e6;
+        t.push_str(&format!("; loaded ({how}) in {ms:.1} ms"));
+    }
+    t
 }
 
 fn cmd_create(args: &[String]) -> Result<()> {

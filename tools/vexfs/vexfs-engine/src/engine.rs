@@ -138,6 +138,60 @@ impl Engine {
         Ok(e)
     }
 
+    /// The saved graph, as `fs/vexfs/vector.rs` writes it after the records of the collection
+    /// file (the node entries, without their header).
+    pub fn save(&self) -> Result<KVec<u8>> {
+        let mut all = KVec::new();
+        let mut e = KVec::new();
+        for node in 0..self.index.len() as u32 {
+            self.index.save_node(node, &mut e)?;
+            all.extend_from_slice(&e, GFP_KERNEL)?;
+        }
+        Ok(all)
+    }
+
+    /// The index as the kernel restores it after mount from the saved graph `saved` of
+    /// [`Engine::save`] and its entry point, and the records (`ids` and their vectors `bits`, all live): every
+    /// vector converted again, the links read and checked.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        dim: usize,
+        metric: Metric,
+        m: usize,
+        ef_construction: usize,
+        ids: &[u64],
+        bits: &[u32],
+        saved: &[u8],
+        entry: Option<(u32, u32)>,
+    ) -> Result<Self> {
+        let mut e = Self::new(dim, metric, m, ef_construction);
+        e.index.reserve(ids.len())?;
+        let mut mant: KVec<i32> = KVec::with_capacity(dim, GFP_KERNEL)?;
+        mant.resize(dim, 0, GFP_KERNEL)?;
+        let mut at = 0;
+        while at < saved.len() {
+            let head = saved.get(at..at + crate::hnsw::SAVED_HEAD).ok_or(EINVAL)?;
+            let len = e.index.saved_len_of(head)?;
+            let entry = saved.get(at..at + len).ok_or(EINVAL)?;
+            let slot = usize::try_from(Index::saved_slot(entry)).map_err(|_| EINVAL)?;
+            if ids.get(slot).is_none() {
+                return Err(EINVAL);
+            }
+            let v = &bits[slot * dim..(slot + 1) * dim];
+            let scale = vecmath::Fixed::from_f32_bits(v.iter().copied(), &mut mant)?;
+            e.index.restore_node(entry, &mant, scale, false)?;
+            at += len;
+        }
+        e.index.restore_finish(e.index.len(), entry)?;
+        e.records = ids.len() as u64;
+        Ok(e)
+    }
+
+    /// The entry point of the index, for [`Engine::restore`].
+    pub fn entry(&self) -> Option<(u32, u32)> {
+        self.index.entry()
+    }
+
     /// One `VEXFS_IOC_INSERT` of `ids.len()` vectors given as binary32 bit
     /// patterns (`dim` per vector): checks the ids, reserves, converts and
     /// pushes every vector, then links the new nodes into the graph.

@@ -350,6 +350,18 @@ fn run() -> Result<(), String> {
         .map_err(|err| format!("load: {:?}", err))?;
     let rebuild = start.elapsed().as_secs_f64();
     eprintln!("[vexfs-engine-bench] rebuilt (build-index) in {:.2} s", rebuild);
+    // Restore: the index as the kernel loads it from its saved copy after mount.
+    let saved = e.save().map_err(|err| format!("save: {:?}", err))?;
+    let start = Instant::now();
+    let r = Engine::restore(dim, a.metric, a.m, a.ef_construction, &ids, bv, &saved, e.entry())
+        .map_err(|err| format!("restore: {:?}", err))?;
+    let restore = start.elapsed().as_secs_f64();
+    drop(r);
+    eprintln!(
+        "[vexfs-engine-bench] restored from {} saved bytes in {:.3} s",
+        saved.len(),
+        restore
+    );
 
     let mut series = Vec::new();
     for &ef in &a.ef {
@@ -394,11 +406,13 @@ fn run() -> Result<(), String> {
     let _ = write!(
         o,
         ", \"build_index_seconds\": {}, \"index_bytes\": {}, \"index_bytes_per_vector\": {}, \
-         \"inserted_index_bytes_per_vector\": {}",
+         \"inserted_index_bytes_per_vector\": {}, \"restore_seconds\": {}, \"saved_bytes\": {}",
         json_num(rebuild),
         e.bytes(),
         json_num(e.bytes() as f64 / n as f64),
-        json_num(inserted_bytes as f64 / n as f64)
+        json_num(inserted_bytes as f64 / n as f64),
+        json_num(restore),
+        saved.len()
     );
     o.push_str(", \"search\": [");
     for (i, s) in series.iter().enumerate() {

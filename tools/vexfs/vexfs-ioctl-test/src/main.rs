@@ -13,7 +13,10 @@
 //! - `corrupt`: damaged collection files are refused with `EUCLEAN`;
 //! - `concurrent`: searches in parallel with inserts, deletes and rebuilds;
 //! - `persist-write` / `persist-verify`: a collection written in one boot and checked (stats,
-//!   exact search, recall) in the next.
+//!   exact search, recall, the index restored from its saved copy with the same HNSW
+//!   results) in the next;
+//! - `saved-write` / `saved-verify`: saved indexes damaged or made stale behind the kernel's
+//!   back, then, after a remount, detected and rebuilt or brought up to date.
 //!
 //! Lines starting with `#` report measurements; failures are reported on standard error.
 
@@ -1072,7 +1075,7 @@ fn test_errors(dir: &Path) -> Res<()> {
             "reserved",
             u::Stats {
                 version: 1,
-                reserved: [0, 0, 0, 1],
+                reserved: [1],
                 ..Default::default()
             },
         ),
@@ -1125,7 +1128,19 @@ fn test_errors(dir: &Path) -> Res<()> {
             .and_then(|e| e.raw_os_error()),
     )?;
     let data = std::fs::read(&path).map_err(|e| e.to_string())?;
-    expect("collection file size", 4096 + 3 * (8 + 8 * 4), data.len())?;
+    // The header, three records, and the saved index (written when a descriptor was closed).
+    if data.len() < 4096 + 3 * (8 + 8 * 4) {
+        return err(format!("collection file of {} bytes", data.len()));
+    }
+    expect("records in the header", 3, le64_at(&data, 40))?;
+    let off = le64_at(&data, 56) as usize;
+    if off != 0 {
+        expect(
+            "saved index magic",
+            b"VEXFSIDX".as_slice(),
+            data.get(off..off + 8).unwrap_or(&[]),
+        )?;
+    }
     // A copy is a plain file.
     std::fs::copy(&path, dir.join("copy")).map_err(|e| e.to_string())?;
     let copy = open_rw(&dir.join("copy"), false)?;
@@ -1319,7 +1334,46 @@ fn test_persist_write(dir: &Path) -> Res<()> {
         .collect();
     expect("deleted", gone.len() as u32, delete(&f, &gone)?)?;
     f.sync_all().map_err(|e| e.to_string())?;
+    let s = stats(&f)?;
+    if s.saved_bytes == 0 || s.index_flags & u::INDEX_SAVED == 0 {
+        return err(format!("index not saved by fsync: {s:?}"));
+    }
+    // The HNSW results of this graph, to compare with the restored one's.
+    std::fs::write(dir.join("persist.expect"), hnsw_results(&f, &d)?)
+        .map_err(|e| e.to_string())?;
     verify_persist(&f, &d, &live)
+}
+
+/// The ids of HNSW searches (ef 32) for 20 queries, one line each.
+fn hnsw_results(f: &File, d: &Data) -> Res<String> {
+    let mut out = String::new();
+    for qv in d.queries.iter().take(20) {
+        let (ids, _) = search(f, d, qv, 10, 32, false)?;
+        let line: Vec<String> = ids.iter().map(u64::to_string).collect();
+        out.push_str(&line.join(" "));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Times the first search on `f` (which loads the index) and reports how the index was
+/// loaded; returns whether it was restored from its saved copy.
+fn first_search(f: &File, d: &Data, what: &str) -> Res<bool> {
+    let t = std::time::Instant::now();
+    search(f, d, &d.queries[0], 10, 0, false)?;
+    let wall = t.elapsed();
+    let s = stats(f)?;
+    expect("index loaded", u::INDEX_READY, s.index_state)?;
+    let restored = s.index_flags & u::INDEX_RESTORED != 0;
+    println!(
+        "# {what}: first search {:.1} ms, index {} in {:.1} ms ({} vectors, saved index {} bytes)",
+        wall.as_secs_f64() * 1e3,
+        if restored { "restored" } else { "rebuilt" },
+        s.load_nanoseconds as f64 / 1e6,
+        s.count,
+        s.saved_bytes
+    );
+    Ok(restored)
 }
 
 fn verify_persist(f: &File, d: &Data, live: &[bool]) -> Res<()> {
@@ -1345,20 +1399,190 @@ fn verify_persist(f: &File, d: &Data, live: &[bool]) -> Res<()> {
 fn test_persist_verify(dir: &Path) -> Res<()> {
     let f = File::open(dir.join("persist")).map_err(|e| e.to_string())?;
     let s = stats(&f)?;
-    expect("index not built after mount", u::INDEX_NONE, s.index_state)?;
-    verify_persist(&f, &persist_data(), &persist_live())?;
+    expect("index not loaded after mount", u::INDEX_NONE, s.index_state)?;
+    expect("saved index", u::INDEX_SAVED, s.index_flags & u::INDEX_SAVED)?;
+    let d = persist_data();
     expect(
-        "index built by the search",
-        u::INDEX_READY,
-        stats(&f)?.index_state,
-    )
+        "index restored, not rebuilt",
+        true,
+        first_search(&f, &d, "persistent collection")?,
+    )?;
+    let want = std::fs::read_to_string(dir.join("persist.expect")).map_err(|e| e.to_string())?;
+    expect("HNSW results of the restored graph", want, hnsw_results(&f, &d)?)?;
+    verify_persist(&f, &d, &persist_live())
+}
+
+/// The cases of `saved-write` / `saved-verify`.
+const SAVED_CASES: [&str; 4] = ["intact", "payload", "header", "stale"];
+const SAVED_DIM: usize = 16;
+const SAVED_N: usize = 2000;
+const SAVED_MORE: usize = 200;
+
+fn saved_data(case: usize) -> Data {
+    Data::random(u::ELEM_F32, SAVED_DIM, SAVED_N + SAVED_MORE, 600 + case as u64, 12)
+}
+
+/// Which vectors of case `case` are live after `saved-write`.
+fn saved_live(case: usize) -> Vec<bool> {
+    let stale = SAVED_CASES[case] == "stale";
+    (0..SAVED_N + SAVED_MORE)
+        .map(|i| if i < SAVED_N { !stale || i % 67 != 5 } else { stale })
+        .collect()
+}
+
+/// CRC32C, bit by bit (the collection header's checksum).
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn read_at(f: &File, off: u64, len: usize) -> Res<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut b = vec![0u8; len];
+    f.read_exact_at(&mut b, off).map_err(|e| e.to_string())?;
+    Ok(b)
+}
+
+/// Overwrites `data` at `off` of collection file `f` through a shared mapping (`write(2)` is
+/// refused on collections), behind the kernel's back, as a damaged disk would.
+fn poke(f: &File, off: usize, data: &[u8]) -> Res<()> {
+    use std::os::fd::AsRawFd;
+    let len = f.metadata().map_err(|e| e.to_string())?.len() as usize;
+    if off + data.len() > len {
+        return err("poke past the end of the file");
+    }
+    // SAFETY: A fresh shared mapping of the whole file, unmapped below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return err(format!("mmap: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `p` maps `len` bytes and `off + data.len() <= len`.
+    let map = unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), len) };
+    map[off..off + data.len()].copy_from_slice(data);
+    // SAFETY: `p` and `len` are those of the mapping; `map` is not used after this.
+    let r = unsafe { libc::msync(p, len, libc::MS_SYNC) | libc::munmap(p, len) };
+    if r != 0 {
+        return err(format!("msync/munmap: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn le64_at(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(b[off..off + 8].try_into().unwrap_or([0; 8]))
+}
+
+/// Collections with a saved index, then damaged or made stale behind the kernel's back:
+/// - `intact`: left alone;
+/// - `payload`, `header`: a byte of the saved node entries or of their header flipped;
+/// - `stale`: 200 inserts and 30 deletes after the save, and the collection header pointing
+///   at the older saved index again, as a crash between the records and the new index leaves it.
+fn test_saved_write(dir: &Path) -> Res<()> {
+    for (c, case) in SAVED_CASES.iter().enumerate() {
+        let d = saved_data(c);
+        let path = dir.join(format!("saved-{case}"));
+        {
+            let f = create(&path, SAVED_DIM, u::ELEM_F32, u::METRIC_COSINE, 16, 64)?;
+            for i in (0..SAVED_N).step_by(500) {
+                insert(&f, &d, i..i + 500)?;
+            }
+        }
+        // Closing the file saved the index.
+        let f = open_rw(&path, false)?;
+        let s = stats(&f)?;
+        if s.saved_bytes == 0 || s.index_flags & u::INDEX_SAVED == 0 {
+            return err(format!("{case}: index not saved at close: {s:?}"));
+        }
+        let h = read_at(&f, 0, 4096)?;
+        let (off, len) = (le64_at(&h, 56) as usize, le64_at(&h, 64) as usize);
+        match *case {
+            "payload" => {
+                let b = read_at(&f, (off + 64 + 1000) as u64, 1)?;
+                poke(&f, off + 64 + 1000, &[b[0] ^ 0x10])?;
+            }
+            "header" => {
+                let b = read_at(&f, (off + 20) as u64, 1)?;
+                poke(&f, off + 20, &[b[0] ^ 1])?;
+            }
+            "stale" => {
+                let old = read_at(&f, off as u64, len)?;
+                insert(&f, &d, SAVED_N..SAVED_N + SAVED_MORE)?;
+                let live = saved_live(c);
+                let gone: Vec<u64> = (0..SAVED_N).filter(|&i| !live[i]).map(|i| d.ids[i]).collect();
+                expect("deleted", gone.len() as u32, delete(&f, &gone)?)?;
+                drop(f);
+                // The new index is saved; put the old one back and point the header at it.
+                let f = open_rw(&path, false)?;
+                let mut h = read_at(&f, 0, 4096)?;
+                h[56..64].copy_from_slice(&(off as u64).to_le_bytes());
+                h[64..72].copy_from_slice(&(len as u64).to_le_bytes());
+                let crc = crc32c(&h[..4092]);
+                h[4092..].copy_from_slice(&crc.to_le_bytes());
+                poke(&f, off, &old)?;
+                poke(&f, 0, &h)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// After a remount: the intact saved index is restored, the damaged ones are detected and the
+/// index rebuilt, the stale one restored with the later changes applied; every search is right.
+fn test_saved_verify(dir: &Path) -> Res<()> {
+    for (c, case) in SAVED_CASES.iter().enumerate() {
+        let d = saved_data(c);
+        let live = saved_live(c);
+        let f = File::open(dir.join(format!("saved-{case}"))).map_err(|e| e.to_string())?;
+        let restored = first_search(&f, &d, &format!("saved index {case}"))?;
+        expect(
+            &format!("{case}: restored"),
+            matches!(*case, "intact" | "stale"),
+            restored,
+        )?;
+        let s = stats(&f)?;
+        expect(
+            &format!("{case}: live count"),
+            live.iter().filter(|&&l| l).count() as u64,
+            s.count,
+        )?;
+        let mut st = ErrStats::default();
+        for qv in d.queries.iter().take(20) {
+            check_exact(&f, &d, &live, u::METRIC_COSINE, qv, 10, &mut st)?;
+        }
+        let r = recall(&f, &d, &live, u::METRIC_COSINE, 30, 10, 0, 4545)?;
+        println!("# saved index {case}: recall@10={r:.3}");
+        if r < 0.95 {
+            return err(format!("{case}: recall {r:.3}"));
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 3 {
         eprintln!(
-            "usage: vexfs-ioctl-test exact|recall|delete|errors|persist-write|persist-verify DIR"
+            "usage: vexfs-ioctl-test exact|recall|delete|errors|corrupt|concurrent|\
+             persist-write|persist-verify|saved-write|saved-verify DIR"
         );
         return ExitCode::from(2);
     }
@@ -1372,6 +1596,8 @@ fn main() -> ExitCode {
         "concurrent" => test_concurrent(dir),
         "persist-write" => test_persist_write(dir),
         "persist-verify" => test_persist_verify(dir),
+        "saved-write" => test_saved_write(dir),
+        "saved-verify" => test_saved_verify(dir),
         t => err(format!("unknown test {t}")),
     };
     match res {

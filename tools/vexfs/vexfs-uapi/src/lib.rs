@@ -48,6 +48,10 @@ pub const BUILD_COMPACT: u32 = 1 << 0;
 pub const INDEX_NONE: u32 = 0;
 /// `vexfs_stats.index_state`: built and up to date.
 pub const INDEX_READY: u32 = 1;
+/// `VEXFS_INDEX_RESTORED`: the index was loaded from its saved copy.
+pub const INDEX_RESTORED: u32 = 1 << 0;
+/// `VEXFS_INDEX_SAVED`: the saved copy of the index is up to date.
+pub const INDEX_SAVED: u32 = 1 << 1;
 
 /// `struct vexfs_collection_params`.
 #[repr(C)]
@@ -183,8 +187,16 @@ pub struct Stats {
     pub file_bytes: u64,
     /// Out: kernel memory used by the index.
     pub index_bytes: u64,
+    /// Out: size of the index saved in the collection file (0: none).
+    pub saved_bytes: u64,
+    /// Out: how long the last load of the index took, restored or rebuilt.
+    pub load_nanoseconds: u64,
+    /// Out: `INDEX_RESTORED`, `INDEX_SAVED`.
+    pub index_flags: u32,
     /// Must be zero.
-    pub reserved: [u64; 4],
+    pub pad: u32,
+    /// Must be zero.
+    pub reserved: [u64; 1],
 }
 
 const _: () = {
@@ -304,7 +316,10 @@ mod tests {
         assert_eq!(offset_of!(Stats, deleted), 80);
         assert_eq!(offset_of!(Stats, file_bytes), 88);
         assert_eq!(offset_of!(Stats, index_bytes), 96);
-        assert_eq!(offset_of!(Stats, reserved), 104);
+        assert_eq!(offset_of!(Stats, saved_bytes), 104);
+        assert_eq!(offset_of!(Stats, load_nanoseconds), 112);
+        assert_eq!(offset_of!(Stats, index_flags), 120);
+        assert_eq!(offset_of!(Stats, reserved), 128);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Vector collections: exact search against a binary64 brute force within the
 # documented error bound (every metric, f32 and i8), HNSW recall, delete,
-# rebuild, compaction, statistics, and every rejection path of the ioctls.
+# rebuild, compaction, statistics, and every rejection path of the ioctls;
+# the saved index across a remount, damaged and stale saved indexes.
 # Leaves a collection that phase 2 checks after the reboot.
 . /vexfs/lib.sh
 . /vexfs/tests/vector.inc
@@ -22,10 +23,15 @@ check "damaged collection files are refused" vexfs-ioctl-test corrupt $D
 check "searches in parallel with changes" vexfs-ioctl-test concurrent $D
 rm -rf $D
 check "collection for phase 2" vexfs-ioctl-test persist-write $VECTOR_MNT
+mkdir -p $VECTOR_MNT/saved
+check "saved indexes, damaged and stale" vexfs-ioctl-test saved-write $VECTOR_MNT/saved
 check "umount" umount $VECTOR_MNT
 check "fsck.vexfs clean" fsck.vexfs "$LOOP"
 check "mount again" mount -t vexfs "$LOOP" $VECTOR_MNT
-check "collection after remount" vexfs-ioctl-test persist-verify $VECTOR_MNT
+check "collection after remount, index restored" vexfs-ioctl-test persist-verify $VECTOR_MNT
+check "damaged saved indexes rebuilt, stale one brought up to date" \
+	vexfs-ioctl-test saved-verify $VECTOR_MNT/saved
+rm -rf $VECTOR_MNT/saved
 check "umount" umount $VECTOR_MNT
 losetup -d "$LOOP"
 finish
