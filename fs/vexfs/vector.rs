@@ -114,6 +114,7 @@ const MAX_DIM: u32 = uapi::VEXFS_MAX_DIM;
 const MAX_K: u32 = uapi::VEXFS_MAX_K;
 const MAX_BATCH: u32 = uapi::VEXFS_MAX_BATCH;
 const MAX_EF: u32 = uapi::VEXFS_MAX_EF;
+const MAX_RESULTS: u32 = uapi::VEXFS_MAX_RESULTS;
 /// `VEXFS_ID_MAX` (a cast expression, which bindgen does not evaluate).
 const ID_MAX: u64 = u64::MAX - 1;
 /// The id of a deleted record.
@@ -135,10 +136,12 @@ const SEARCH_SIZE: usize = size_of::<uapi::vexfs_search>();
 const BUILD_SIZE: usize = size_of::<uapi::vexfs_build_index>();
 const STATS_SIZE: usize = size_of::<uapi::vexfs_stats>();
 const SEARCH_STATS_SIZE: usize = size_of::<uapi::vexfs_search_stats>();
+const SEARCH_BATCH_SIZE: usize = size_of::<uapi::vexfs_search_batch>();
+const GET_SIZE: usize = size_of::<uapi::vexfs_get>();
 // The sizes the header promises, on every architecture.
 const _: () = assert!(PARAMS_SIZE == 64 && INSERT_SIZE == 64 && DELETE_SIZE == 56);
 const _: () = assert!(SEARCH_SIZE == 80 && BUILD_SIZE == 40 && STATS_SIZE == 136);
-const _: () = assert!(SEARCH_STATS_SIZE == 64);
+const _: () = assert!(SEARCH_STATS_SIZE == 64 && SEARCH_BATCH_SIZE == 80 && GET_SIZE == 64);
 
 const IOC_MAGIC: u32 = uapi::VEXFS_IOC_MAGIC;
 const IOC_CREATE: u32 = ioctl::_IOW::<uapi::vexfs_collection_params>(IOC_MAGIC, 1);
@@ -147,6 +150,8 @@ const IOC_DELETE: u32 = ioctl::_IOWR::<uapi::vexfs_delete>(IOC_MAGIC, 3);
 const IOC_SEARCH: u32 = ioctl::_IOWR::<uapi::vexfs_search>(IOC_MAGIC, 4);
 const IOC_BUILD_INDEX: u32 = ioctl::_IOW::<uapi::vexfs_build_index>(IOC_MAGIC, 5);
 const IOC_STATS: u32 = ioctl::_IOWR::<uapi::vexfs_stats>(IOC_MAGIC, 6);
+const IOC_SEARCH_BATCH: u32 = ioctl::_IOW::<uapi::vexfs_search_batch>(IOC_MAGIC, 7);
+const IOC_GET: u32 = ioctl::_IOW::<uapi::vexfs_get>(IOC_MAGIC, 8);
 
 /// Kernel memory one collection's index may use.
 pub(crate) const INDEX_LIMIT: usize = 128 << 20;
@@ -838,6 +843,8 @@ pub(crate) fn ioctl(file: &File, inode: &INode<VexFs>, cmd: u32, arg: usize) -> 
         IOC_SEARCH => search(file, inode, arg),
         IOC_BUILD_INDEX => build(file, inode, arg),
         IOC_STATS => stats(file, inode, arg),
+        IOC_SEARCH_BATCH => search_batch(file, inode, arg),
+        IOC_GET => get(file, inode, arg),
         _ => Err(ENOTTY),
     }?;
     Ok(0)
@@ -1143,17 +1150,88 @@ fn search(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     if !is_collection(inode) {
         return Err(ENOTTY);
     }
-    // Load the index if needed (exclusively), then search with the semaphore shared.
+    with_index(file, inode, |l| search_loaded(inode, l, &a))
+}
+
+/// Calls `f` with the loaded index of collection `inode`, with the semaphore shared; loads the
+/// index first (with the semaphore held exclusively) if needed.
+fn with_index<R>(
+    file: &File,
+    inode: &INode<VexFs>,
+    f: impl FnOnce(&Loaded) -> Result<R>,
+) -> Result<R> {
+    let mut f = Some(f);
     loop {
         {
             let state = inode.data().vec.read();
             if let Some(l) = state.index.as_deref() {
-                return search_loaded(inode, l, &a);
+                return f.take().ok_or(EINVAL)?(l);
             }
         }
         let mut state = inode.data().vec.write();
         loaded(file, &mut state)?;
     }
+}
+
+/// A scratch of an earlier search of `inode`, or a new one.
+fn take_scratch(inode: &INode<VexFs>) -> Result<KBox<Scratch>> {
+    let popped = inode.data().scratch.lock().pop();
+    match popped {
+        Some(s) => Ok(s),
+        None => Ok(KBox::new(Scratch::new(), GFP_KERNEL)?),
+    }
+}
+
+/// Gives a scratch back to the pool of `inode`.
+fn put_scratch(inode: &INode<VexFs>, s: KBox<Scratch>) {
+    let mut pool = inode.data().scratch.lock();
+    if pool.len() < SCRATCH_KEEP {
+        // Keeping it is an optimisation: if there is no room, it is freed.
+        let _ = pool.push(s, GFP_KERNEL);
+    }
+}
+
+/// Reads `dim` elements of a query from `reader` into `raw` (in the file's representation:
+/// user space passes native-endian patterns) and converts them into `m`; returns the scale.
+fn read_query(
+    hdr: &Header,
+    reader: &mut kernel::uaccess::UserSliceReader,
+    raw: &mut [u8],
+    m: &mut [i32],
+) -> Result<i32> {
+    reader.read_slice(raw)?;
+    if hdr.elem_size() == 4 {
+        for c in raw.chunks_exact_mut(4) {
+            let v = ne32(c, 0);
+            put(c, &v.to_le_bytes());
+        }
+    }
+    hdr.convert(raw, m)
+}
+
+/// Searches the query prepared in `m` at `scale`, appending the ids (`u64`) and distances
+/// (binary32 patterns as `u32`), native-endian, to `ids` and `dists`. Returns the count.
+#[allow(clippy::too_many_arguments)]
+fn search_one(
+    l: &Loaded,
+    s: &mut Scratch,
+    m: &[i32],
+    scale: i32,
+    k: usize,
+    ef: usize,
+    exact: bool,
+    ids: &mut KVVec<u8>,
+    dists: &mut KVVec<u8>,
+) -> Result<usize> {
+    l.index.set_query(s, m, scale)?;
+    let res = l.index.search(s, k, ef, exact)?;
+    ids.reserve(res.len() * 8, GFP_KERNEL)?;
+    dists.reserve(res.len() * 4, GFP_KERNEL)?;
+    for h in res.iter() {
+        ids.extend_from_slice(&l.index.id(h.node).to_ne_bytes(), GFP_KERNEL)?;
+        dists.extend_from_slice(&h.dist.to_f32_bits().to_ne_bytes(), GFP_KERNEL)?;
+    }
+    Ok(res.len())
 }
 
 /// The arguments of a search, checked.
@@ -1168,6 +1246,11 @@ struct SearchArgs {
     arg: usize,
 }
 
+fn user_reader(addr: u64, len: usize) -> Result<kernel::uaccess::UserSliceReader> {
+    let addr = usize::try_from(addr).map_err(|_| EFAULT)?;
+    Ok(UserSlice::new(UserPtr::from_addr(addr), len).reader())
+}
+
 fn search_loaded(inode: &INode<VexFs>, l: &Loaded, a: &SearchArgs) -> Result {
     let SearchArgs {
         k,
@@ -1180,52 +1263,36 @@ fn search_loaded(inode: &INode<VexFs>, l: &Loaded, a: &SearchArgs) -> Result {
         arg,
     } = *a;
     let dim = l.hdr.dim as usize;
-    let esize = l.hdr.elem_size();
-    let mut raw: KVec<u8> = KVec::new();
-    UserSlice::new(
-        UserPtr::from_addr(usize::try_from(q_addr).map_err(|_| EFAULT)?),
-        dim * esize,
-    )
-    .read_all(&mut raw, GFP_KERNEL)?;
-    if esize == 4 {
-        for c in raw.chunks_exact_mut(4) {
-            let v = ne32(c, 0);
-            put(c, &v.to_le_bytes());
-        }
-    }
+    let mut raw: KVec<u8> = KVec::with_capacity(dim * l.hdr.elem_size(), GFP_KERNEL)?;
+    raw.resize(dim * l.hdr.elem_size(), 0, GFP_KERNEL)?;
     let mut m: KVec<i32> = KVec::with_capacity(dim, GFP_KERNEL)?;
     m.resize(dim, 0, GFP_KERNEL)?;
-    let scale = l.hdr.convert(&raw, &mut m)?;
+    let scale = read_query(
+        &l.hdr,
+        &mut user_reader(q_addr, raw.len())?,
+        &mut raw,
+        &mut m,
+    )?;
     let k = k as usize;
     let ef = if ef == 0 { k.max(64) } else { ef as usize };
-    // A scratch of an earlier search, or a new one.
-    let popped = inode.data().scratch.lock().pop();
-    let mut s = match popped {
-        Some(s) => s,
-        None => KBox::new(Scratch::new(), GFP_KERNEL)?,
-    };
+    let mut s = take_scratch(inode)?;
+    let (mut ids, mut dists) = (KVVec::new(), KVVec::new());
     let start = Instant::<Monotonic>::now();
-    let res = (|| -> Result<(KVVec<u8>, KVec<u8>)> {
-        l.index.set_query(&mut s, &m, scale)?;
-        let res = l.index.search(&mut s, k, ef, flags & SEARCH_EXACT != 0)?;
-        let mut ids: KVVec<u8> = KVVec::with_capacity(res.len() * 8, GFP_KERNEL)?;
-        let mut dists: KVec<u8> = KVec::with_capacity(res.len() * 4, GFP_KERNEL)?;
-        for h in res.iter() {
-            ids.extend_from_slice(&l.index.id(h.node).to_ne_bytes(), GFP_KERNEL)?;
-            dists.extend_from_slice(&h.dist.to_f32_bits().to_ne_bytes(), GFP_KERNEL)?;
-        }
-        Ok((ids, dists))
-    })();
+    let res = search_one(
+        l,
+        &mut s,
+        &m,
+        scale,
+        k,
+        ef,
+        flags & SEARCH_EXACT != 0,
+        &mut ids,
+        &mut dists,
+    );
     let ns = start.elapsed().as_nanos();
     let st = s.stats;
-    {
-        let mut pool = inode.data().scratch.lock();
-        if pool.len() < SCRATCH_KEEP {
-            // Keeping it is an optimisation: if there is no room, it is freed.
-            let _ = pool.push(s, GFP_KERNEL);
-        }
-    }
-    let (ids, dists) = res?;
+    put_scratch(inode, s);
+    let count = res?;
     write_user(ids_addr, &ids)?;
     if dist_addr != 0 {
         write_user(dist_addr, &dists)?;
@@ -1245,7 +1312,118 @@ fn search_loaded(inode: &INode<VexFs>, l: &Loaded, a: &SearchArgs) -> Result {
         }
         write_user(stats_addr, &out)?;
     }
-    write_user(arg as u64 + 40, &((ids.len() / 8) as u32).to_ne_bytes())
+    write_user(arg as u64 + 40, &(count as u32).to_ne_bytes())
+}
+
+fn search_batch(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
+    let b: [u8; SEARCH_BATCH_SIZE] = read_arg(arg)?;
+    let (version, k, ef, flags) = (ne32(&b, 0), ne32(&b, 4), ne32(&b, 8), ne32(&b, 12));
+    let (nq, q_addr, ids_addr) = (ne32(&b, 16), ne64(&b, 24), ne64(&b, 32));
+    let (dist_addr, counts_addr) = (ne64(&b, 40), ne64(&b, 48));
+    if version != UAPI_VERSION
+        || k == 0
+        || k > MAX_K
+        || ef > MAX_EF
+        || flags & !SEARCH_EXACT != 0
+        || nq == 0
+        || nq > MAX_BATCH
+        || ne32(&b, 20) != 0
+        || !all_zero(&b[56..])
+    {
+        return Err(EINVAL);
+    }
+    if u64::from(nq) * u64::from(k) > u64::from(MAX_RESULTS) {
+        return Err(E2BIG);
+    }
+    if !is_collection(inode) {
+        return Err(ENOTTY);
+    }
+    with_index(file, inode, |l| {
+        let dim = l.hdr.dim as usize;
+        let qsize = dim * l.hdr.elem_size();
+        let (nq, k) = (nq as usize, k as usize);
+        let ef = if ef == 0 { k.max(64) } else { ef as usize };
+        let mut reader = user_reader(q_addr, nq * qsize)?;
+        let mut raw: KVec<u8> = KVec::with_capacity(qsize, GFP_KERNEL)?;
+        raw.resize(qsize, 0, GFP_KERNEL)?;
+        let mut m: KVec<i32> = KVec::with_capacity(dim, GFP_KERNEL)?;
+        m.resize(dim, 0, GFP_KERNEL)?;
+        let mut counts: KVVec<u8> = KVVec::with_capacity(nq * 4, GFP_KERNEL)?;
+        let (mut ids, mut dists) = (KVVec::new(), KVVec::new());
+        let mut s = take_scratch(inode)?;
+        let res = (|| -> Result {
+            for i in 0..nq {
+                let scale = read_query(&l.hdr, &mut reader, &mut raw, &mut m)?;
+                ids.clear();
+                dists.clear();
+                let n = search_one(
+                    l,
+                    &mut s,
+                    &m,
+                    scale,
+                    k,
+                    ef,
+                    flags & SEARCH_EXACT != 0,
+                    &mut ids,
+                    &mut dists,
+                )?;
+                write_user(ids_addr + (i * k * 8) as u64, &ids)?;
+                if dist_addr != 0 {
+                    write_user(dist_addr + (i * k * 4) as u64, &dists)?;
+                }
+                counts.extend_from_slice(&(n as u32).to_ne_bytes(), GFP_KERNEL)?;
+            }
+            Ok(())
+        })();
+        put_scratch(inode, s);
+        res?;
+        write_user(counts_addr, &counts)
+    })
+}
+
+fn get(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
+    let b: [u8; GET_SIZE] = read_arg(arg)?;
+    let (version, count, ids_addr, vecs_addr) =
+        (ne32(&b, 0), ne32(&b, 4), ne64(&b, 8), ne64(&b, 16));
+    if version != UAPI_VERSION || count == 0 || count > MAX_BATCH || !all_zero(&b[24..]) {
+        return Err(EINVAL);
+    }
+    if !is_collection(inode) {
+        return Err(ENOTTY);
+    }
+    let count = count as usize;
+    let mut ids: KVVec<u8> = KVVec::new();
+    user_reader(ids_addr, count * 8)?.read_all(&mut ids, GFP_KERNEL)?;
+    with_index(file, inode, |l| {
+        let hdr = &l.hdr;
+        let vsize = hdr.dim as usize * hdr.elem_size();
+        if count.saturating_mul(vsize) > BATCH_LIMIT {
+            return Err(E2BIG);
+        }
+        let rs = hdr.record_size as usize;
+        let mut rec: KVec<u8> = KVec::with_capacity(rs, GFP_KERNEL)?;
+        rec.resize(rs, 0, GFP_KERNEL)?;
+        let mut out: KVVec<u8> = KVVec::with_capacity(count * vsize, GFP_KERNEL)?;
+        for c in ids.chunks_exact(8) {
+            let id = ne64(c, 0);
+            let node = l.index.find(id).ok_or(ENOENT)?;
+            if kernel_io::read_at(file, hdr.offset(l.index.slot(node)?)?, &mut rec)? != rs
+                || le64(&rec, 0) != id
+            {
+                // The record changed behind the index's back.
+                return Err(EUCLEAN);
+            }
+            let v = &mut rec[8..8 + vsize];
+            if hdr.elem_size() == 4 {
+                for e in v.chunks_exact_mut(4) {
+                    let x = le32(e, 0);
+                    put(e, &x.to_ne_bytes());
+                }
+            }
+            out.extend_from_slice(v, GFP_KERNEL)?;
+        }
+        write_user(vecs_addr, &out)
+    })
 }
 
 fn build(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
@@ -1490,5 +1668,7 @@ mod tests {
         assert_eq!(IOC_SEARCH, 0xc050_be04);
         assert_eq!(IOC_BUILD_INDEX, 0x4028_be05);
         assert_eq!(IOC_STATS, 0xc088_be06);
+        assert_eq!(IOC_SEARCH_BATCH, 0x4050_be07);
+        assert_eq!(IOC_GET, 0x4040_be08);
     }
 }

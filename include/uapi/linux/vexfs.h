@@ -26,7 +26,8 @@
 /* Limits. */
 #define VEXFS_MAX_DIM		4096	/* elements per vector */
 #define VEXFS_MAX_K		4096	/* results per search */
-#define VEXFS_MAX_BATCH		65536	/* vectors per insert or delete */
+#define VEXFS_MAX_BATCH		65536	/* vectors per insert, delete, get, batch search */
+#define VEXFS_MAX_RESULTS	(1U << 20)	/* results of one batch search */
 #define VEXFS_MAX_EF		65536	/* HNSW candidate list size */
 #define VEXFS_ID_MAX		(~(__u64)0 - 1)	/* largest valid vector id */
 
@@ -164,6 +165,63 @@ struct vexfs_search {
 	__u64 reserved[3];
 };
 
+/**
+ * struct vexfs_search_batch - k-nearest-neighbour search for many queries
+ * @version: VEXFS_UAPI_VERSION
+ * @k: neighbours wanted per query, 1..VEXFS_MAX_K
+ * @ef: as in struct vexfs_search
+ * @flags: VEXFS_SEARCH_EXACT
+ * @nq: number of queries, 1..VEXFS_MAX_BATCH, with @nq * @k at most
+ *	VEXFS_MAX_RESULTS (E2BIG otherwise)
+ * @__pad: must be zero
+ * @queries: user address of @nq vectors (@nq * dim elements of the
+ *	collection's type)
+ * @ids: user address of room for @nq * @k __u64: the neighbours of query i,
+ *	nearest first, from index i * @k
+ * @distances: user address of room for @nq * @k __u32 (binary32 bit
+ *	patterns), laid out as @ids, or 0 to skip
+ * @counts: user address of room for @nq __u32: the number of results of
+ *	each query (less than @k only if the collection holds fewer vectors)
+ * @reserved: must be zero
+ *
+ * One call does what @nq VEXFS_IOC_SEARCH calls would, with the same
+ * results; slots past a query's count are left as they were.
+ */
+struct vexfs_search_batch {
+	__u32 version;
+	__u32 k;
+	__u32 ef;
+	__u32 flags;
+	__u32 nq;
+	__u32 __pad;
+	__u64 queries;
+	__u64 ids;
+	__u64 distances;
+	__u64 counts;
+	__u64 reserved[3];
+};
+
+/**
+ * struct vexfs_get - read vectors by id
+ * @version: VEXFS_UAPI_VERSION
+ * @count: number of ids, 1..VEXFS_MAX_BATCH
+ * @ids: user address of @count __u64 ids
+ * @vectors: user address of room for @count * dim elements of the
+ *	collection's type: the vectors of @ids, in their order, bit for bit as
+ *	they were inserted
+ * @reserved: must be zero
+ *
+ * Fails with ENOENT if an id is not in the collection (@vectors is then
+ * unspecified), and with E2BIG if the vectors exceed 32 MiB.
+ */
+struct vexfs_get {
+	__u32 version;
+	__u32 count;
+	__u64 ids;
+	__u64 vectors;
+	__u64 reserved[5];
+};
+
 /* vexfs_build_index.flags */
 #define VEXFS_BUILD_COMPACT	(1U << 0)	/* also drop deleted records from the file */
 
@@ -228,5 +286,7 @@ struct vexfs_stats {
 #define VEXFS_IOC_SEARCH	_IOWR(VEXFS_IOC_MAGIC, 4, struct vexfs_search)
 #define VEXFS_IOC_BUILD_INDEX	_IOW(VEXFS_IOC_MAGIC, 5, struct vexfs_build_index)
 #define VEXFS_IOC_STATS		_IOWR(VEXFS_IOC_MAGIC, 6, struct vexfs_stats)
+#define VEXFS_IOC_SEARCH_BATCH	_IOW(VEXFS_IOC_MAGIC, 7, struct vexfs_search_batch)
+#define VEXFS_IOC_GET		_IOW(VEXFS_IOC_MAGIC, 8, struct vexfs_get)
 
 #endif /* _UAPI_LINUX_VEXFS_H */
