@@ -20,7 +20,8 @@ import vexfs
 class Layout(unittest.TestCase):
     def test_sizes(self):
         sizes = {vexfs.CollectionParams: 64, vexfs.Insert: 64, vexfs.Delete: 56,
-                 vexfs.Search: 80, vexfs.BuildIndex: 40, vexfs.Stats: 136}
+                 vexfs.Search: 80, vexfs.BuildIndex: 40, vexfs.Stats: 136,
+                 vexfs.SearchBatch: 80, vexfs.Get: 64}
         for t, size in sizes.items():
             self.assertEqual(ctypes.sizeof(t), size, t.__name__)
 
@@ -39,6 +40,9 @@ class Layout(unittest.TestCase):
         self.assertEqual(off(vexfs.Stats, "params"), 8)
         self.assertEqual(off(vexfs.Stats, "count"), 72)
         self.assertEqual(off(vexfs.Stats, "index_bytes"), 96)
+        self.assertEqual(off(vexfs.SearchBatch, "queries"), 24)
+        self.assertEqual(off(vexfs.SearchBatch, "counts"), 48)
+        self.assertEqual(off(vexfs.Get, "vectors"), 16)
         self.assertEqual(off(vexfs.Stats, "saved_bytes"), 104)
         self.assertEqual(off(vexfs.Stats, "index_flags"), 120)
         self.assertEqual(ctypes.sizeof(vexfs.Stats), 136)
@@ -50,6 +54,8 @@ class Layout(unittest.TestCase):
         self.assertEqual(vexfs.IOC_SEARCH, 0xC050BE04)
         self.assertEqual(vexfs.IOC_BUILD_INDEX, 0x4028BE05)
         self.assertEqual(vexfs.IOC_STATS, 0xC088BE06)
+        self.assertEqual(vexfs.IOC_SEARCH_BATCH, 0x4050BE07)
+        self.assertEqual(vexfs.IOC_GET, 0x4040BE08)
 
     def test_params_bytes(self):
         p = vexfs.CollectionParams(version=1, dim=50, elem_type=1, metric=3, hnsw_m=16,
@@ -127,19 +133,33 @@ class FakeKernel:
             self.check_zero(arg, "pad", "reserved")
             if arg.flags & ~vexfs.SEARCH_EXACT or not 1 <= arg.k <= vexfs.MAX_K:
                 self.fail(errno.EINVAL)
+            arg.count = self.search_one(arg.query, arg.k, arg.ids, arg.distances)
+        elif request == vexfs.IOC_SEARCH_BATCH:
+            self.check_zero(arg, "pad", "reserved")
+            if (arg.flags & ~vexfs.SEARCH_EXACT or not 1 <= arg.k <= vexfs.MAX_K
+                    or not 1 <= arg.nq <= vexfs.MAX_BATCH):
+                self.fail(errno.EINVAL)
+            if arg.nq * arg.k > vexfs.MAX_RESULTS:
+                self.fail(errno.E2BIG)
+            qsize = self.params.dim * (4 if self.params.elem_type == 1 else 1)
+            counts = (ctypes.c_uint32 * arg.nq).from_address(arg.counts)
+            for i in range(arg.nq):
+                counts[i] = self.search_one(
+                    arg.queries + i * qsize, arg.k, arg.ids + 8 * i * arg.k,
+                    arg.distances + 4 * i * arg.k if arg.distances else 0)
+        elif request == vexfs.IOC_GET:
+            self.check_zero(arg, "reserved")
             dim = self.params.dim
-            if self.params.elem_type == 1:
-                q = [from_bits(b) for b in (ctypes.c_uint32 * dim).from_address(arg.query)]
-            else:
-                q = list((ctypes.c_int8 * dim).from_address(arg.query))
-            d = sorted((sum((a - b) ** 2 for a, b in zip(q, v)), i)
-                       for i, v in self.vectors.items())[:arg.k]
-            out_ids = (ctypes.c_uint64 * arg.k).from_address(arg.ids)
-            for j, (dist, i) in enumerate(d):
-                out_ids[j] = i
-                if arg.distances:
-                    (ctypes.c_uint32 * arg.k).from_address(arg.distances)[j] = f32_bits(dist)
-            arg.count = len(d)
+            ids = list((ctypes.c_uint64 * arg.count).from_address(arg.ids))
+            if any(i not in self.vectors for i in ids):
+                self.fail(errno.ENOENT)
+            for j, i in enumerate(ids):
+                if self.params.elem_type == 1:
+                    out = (ctypes.c_uint32 * dim).from_address(arg.vectors + 4 * j * dim)
+                    out[:] = [f32_bits(x) for x in self.vectors[i]]
+                else:
+                    out = (ctypes.c_int8 * dim).from_address(arg.vectors + j * dim)
+                    out[:] = [int(x) for x in self.vectors[i]]
         elif request == vexfs.IOC_BUILD_INDEX:
             self.check_zero(arg, "reserved")
             if arg.flags & ~vexfs.BUILD_COMPACT:
@@ -147,6 +167,23 @@ class FakeKernel:
         else:
             self.fail(errno.ENOTTY)
         return 0
+
+
+    def search_one(self, qaddr, k, ids_addr, dist_addr):
+        """One exact L2 search of the query at qaddr; returns the count."""
+        dim = self.params.dim
+        if self.params.elem_type == 1:
+            q = [from_bits(b) for b in (ctypes.c_uint32 * dim).from_address(qaddr)]
+        else:
+            q = list((ctypes.c_int8 * dim).from_address(qaddr))
+        d = sorted((sum((a - b) ** 2 for a, b in zip(q, v)), i)
+                   for i, v in self.vectors.items())[:k]
+        out_ids = (ctypes.c_uint64 * k).from_address(ids_addr)
+        for j, (dist, i) in enumerate(d):
+            out_ids[j] = i
+            if dist_addr:
+                (ctypes.c_uint32 * k).from_address(dist_addr)[j] = f32_bits(dist)
+        return len(d)
 
 
 class ClientBase:
@@ -216,6 +253,32 @@ class ClientBase:
         c.build_index(compact=True)
         self.assertEqual(self.kernel.calls[-1],
                          (vexfs.IOC_BUILD_INDEX, struct.pack("<2I4Q", 1, 1, 0, 0, 0, 0)))
+        c.close()
+
+    def test_search_batch_and_get(self):
+        c = vexfs.Collection(self.path).create(2)
+        rows = [[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [3.0, 3.0], [-1.5, 0.5]]
+        c.insert([10, 11, 12, 13, 14], self.vecs(rows))
+        queries = self.vecs([[0.9, 0.1], [3.0, 2.9], [-1.0, 0.0]])
+        D, I = c.search_batch(queries, k=2)
+        want = [c.search(q, k=2) for q in ([0.9, 0.1], [3.0, 2.9], [-1.0, 0.0])]
+        for row, (ids, dist) in enumerate(want):
+            self.assertEqual([int(x) for x in I[row]], [int(x) for x in ids])
+            self.assertEqual([float(x) for x in D[row]], [float(x) for x in dist])
+        if self.np is not None:
+            self.assertEqual(I.shape, (3, 2))
+            self.assertEqual(D.dtype, self.np.float32)
+            # Fewer vectors than k: padded.
+            D, I = c.search_batch(queries, k=7)
+            self.assertEqual(int(I[0][6]), vexfs.MISSING)
+            self.assertEqual(float(D[0][6]), float("inf"))
+        req = [b for r, b in self.kernel.calls if r == vexfs.IOC_SEARCH_BATCH][0]
+        self.assertEqual(struct.unpack_from("<6I", req), (1, 2, 0, 0, 3, 0))
+        got = c.get([13, 10])
+        self.assertEqual([[float(x) for x in r] for r in got], [[3.0, 3.0], [0.0, 0.0]])
+        with self.assertRaises(vexfs.VexfsError) as e:
+            c.get([99])
+        self.assertEqual(e.exception.errno, errno.ENOENT)
         c.close()
 
     def test_bad_arguments(self):

@@ -44,6 +44,7 @@ UAPI_VERSION = 1
 MAX_DIM = 4096
 MAX_K = 4096
 MAX_BATCH = 65536
+MAX_RESULTS = 1 << 20
 MAX_EF = 65536
 ID_MAX = 2**64 - 2
 
@@ -53,6 +54,8 @@ SEARCH_EXACT = 1 << 0
 SEARCH_STATS = 1 << 1
 BUILD_COMPACT = 1 << 0
 INDEX_STATES = {0: "none", 1: "ready"}
+# The id search_batch() pads missing results with (no vector has it).
+MISSING = (1 << 64) - 1
 INDEX_RESTORED = 1 << 0
 INDEX_SAVED = 1 << 1
 
@@ -92,6 +95,19 @@ class SearchStats(ctypes.Structure):
                 ("nanoseconds", u64), ("reserved", u64 * 4)]
 
 
+class SearchBatch(ctypes.Structure):
+    """struct vexfs_search_batch (80 bytes)."""
+    _fields_ = [("version", u32), ("k", u32), ("ef", u32), ("flags", u32), ("nq", u32),
+                ("pad", u32), ("queries", u64), ("ids", u64), ("distances", u64),
+                ("counts", u64), ("reserved", u64 * 3)]
+
+
+class Get(ctypes.Structure):
+    """struct vexfs_get (64 bytes)."""
+    _fields_ = [("version", u32), ("count", u32), ("ids", u64), ("vectors", u64),
+                ("reserved", u64 * 5)]
+
+
 class BuildIndex(ctypes.Structure):
     """struct vexfs_build_index (40 bytes)."""
     _fields_ = [("version", u32), ("flags", u32), ("reserved", u64 * 4)]
@@ -117,6 +133,8 @@ IOC_DELETE = _ioc(_RW, 3, ctypes.sizeof(Delete))
 IOC_SEARCH = _ioc(_RW, 4, ctypes.sizeof(Search))
 IOC_BUILD_INDEX = _ioc(_W, 5, ctypes.sizeof(BuildIndex))
 IOC_STATS = _ioc(_RW, 6, ctypes.sizeof(Stats))
+IOC_SEARCH_BATCH = _ioc(_W, 7, ctypes.sizeof(SearchBatch))
+IOC_GET = _ioc(_W, 8, ctypes.sizeof(Get))
 
 
 class VexfsError(OSError):
@@ -330,6 +348,61 @@ class Collection:
                     np.frombuffer(dist, dtype=np.float32, count=n).copy())
         raw = struct.pack("<%dI" % n, *dist[:n])
         return list(ids[:n]), list(struct.unpack("<%df" % n, raw))
+
+    def search_batch(self, queries, k=10, ef=None, exact=False):
+        """FAISS-style ``D, I = c.search_batch(xq, k)``: the ``k`` nearest
+        neighbours of each row of ``queries``, in as few ioctls as the limits
+        allow. With NumPy, ``D`` is a float32 and ``I`` a uint64 array of
+        shape (nq, k); rows of a collection with fewer than ``k`` vectors are
+        padded with ``inf`` and ``MISSING``. Without NumPy, lists of lists of
+        the results found."""
+        if not 1 <= k <= MAX_K:
+            raise ValueError("k must be 1..%d" % MAX_K)
+        ef = 0 if ef is None else ef
+        if not 0 <= ef <= MAX_EF:
+            raise ValueError("ef must be 0..%d" % MAX_EF)
+        dim, elem_type = self._info()
+        qown, qaddr, nq = _vectors_buffer(_as_rows(queries), dim, elem_type)
+        esize = 4 if elem_type == ELEM_TYPES["f32"] else 1
+        per_call = max(1, min(MAX_BATCH, MAX_RESULTS // k))
+        ids = (u64 * (nq * k))(*([MISSING] * (nq * k)))
+        dist = (u32 * (nq * k))(*([0x7F800000] * (nq * k)))
+        counts = (u32 * max(nq, 1))()
+        for start in range(0, nq, per_call):
+            n = min(per_call, nq - start)
+            a = SearchBatch(version=UAPI_VERSION, k=k, ef=ef,
+                            flags=SEARCH_EXACT if exact else 0, nq=n,
+                            queries=qaddr + start * dim * esize,
+                            ids=ctypes.addressof(ids) + 8 * start * k,
+                            distances=ctypes.addressof(dist) + 4 * start * k,
+                            counts=ctypes.addressof(counts) + 4 * start)
+            self._ioctl(IOC_SEARCH_BATCH, a)
+        del qown
+        if np is not None:
+            return (np.frombuffer(dist, dtype=np.float32).reshape(nq, k).copy(),
+                    np.frombuffer(ids, dtype=np.uint64).reshape(nq, k).copy())
+        flat = struct.unpack("<%df" % (nq * k), struct.pack("<%dI" % (nq * k), *dist))
+        return ([list(flat[i * k:i * k + counts[i]]) for i in range(nq)],
+                [list(ids[i * k:i * k + counts[i]]) for i in range(nq)])
+
+    def get(self, ids):
+        """The vectors of ``ids``, bit for bit as inserted: a NumPy array of
+        shape (n, dim) (float32 or int8) if NumPy is installed, else a list of
+        lists. Raises VexfsError (ENOENT) if an id is not in the collection."""
+        dim, elem_type = self._info()
+        iown, iaddr, n = _ids_buffer(ids)
+        f32 = elem_type == ELEM_TYPES["f32"]
+        out = ((ctypes.c_float if f32 else ctypes.c_int8) * max(n * dim, 1))()
+        for start in range(0, n, MAX_BATCH):
+            c = min(MAX_BATCH, n - start)
+            self._ioctl(IOC_GET, Get(version=UAPI_VERSION, count=c, ids=iaddr + 8 * start,
+                                     vectors=ctypes.addressof(out)
+                                     + start * dim * ctypes.sizeof(out._type_)))
+        del iown
+        if np is not None:
+            return np.frombuffer(out, dtype=np.float32 if f32 else np.int8,
+                                 count=n * dim).reshape(n, dim).copy()
+        return [list(out[i * dim:(i + 1) * dim]) for i in range(n)]
 
     def build_index(self, compact=False):
         """(Re)builds the HNSW index; ``compact`` also drops deleted records

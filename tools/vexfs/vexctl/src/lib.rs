@@ -7,6 +7,7 @@
 //! vexctl insert PATH FILE [--ids-from N] [--batch N] [--quiet]
 //! vexctl search PATH --query Q [-k K] [--ef N] [--exact]
 //! vexctl delete PATH ID...
+//! vexctl get PATH ID...
 //! vexctl stats PATH
 //! vexctl build-index PATH [--compact]
 //! vexctl bench PATH [--base FILE] [--queries FILE] [--truth FILE] ...
@@ -40,7 +41,8 @@ use std::{
 use json::Json;
 use sys::{
     Collection,
-    VecData, //
+    VecData,
+    VecDataMut, //
 };
 use uapi::*;
 use vecfile::Matrix;
@@ -59,6 +61,7 @@ usage: vexctl COMMAND [ARGS] [--json]
                                      FILE[:ROW] (a row of a vector file, or
                                      --row ROW) or an inline list 0.1,0.2,...
   delete PATH ID...                  delete vectors by id
+  get PATH ID...                     print vectors by id, as inserted
   stats PATH                         show the collection's state
   build-index PATH [--compact]       (re)build the HNSW index
   bench PATH [--base FILE] [--ids-from N] [--batch N] [--build-index]
@@ -212,6 +215,7 @@ fn main(args: &[String]) -> Result<()> {
         "insert" => cmd_insert(rest),
         "search" => cmd_search(rest),
         "delete" => cmd_delete(rest),
+        "get" => cmd_get(rest),
         "stats" => cmd_stats(rest),
         "build-index" => cmd_build_index(rest),
         "bench" => bench::cmd_bench(rest),
@@ -685,6 +689,61 @@ fn cmd_delete(args: &[String]) -> Result<()> {
         );
     } else {
         println!("deleted {} of {} ids", deleted, ids.len());
+    }
+    Ok(())
+}
+
+fn cmd_get(args: &[String]) -> Result<()> {
+    let a = Args::parse(args, &[], &["--json"])?;
+    if a.pos.len() < 2 {
+        return usage("expected get PATH ID...");
+    }
+    let path = PathBuf::from(&a.pos[0]);
+    let ids = a.pos[1..]
+        .iter()
+        .map(|s| match s.parse::<u64>() {
+            Ok(id) if id <= ID_MAX => Ok(id),
+            _ => usage(format!("bad id '{}'", s)),
+        })
+        .collect::<Result<Vec<u64>>>()?;
+    let c = open(&path, false)?;
+    let st = ctx(&path, c.stats())?;
+    let dim = st.params.dim as usize;
+    let rows: Vec<Vec<Json>> = if st.params.elem_type == ELEM_F32 {
+        let mut v = vec![0u32; ids.len() * dim];
+        for (ic, vc) in ids
+            .chunks(MAX_BATCH as usize)
+            .zip(v.chunks_mut(MAX_BATCH as usize * dim))
+        {
+            ctx(&path, c.get(ic, VecDataMut::F32(vc)))?;
+        }
+        v.chunks(dim.max(1))
+            .map(|r| r.iter().map(|&b| Json::from(f32::from_bits(b))).collect())
+            .collect()
+    } else {
+        let mut v = vec![0i8; ids.len() * dim];
+        for (ic, vc) in ids
+            .chunks(MAX_BATCH as usize)
+            .zip(v.chunks_mut(MAX_BATCH as usize * dim))
+        {
+            ctx(&path, c.get(ic, VecDataMut::I8(vc)))?;
+        }
+        v.chunks(dim.max(1))
+            .map(|r| r.iter().map(|&x| Json::Num(f64::from(x))).collect())
+            .collect()
+    };
+    if a.flag("--json") {
+        let vectors: Vec<Json> = ids
+            .iter()
+            .zip(rows)
+            .map(|(&id, r)| Json::obj().set("id", id).set("vector", r))
+            .collect();
+        println!("{}", Json::obj().set("vectors", vectors));
+    } else {
+        for (id, r) in ids.iter().zip(rows) {
+            let elems: Vec<String> = r.iter().map(|x| x.to_string()).collect();
+            println!("{} {}", id, elems.join(","));
+        }
     }
     Ok(())
 }

@@ -52,6 +52,22 @@ impl VecData<'_> {
             VecData::I8(v) => v.len(),
         }
     }
+
+    fn elem_size(&self) -> usize {
+        match self {
+            VecData::F32(_) => 4,
+            VecData::I8(_) => 1,
+        }
+    }
+}
+
+/// Room for vector elements in the collection's type, for the kernel to fill.
+#[derive(Debug)]
+pub enum VecDataMut<'a> {
+    /// Binary32 bit patterns.
+    F32(&'a mut [u32]),
+    /// Signed bytes.
+    I8(&'a mut [i8]),
 }
 
 /// Explains the errors the VexFS ioctls commonly fail with.
@@ -64,6 +80,7 @@ fn explain(op: &str, e: io::Error) -> io::Error {
         Some(7) => " (batch too large: use a smaller --batch)",
         Some(9) => " (the file must be open for writing)",
         Some(117) => " (the collection file is damaged)",
+        Some(2) if op == "get" => " (an id is not in the collection)",
         _ => "",
     };
     io::Error::new(e.kind(), format!("{}: {}{}", op, e, hint))
@@ -182,6 +199,74 @@ impl Collection {
             distances: dist.into_iter().map(f32::from_bits).collect(),
             stats: stats.then_some(st),
         })
+    }
+
+    /// `IOC_SEARCH_BATCH` for the `k` nearest neighbours of each of the `nq` queries in
+    /// `queries`, in calls of at most `MAX_RESULTS` results: per query, its ids and
+    /// distances, nearest first.
+    pub fn search_batch(
+        &self,
+        queries: VecData<'_>,
+        nq: usize,
+        k: u32,
+        ef: u32,
+        exact: bool,
+    ) -> io::Result<Vec<(Vec<u64>, Vec<f32>)>> {
+        let kk = usize::try_from(k).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        if kk == 0 || nq == 0 || queries.len() % nq != 0 {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        let dim = queries.len() / nq;
+        let per_call = (MAX_RESULTS as usize / kk).clamp(1, MAX_BATCH as usize);
+        let mut out = Vec::with_capacity(nq);
+        let mut start = 0;
+        while start < nq {
+            let n = per_call.min(nq - start);
+            let mut ids = vec![0u64; n * kk];
+            let mut dist = vec![0u32; n * kk];
+            let mut counts = vec![0u32; n];
+            let mut a = SearchBatch {
+                version: UAPI_VERSION,
+                k,
+                ef,
+                flags: if exact { SEARCH_EXACT } else { 0 },
+                nq: u32::try_from(n).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+                queries: queries.addr() + (start * dim * queries.elem_size()) as u64,
+                ids: ids.as_mut_ptr() as u64,
+                distances: dist.as_mut_ptr() as u64,
+                counts: counts.as_mut_ptr() as u64,
+                ..Default::default()
+            };
+            self.ioctl("search", IOC_SEARCH_BATCH, &mut a)?;
+            for (i, &c) in counts.iter().enumerate() {
+                let c = (c as usize).min(kk);
+                out.push((
+                    ids[i * kk..i * kk + c].to_vec(),
+                    dist[i * kk..i * kk + c]
+                        .iter()
+                        .map(|&b| f32::from_bits(b))
+                        .collect(),
+                ));
+            }
+            start += n;
+        }
+        Ok(out)
+    }
+
+    /// `IOC_GET`: the vectors of `ids` (`dim` elements each), as inserted, into `out`.
+    pub fn get(&self, ids: &[u64], out: VecDataMut<'_>) -> io::Result<()> {
+        let mut a = Get {
+            version: UAPI_VERSION,
+            count: u32::try_from(ids.len())
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+            ids: ids.as_ptr() as u64,
+            vectors: match out {
+                VecDataMut::F32(v) => v.as_mut_ptr() as u64,
+                VecDataMut::I8(v) => v.as_mut_ptr() as u64,
+            },
+            ..Default::default()
+        };
+        self.ioctl("get", IOC_GET, &mut a)
     }
 
     /// `IOC_BUILD_INDEX`.

@@ -140,8 +140,8 @@ impl Engine {
 
     /// The saved graph, as `fs/vexfs/vector.rs` writes it after the records of the collection
     /// file (the node entries, without their header).
-    pub fn save(&self) -> Result<KVec<u8>> {
-        let mut all = KVec::new();
+    pub fn save(&self) -> Result<KVVec<u8>> {
+        let mut all = KVVec::new();
         let mut e = KVec::new();
         for node in 0..self.index.len() as u32 {
             self.index.save_node(node, &mut e)?;

@@ -349,12 +349,24 @@ fn run() -> Result<(), String> {
     let e = Engine::load(dim, a.metric, a.m, a.ef_construction, &ids, bv)
         .map_err(|err| format!("load: {:?}", err))?;
     let rebuild = start.elapsed().as_secs_f64();
-    eprintln!("[vexfs-engine-bench] rebuilt (build-index) in {:.2} s", rebuild);
+    eprintln!(
+        "[vexfs-engine-bench] rebuilt (build-index) in {:.2} s",
+        rebuild
+    );
     // Restore: the index as the kernel loads it from its saved copy after mount.
     let saved = e.save().map_err(|err| format!("save: {:?}", err))?;
     let start = Instant::now();
-    let r = Engine::restore(dim, a.metric, a.m, a.ef_construction, &ids, bv, &saved, e.entry())
-        .map_err(|err| format!("restore: {:?}", err))?;
+    let r = Engine::restore(
+        dim,
+        a.metric,
+        a.m,
+        a.ef_construction,
+        &ids,
+        bv,
+        &saved,
+        e.entry(),
+    )
+    .map_err(|err| format!("restore: {:?}", err))?;
     let restore = start.elapsed().as_secs_f64();
     drop(r);
     eprintln!(

@@ -12,6 +12,7 @@
 //! - `errors`: every rejection path of the ioctls gets its errno;
 //! - `corrupt`: damaged collection files are refused with `EUCLEAN`;
 //! - `concurrent`: searches in parallel with inserts, deletes and rebuilds;
+//! - `batch`: batch search against one search per query, get by id, their errnos;
 //! - `persist-write` / `persist-verify`: a collection written in one boot and checked (stats,
 //!   exact search, recall, the index restored from its saved copy with the same HNSW
 //!   results) in the next;
@@ -907,10 +908,7 @@ fn test_errors(dir: &Path) -> Res<()> {
         ),
         (
             "stats without the flag",
-            u::Search {
-                stats: 4096,
-                ..se
-            },
+            u::Search { stats: 4096, ..se },
             EINVAL,
         ),
         (
@@ -1339,8 +1337,7 @@ fn test_persist_write(dir: &Path) -> Res<()> {
         return err(format!("index not saved by fsync: {s:?}"));
     }
     // The HNSW results of this graph, to compare with the restored one's.
-    std::fs::write(dir.join("persist.expect"), hnsw_results(&f, &d)?)
-        .map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("persist.expect"), hnsw_results(&f, &d)?).map_err(|e| e.to_string())?;
     verify_persist(&f, &d, &live)
 }
 
@@ -1400,7 +1397,11 @@ fn test_persist_verify(dir: &Path) -> Res<()> {
     let f = File::open(dir.join("persist")).map_err(|e| e.to_string())?;
     let s = stats(&f)?;
     expect("index not loaded after mount", u::INDEX_NONE, s.index_state)?;
-    expect("saved index", u::INDEX_SAVED, s.index_flags & u::INDEX_SAVED)?;
+    expect(
+        "saved index",
+        u::INDEX_SAVED,
+        s.index_flags & u::INDEX_SAVED,
+    )?;
     let d = persist_data();
     expect(
         "index restored, not rebuilt",
@@ -1408,8 +1409,206 @@ fn test_persist_verify(dir: &Path) -> Res<()> {
         first_search(&f, &d, "persistent collection")?,
     )?;
     let want = std::fs::read_to_string(dir.join("persist.expect")).map_err(|e| e.to_string())?;
-    expect("HNSW results of the restored graph", want, hnsw_results(&f, &d)?)?;
+    expect(
+        "HNSW results of the restored graph",
+        want,
+        hnsw_results(&f, &d)?,
+    )?;
     verify_persist(&f, &d, &persist_live())
+}
+
+/// One batch search of `queries` (rows of `d`'s element type): ids, distances, counts.
+fn search_batch(
+    f: &File,
+    d: &Data,
+    queries: &[Vec<f64>],
+    k: usize,
+    ef: u32,
+    exact: bool,
+) -> Res<(Vec<u64>, Vec<u32>, Vec<u32>)> {
+    let qb: Vec<u8> = queries.iter().flat_map(|q| d.bytes(q)).collect();
+    let nq = queries.len();
+    let mut ids = vec![u64::MAX; nq * k];
+    let mut dists = vec![u32::MAX; nq * k];
+    let mut counts = vec![u32::MAX; nq];
+    let mut a = u::SearchBatch {
+        version: u::UAPI_VERSION,
+        k: k as u32,
+        ef,
+        flags: if exact { u::SEARCH_EXACT } else { 0 },
+        nq: nq as u32,
+        queries: qb.as_ptr() as u64,
+        ids: ids.as_mut_ptr() as u64,
+        distances: dists.as_mut_ptr() as u64,
+        counts: counts.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    ioctl(f, u::IOC_SEARCH_BATCH, &mut a)?;
+    Ok((ids, dists, counts))
+}
+
+/// The vectors of `ids`, as `VEXFS_IOC_GET` returns them.
+fn get_vectors(f: &File, ids: &[u64], bytes_per_vector: usize) -> Result<Vec<u8>, i32> {
+    let mut out = vec![0u8; ids.len() * bytes_per_vector];
+    let mut a = u::Get {
+        version: u::UAPI_VERSION,
+        count: ids.len() as u32,
+        ids: ids.as_ptr() as u64,
+        vectors: out.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    match errno_of(f, u::IOC_GET, &mut a) {
+        0 => Ok(out),
+        e => Err(e),
+    }
+}
+
+/// Batch search gives what one search per query gives; get returns the vectors bit for bit;
+/// their rejection paths.
+fn test_batch(dir: &Path) -> Res<()> {
+    use libc::{
+        E2BIG,
+        EFAULT,
+        EINVAL,
+        ENOENT, //
+    };
+    for (elem, metric, dim) in [
+        (u::ELEM_F32, u::METRIC_COSINE, 24),
+        (u::ELEM_F32, u::METRIC_L2, 24),
+        (u::ELEM_I8, u::METRIC_IP, 17),
+    ] {
+        let d = Data::random(elem, dim, 3000, 97 + u64::from(metric), 10);
+        let f = create(&dir.join("batch"), dim, elem, metric, 0, 0)?;
+        insert_all(&f, &d, 1000)?;
+        let gone: Vec<u64> = d.ids.iter().step_by(11).copied().collect();
+        delete(&f, &gone)?;
+        let qs = &d.queries[..40];
+        for (exact, ef, k) in [(false, 32, 10), (false, 0, 7), (true, 0, 10)] {
+            let (ids, dists, counts) = search_batch(&f, &d, qs, k, ef, exact)?;
+            for (i, q) in qs.iter().enumerate() {
+                let (want_ids, want_d) = search(&f, &d, q, k, ef, exact)?;
+                let n = counts[i] as usize;
+                expect("batch count", want_ids.len(), n)?;
+                expect("batch ids", &want_ids[..], &ids[i * k..i * k + n])?;
+                let got: Vec<f32> = dists[i * k..i * k + n]
+                    .iter()
+                    .map(|&b| f32::from_bits(b))
+                    .collect();
+                expect("batch distances", want_d, got)?;
+            }
+        }
+        // Get: every live id gives its vector bit for bit, in the order asked.
+        let vb = d.bytes(&d.vecs[0]).len();
+        let live: Vec<usize> = (0..d.ids.len())
+            .filter(|i| i % 11 != 0)
+            .rev()
+            .take(500)
+            .collect();
+        let ids: Vec<u64> = live.iter().map(|&i| d.ids[i]).collect();
+        let got = get_vectors(&f, &ids, vb).map_err(|e| format!("get: errno {e}"))?;
+        let want: Vec<u8> = live.iter().flat_map(|&i| d.bytes(&d.vecs[i])).collect();
+        expect("get: vectors as inserted", true, got == want)?;
+        expect(
+            "get: deleted id",
+            Err(ENOENT),
+            get_vectors(&f, &gone[..1], vb).map(|_| ()),
+        )?;
+        expect(
+            "get: unknown id",
+            Err(ENOENT),
+            get_vectors(&f, &[u64::MAX - 7], vb).map(|_| ()),
+        )?;
+        // Rejections.
+        let q = d.bytes(&d.queries[0]);
+        let mut ids = vec![0u64; 10];
+        let mut counts = [0u32; 1];
+        let ok = u::SearchBatch {
+            version: u::UAPI_VERSION,
+            k: 10,
+            nq: 1,
+            queries: q.as_ptr() as u64,
+            ids: ids.as_mut_ptr() as u64,
+            counts: counts.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        for (what, mut a, want) in [
+            ("version", u::SearchBatch { version: 0, ..ok }, EINVAL),
+            ("k 0", u::SearchBatch { k: 0, ..ok }, EINVAL),
+            ("nq 0", u::SearchBatch { nq: 0, ..ok }, EINVAL),
+            (
+                "stats flag",
+                u::SearchBatch {
+                    flags: u::SEARCH_STATS,
+                    ..ok
+                },
+                EINVAL,
+            ),
+            ("pad", u::SearchBatch { pad: 1, ..ok }, EINVAL),
+            (
+                "reserved",
+                u::SearchBatch {
+                    reserved: [0, 0, 1],
+                    ..ok
+                },
+                EINVAL,
+            ),
+            (
+                "too many results",
+                u::SearchBatch {
+                    k: 4096,
+                    nq: 257,
+                    ..ok
+                },
+                E2BIG,
+            ),
+            ("bad queries", u::SearchBatch { queries: 8, ..ok }, EFAULT),
+            ("bad counts", u::SearchBatch { counts: 8, ..ok }, EFAULT),
+        ] {
+            expect(
+                &format!("batch: {what}"),
+                want,
+                errno_of(&f, u::IOC_SEARCH_BATCH, &mut a),
+            )?;
+        }
+        let mut out = vec![0u8; vb];
+        let okg = u::Get {
+            version: u::UAPI_VERSION,
+            count: 1,
+            ids: d.ids[1..].as_ptr() as u64,
+            vectors: out.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        for (what, mut a, want) in [
+            ("version", u::Get { version: 0, ..okg }, EINVAL),
+            ("count 0", u::Get { count: 0, ..okg }, EINVAL),
+            (
+                "count",
+                u::Get {
+                    count: u::MAX_BATCH + 1,
+                    ..okg
+                },
+                EINVAL,
+            ),
+            (
+                "reserved",
+                u::Get {
+                    reserved: [0, 0, 0, 0, 1],
+                    ..okg
+                },
+                EINVAL,
+            ),
+            ("bad ids", u::Get { ids: 8, ..okg }, EFAULT),
+            ("bad vectors", u::Get { vectors: 8, ..okg }, EFAULT),
+        ] {
+            expect(
+                &format!("get: {what}"),
+                want,
+                errno_of(&f, u::IOC_GET, &mut a),
+            )?;
+        }
+    }
+    println!("# batch search equals one search per query (HNSW and exact); get returns vectors as inserted");
+    Ok(())
 }
 
 /// The cases of `saved-write` / `saved-verify`.
@@ -1419,14 +1618,26 @@ const SAVED_N: usize = 2000;
 const SAVED_MORE: usize = 200;
 
 fn saved_data(case: usize) -> Data {
-    Data::random(u::ELEM_F32, SAVED_DIM, SAVED_N + SAVED_MORE, 600 + case as u64, 12)
+    Data::random(
+        u::ELEM_F32,
+        SAVED_DIM,
+        SAVED_N + SAVED_MORE,
+        600 + case as u64,
+        12,
+    )
 }
 
 /// Which vectors of case `case` are live after `saved-write`.
 fn saved_live(case: usize) -> Vec<bool> {
     let stale = SAVED_CASES[case] == "stale";
     (0..SAVED_N + SAVED_MORE)
-        .map(|i| if i < SAVED_N { !stale || i % 67 != 5 } else { stale })
+        .map(|i| {
+            if i < SAVED_N {
+                !stale || i % 67 != 5
+            } else {
+                stale
+            }
+        })
         .collect()
 }
 
@@ -1526,7 +1737,10 @@ fn test_saved_write(dir: &Path) -> Res<()> {
                 let old = read_at(&f, off as u64, len)?;
                 insert(&f, &d, SAVED_N..SAVED_N + SAVED_MORE)?;
                 let live = saved_live(c);
-                let gone: Vec<u64> = (0..SAVED_N).filter(|&i| !live[i]).map(|i| d.ids[i]).collect();
+                let gone: Vec<u64> = (0..SAVED_N)
+                    .filter(|&i| !live[i])
+                    .map(|i| d.ids[i])
+                    .collect();
                 expect("deleted", gone.len() as u32, delete(&f, &gone)?)?;
                 drop(f);
                 // The new index is saved; put the old one back and point the header at it.
@@ -1581,7 +1795,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 3 {
         eprintln!(
-            "usage: vexfs-ioctl-test exact|recall|delete|errors|corrupt|concurrent|\
+            "usage: vexfs-ioctl-test exact|recall|delete|errors|corrupt|concurrent|batch|\
              persist-write|persist-verify|saved-write|saved-verify DIR"
         );
         return ExitCode::from(2);
@@ -1596,6 +1810,7 @@ fn main() -> ExitCode {
         "concurrent" => test_concurrent(dir),
         "persist-write" => test_persist_write(dir),
         "persist-verify" => test_persist_verify(dir),
+        "batch" => test_batch(dir),
         "saved-write" => test_saved_write(dir),
         "saved-verify" => test_saved_verify(dir),
         t => err(format!("unknown test {t}")),

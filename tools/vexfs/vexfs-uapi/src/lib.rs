@@ -20,6 +20,8 @@ pub const MAX_DIM: u32 = 4096;
 pub const MAX_K: u32 = 4096;
 /// Largest number of vectors per insert or delete.
 pub const MAX_BATCH: u32 = 65536;
+/// Most results of one batch search (`nq * k`).
+pub const MAX_RESULTS: u32 = 1 << 20;
 /// Largest HNSW candidate list size.
 pub const MAX_EF: u32 = 65536;
 /// Largest valid vector id (`u64::MAX` is reserved).
@@ -141,6 +143,50 @@ pub struct Search {
     pub reserved: [u64; 3],
 }
 
+/// `struct vexfs_search_batch`: `nq` searches in one call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SearchBatch {
+    /// [`UAPI_VERSION`].
+    pub version: u32,
+    /// Neighbours wanted per query, 1..=[`MAX_K`].
+    pub k: u32,
+    /// HNSW candidate list size (0: `max(k, 64)`).
+    pub ef: u32,
+    /// [`SEARCH_EXACT`].
+    pub flags: u32,
+    /// Number of queries, 1..=[`MAX_BATCH`], `nq * k <=` [`MAX_RESULTS`].
+    pub nq: u32,
+    /// Must be zero.
+    pub pad: u32,
+    /// User address of the `nq` query vectors.
+    pub queries: u64,
+    /// User address of room for `nq * k` `u64` ids, query `i` from `i * k`.
+    pub ids: u64,
+    /// User address of room for `nq * k` `u32` binary32 distances (0 to skip).
+    pub distances: u64,
+    /// User address of room for `nq` `u32` result counts.
+    pub counts: u64,
+    /// Must be zero.
+    pub reserved: [u64; 3],
+}
+
+/// `struct vexfs_get`: vectors by id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Get {
+    /// [`UAPI_VERSION`].
+    pub version: u32,
+    /// Number of ids, 1..=[`MAX_BATCH`].
+    pub count: u32,
+    /// User address of `count` `u64` ids.
+    pub ids: u64,
+    /// User address of room for `count` vectors, filled bit for bit as inserted.
+    pub vectors: u64,
+    /// Must be zero.
+    pub reserved: [u64; 5],
+}
+
 /// `struct vexfs_search_stats`: what one search did.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -206,6 +252,8 @@ const _: () = {
     assert!(core::mem::size_of::<Search>() == 80);
     assert!(core::mem::size_of::<BuildIndex>() == 40);
     assert!(core::mem::size_of::<Stats>() == 136);
+    assert!(core::mem::size_of::<SearchBatch>() == 80);
+    assert!(core::mem::size_of::<Get>() == 64);
 };
 
 /// The ioctl magic number, `VEXFS_IOC_MAGIC`.
@@ -229,6 +277,10 @@ pub const IOC_SEARCH: u32 = ioc(IOC_READWRITE, 4, core::mem::size_of::<Search>()
 pub const IOC_BUILD_INDEX: u32 = ioc(IOC_WRITE, 5, core::mem::size_of::<BuildIndex>());
 /// `VEXFS_IOC_STATS`.
 pub const IOC_STATS: u32 = ioc(IOC_READWRITE, 6, core::mem::size_of::<Stats>());
+/// `VEXFS_IOC_SEARCH_BATCH`.
+pub const IOC_SEARCH_BATCH: u32 = ioc(IOC_WRITE, 7, core::mem::size_of::<SearchBatch>());
+/// `VEXFS_IOC_GET`.
+pub const IOC_GET: u32 = ioc(IOC_WRITE, 8, core::mem::size_of::<Get>());
 
 /// Marker for the argument structures of the VexFS ioctls.
 pub trait IoctlArg: Copy {}
@@ -238,6 +290,8 @@ impl IoctlArg for Delete {}
 impl IoctlArg for Search {}
 impl IoctlArg for BuildIndex {}
 impl IoctlArg for Stats {}
+impl IoctlArg for SearchBatch {}
+impl IoctlArg for Get {}
 
 /// Issues ioctl `cmd` on `fd` with `arg` (read and, for `_IOWR` ones, written by the kernel).
 ///
@@ -316,6 +370,9 @@ mod tests {
         assert_eq!(offset_of!(Stats, deleted), 80);
         assert_eq!(offset_of!(Stats, file_bytes), 88);
         assert_eq!(offset_of!(Stats, index_bytes), 96);
+        assert_eq!(offset_of!(SearchBatch, queries), 24);
+        assert_eq!(offset_of!(SearchBatch, counts), 48);
+        assert_eq!(offset_of!(Get, vectors), 16);
         assert_eq!(offset_of!(Stats, saved_bytes), 104);
         assert_eq!(offset_of!(Stats, load_nanoseconds), 112);
         assert_eq!(offset_of!(Stats, index_flags), 120);
@@ -331,5 +388,7 @@ mod tests {
         assert_eq!(IOC_SEARCH, 0xc050_be04);
         assert_eq!(IOC_BUILD_INDEX, 0x4028_be05);
         assert_eq!(IOC_STATS, 0xc088_be06);
+        assert_eq!(IOC_SEARCH_BATCH, 0x4050_be07);
+        assert_eq!(IOC_GET, 0x4040_be08);
     }
 }
