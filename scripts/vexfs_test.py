@@ -43,6 +43,9 @@ EXPECTED_KUNIT_SUITES = [s for s in os.environ.get(
     "VEXFS_KUNIT_SUITES", "vexfs_format vexfs_vecmath vexfs_hnsw vexfs_collection").split() if s]
 
 # Kernel console lines that fail a boot.
+# Environment variables of tests/phase1/70-corrupt.sh passed to the VM.
+FUZZ_VARS = ("VEXFS_FUZZ_SEED", "VEXFS_FUZZ_ITERATIONS", "VEXFS_FUZZ_FROM",
+             "VEXFS_FUZZ_STEP_TIMEOUT")
 BAD_CONSOLE = re.compile(
     r"(Oops[:\s]|BUG:|WARNING:|Kernel panic|general protection fault|"
     r"Call Trace:|UBSAN:|KASAN:|possible recursive locking|"
@@ -408,6 +411,14 @@ def vm_phase(t, phase, disks, kunit, timeout, only=None):
     append = [] if kunit else ["kunit.enable=0"]
     if only:
         append.append(f"vexfs.only={only}")
+    # The damaged-image test's knobs (seed, iterations, ...): the kernel passes NAME=VALUE
+    # on its command line to /init as environment.
+    for name in FUZZ_VARS:
+        value = os.environ.get(name, "")
+        if value:
+            if not value.isdigit():
+                sys.exit(f"{name} must be a number, not {value!r}")
+            append.append(f"{name}={value}")
     if append:
         cmd += ["--append", " ".join(append)]
     for d in disks:
