@@ -42,10 +42,11 @@ TESTS = os.path.join(TOP, "tools", "testing", "vexfs", "tests")
 EXPECTED_KUNIT_SUITES = [s for s in os.environ.get(
     "VEXFS_KUNIT_SUITES", "vexfs_format vexfs_vecmath vexfs_hnsw vexfs_collection").split() if s]
 
-# Kernel console lines that fail a boot.
 # Environment variables of tests/phase1/70-corrupt.sh passed to the VM.
 FUZZ_VARS = ("VEXFS_FUZZ_SEED", "VEXFS_FUZZ_ITERATIONS", "VEXFS_FUZZ_FROM",
              "VEXFS_FUZZ_STEP_TIMEOUT")
+
+# Kernel console lines that fail a boot.
 BAD_CONSOLE = re.compile(
     r"(Oops[:\s]|BUG:|WARNING:|Kernel panic|general protection fault|"
     r"Call Trace:|UBSAN:|KASAN:|possible recursive locking|"
