@@ -42,6 +42,10 @@ TESTS = os.path.join(TOP, "tools", "testing", "vexfs", "tests")
 EXPECTED_KUNIT_SUITES = [s for s in os.environ.get(
     "VEXFS_KUNIT_SUITES", "vexfs_format vexfs_vecmath vexfs_hnsw vexfs_collection").split() if s]
 
+# Environment variables of tests/phase1/70-corrupt.sh passed to the VM.
+FUZZ_VARS = ("VEXFS_FUZZ_SEED", "VEXFS_FUZZ_ITERATIONS", "VEXFS_FUZZ_FROM",
+             "VEXFS_FUZZ_STEP_TIMEOUT")
+
 # Kernel console lines that fail a boot.
 BAD_CONSOLE = re.compile(
     r"(Oops[:\s]|BUG:|WARNING:|Kernel panic|general protection fault|"
@@ -137,6 +141,29 @@ def bad_console_lines(text):
     return [l for l in text.splitlines() if BAD_CONSOLE.search(l)]
 
 
+SWITCHED_CLOCKSOURCE = re.compile(r"clocksource: Switched to clocksource (\S+)")
+
+
+def console_clocksources(text):
+    """The clocksources a boot switched to, in order (the last one is what
+    the tests were timed with); `jiffies` or `refined-jiffies` mean every
+    time measured in the VM is a multiple of the 4 ms tick."""
+    return SWITCHED_CLOCKSOURCE.findall(text)
+
+
+def clock_summary(text):
+    """One line for the harness output: the clocksource of a boot."""
+    seen = console_clocksources(text)
+    if not seen:
+        return "clocksource unknown (no 'Switched to clocksource' on the console)"
+    line = f"clocksource {seen[-1]}"
+    if len(seen) > 1:
+        line += f" (after {', '.join(seen[:-1])})"
+    if "jiffies" in seen[-1]:
+        line += ": COARSE, times in the VM are multiples of the timer tick"
+    return line
+
+
 def self_test(t):
     """The parsers must see failures, oopses and missing results."""
     tap = ("TAP version 13\n1..2\n    ok 1 - a\n    not ok 2 - b\n"
@@ -160,6 +187,13 @@ def self_test(t):
     t.add(bool(bad_console_lines(oops)) and bool(bad_console_lines(warn)) and
           not bad_console_lines("vexfs: mounted /dev/vda\nok 1 - fine\n"),
           "harness: oopses and warnings on the console are caught")
+    con = ("[    0.2] clocksource: Switched to clocksource tsc-early\n"
+           "[    1.4] clocksource: Switched to clocksource tsc\n")
+    t.add(console_clocksources(con) == ["tsc-early", "tsc"] and
+          clock_summary(con) == "clocksource tsc (after tsc-early)" and
+          "COARSE" in clock_summary("clocksource: Switched to clocksource refined-jiffies\n") and
+          "unknown" in clock_summary(""),
+          "harness: the clocksource of a boot is read from its console")
 
 
 def run(cmd, **kw):
@@ -378,6 +412,14 @@ def vm_phase(t, phase, disks, kunit, timeout, only=None):
     append = [] if kunit else ["kunit.enable=0"]
     if only:
         append.append(f"vexfs.only={only}")
+    # The damaged-image test's knobs (seed, iterations, ...): the kernel passes NAME=VALUE
+    # on its command line to /init as environment.
+    for name in FUZZ_VARS:
+        value = os.environ.get(name, "")
+        if value:
+            if not value.isdigit():
+                sys.exit(f"{name} must be a number, not {value!r}")
+            append.append(f"{name}={value}")
     if append:
         cmd += ["--append", " ".join(append)]
     for d in disks:
@@ -389,6 +431,7 @@ def vm_phase(t, phase, disks, kunit, timeout, only=None):
     con = open(console, errors="replace").read() if os.path.exists(console) else ""
     res = open(results, errors="replace").read() if os.path.exists(results) else ""
 
+    print(f"  phase {phase}: {clock_summary(con)}", flush=True)
     t.add(p.returncode == 0, f"phase {phase}: VM exited cleanly (exit {p.returncode})")
     bad = bad_console_lines(con)
     for line in bad[:20]:

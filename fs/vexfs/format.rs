@@ -821,6 +821,47 @@ impl Superblock {
         block >= self.data_start && block < self.block_count
     }
 
+    /// Returns the number of blocks of the data area.
+    pub(crate) fn data_blocks(&self) -> u64 {
+        self.block_count.saturating_sub(self.data_start)
+    }
+
+    /// Checks the fields of `inode` that depend on the filesystem: the block
+    /// pointers of a file with data blocks lie in the data area, no inode
+    /// owns more blocks than the data area holds, a directory owns a block
+    /// for each block of its size (it has no hole) and a symbolic link is 1 to
+    /// 4095 bytes long.
+    ///
+    /// With this, the number of blocks of a directory is bounded by the size
+    /// of the device (which [`Superblock::decode`] checked), not only by
+    /// fields read from the disk, and so is every walk over its blocks: a
+    /// damaged size cannot make a lookup or a `readdir` go over billions of
+    /// blocks.
+    ///
+    /// Fails with [`FormatError::Corrupt`] saying what is wrong.
+    pub(crate) fn check_inode(&self, inode: &Inode) -> Result {
+        if inode.has_data_blocks()
+            && inode
+                .block
+                .iter()
+                .any(|&p| p != 0 && !self.is_data_block(u64::from(p)))
+        {
+            return Err(FormatError::Corrupt("block pointer outside the data area"));
+        }
+        if inode.blocks > self.data_blocks() {
+            return Err(FormatError::Corrupt(
+                "block count larger than the data area",
+            ));
+        }
+        if inode.is_dir() && inode.size / u64::from(BLOCK_SIZE_U32) > inode.blocks {
+            return Err(FormatError::Corrupt("directory larger than its blocks"));
+        }
+        if inode.is_symlink() && (inode.size == 0 || inode.size >= u64::from(BLOCK_SIZE_U32)) {
+            return Err(FormatError::Corrupt("bad symbolic link size"));
+        }
+        Ok(())
+    }
+
     /// Returns the inode table block holding inode `ino` and the byte offset
     /// of its slot in that block.
     ///

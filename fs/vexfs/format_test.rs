@@ -145,6 +145,58 @@ mod tests {
     }
 
     #[test]
+    fn inode_checks_against_the_superblock() -> Result {
+        // 1024 blocks: the data area starts after the bitmaps and inode table.
+        let geometry = Geometry::new(1024, Some(64)).map_err(|_| EINVAL)?;
+        let sb = Superblock::from_geometry(&geometry);
+        let data = sb.data_blocks();
+        let first = sb.data_start as u32;
+        let mut dir = Inode {
+            mode: format::S_IFDIR | 0o755,
+            nlink: 2,
+            size: format::BLOCK_SIZE as u64,
+            blocks: 1,
+            ..Inode::default()
+        };
+        dir.block[0] = first;
+        assert_eq!(sb.check_inode(&dir), Ok(()));
+        // A directory whose size claims more blocks than it owns, up to the largest size: every
+        // walk over its blocks would be bounded by that size only.
+        dir.size = format::MAX_FILE_SIZE;
+        assert!(matches!(sb.check_inode(&dir), Err(FormatError::Corrupt(_))));
+        dir.size = 2 * format::BLOCK_SIZE as u64;
+        assert!(sb.check_inode(&dir).is_err());
+        // Owning more blocks than the data area has.
+        dir.blocks = data + 1;
+        assert!(sb.check_inode(&dir).is_err());
+        dir.blocks = 2;
+        assert_eq!(sb.check_inode(&dir), Ok(()));
+        // A pointer to the inode table, or past the end.
+        dir.block[1] = first - 1;
+        assert!(sb.check_inode(&dir).is_err());
+        dir.block[1] = 1024;
+        assert!(sb.check_inode(&dir).is_err());
+        // A sparse regular file may be as large as a file can be.
+        let mut file = Inode {
+            mode: format::S_IFREG | 0o644,
+            nlink: 1,
+            size: format::MAX_FILE_SIZE,
+            blocks: 1,
+            ..Inode::default()
+        };
+        file.block[0] = first;
+        assert_eq!(sb.check_inode(&file), Ok(()));
+        // A symbolic link is 1 to 4095 bytes long.
+        file.mode = format::S_IFLNK | 0o777;
+        assert!(sb.check_inode(&file).is_err());
+        file.size = 0;
+        assert!(sb.check_inode(&file).is_err());
+        file.size = 7;
+        assert_eq!(sb.check_inode(&file), Ok(()));
+        Ok(())
+    }
+
+    #[test]
     fn block_paths() {
         let path = |lblk: u64| format::block_path(lblk).map(|p| (p.depth, p.offsets));
         assert_eq!(path(0), Ok((1, [0, 0, 0, 0])));

@@ -120,17 +120,13 @@ pub(crate) fn iget(sb: &SuperBlock<VexFs>, ino: u64) -> Result<ARef<INode<VexFs>
         match Inode::decode(slot) {
             Ok(Some(raw)) => raw,
             Ok(None) => return Err(corrupted(sb, ino, "directory entry to a free inode")),
-            Err(e) => {
-                pr_err!("inode {}: {}\n", ino, crate::describe(e));
-                return Err(corrupted(sb, ino, "undecodable inode"));
-            }
+            Err(e) => return Err(corrupted(sb, ino, crate::describe(e))),
         }
     };
-    for &p in raw.block.iter() {
-        if p != 0 && !disk.is_data_block(u64::from(p)) {
-            return Err(corrupted(sb, ino, "block pointer outside the data area"));
-        }
-    }
+    // Block pointers, block count, and a directory size bounded by its blocks: what bounds the
+    // walks over its blocks in `dir`.
+    disk.check_inode(&raw)
+        .map_err(|e| corrupted(sb, ino, crate::describe(e)))?;
     let typ = Type::from_mode(raw.mode).ok_or_else(|| corrupted(sb, ino, "bad mode"))?;
     if raw.nlink == 0 || (typ == Type::Dir && raw.nlink < 2) {
         return Err(corrupted(sb, ino, "bad link count"));

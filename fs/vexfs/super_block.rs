@@ -13,6 +13,11 @@ use crate::{
     },
     format_err, ErrorBehaviour, Options, VexFs,
 };
+use core::sync::atomic::{
+    AtomicU32,
+    AtomicU64,
+    Ordering, //
+};
 use kernel::{
     fs::inode::Timespec,
     fs::sb::{
@@ -62,9 +67,47 @@ impl VexSuper {
     }
 }
 
+/// Messages about corrupted metadata logged at most per [`LOG_INTERVAL_SECS`].
+const LOG_BURST: u32 = 10;
+/// The interval of [`LOG_BURST`], in seconds.
+const LOG_INTERVAL_SECS: u64 = 5;
+/// Start of the current interval, in seconds since the epoch.
+static LOG_START: AtomicU64 = AtomicU64::new(0);
+/// Messages logged in the current interval.
+static LOG_PRINTED: AtomicU32 = AtomicU32::new(0);
+/// Messages not logged since the last report of them.
+static LOG_SUPPRESSED: AtomicU32 = AtomicU32::new(0);
+
+/// Returns whether a message about corrupted metadata may be logged now: at most [`LOG_BURST`]
+/// every [`LOG_INTERVAL_SECS`] seconds, like `printk_ratelimit()`. A damaged image met by a loop
+/// of user space (`find` or `ls -R` over a damaged tree) then cannot flood a slow console; the
+/// operations still fail with `EUCLEAN` every time.
+pub(crate) fn log_ratelimit() -> bool {
+    let now = now_secs();
+    let start = LOG_START.load(Ordering::Relaxed);
+    if (now < start || now - start >= LOG_INTERVAL_SECS)
+        && LOG_START
+            .compare_exchange(start, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        LOG_PRINTED.store(0, Ordering::Relaxed);
+        let missed = LOG_SUPPRESSED.swap(0, Ordering::Relaxed);
+        if missed > 0 {
+            pr_err!("{} messages about corrupted metadata suppressed\n", missed);
+        }
+    }
+    if LOG_PRINTED.fetch_add(1, Ordering::Relaxed) < LOG_BURST {
+        return true;
+    }
+    LOG_SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+    false
+}
+
 /// Reports corrupted metadata found in inode `ino` (0 if none) and returns `EUCLEAN`.
 pub(crate) fn corrupted(sb: &SuperBlock<VexFs>, ino: u64, what: &str) -> Error {
-    pr_err!("corrupted metadata (inode {}): {}\n", ino, what);
+    if log_ratelimit() {
+        pr_err!("corrupted metadata (inode {}): {}\n", ino, what);
+    }
     let data = sb.data();
     if data.errors == ErrorBehaviour::RemountRo && !sb.rdonly() {
         pr_err!("remounting read-only\n");

@@ -146,7 +146,9 @@ fn format_err(e: format::FormatError) -> Error {
             EINVAL
         }
         F::BadChecksum | F::Corrupt(_) => {
-            pr_err!("corrupted metadata: {}\n", describe(e));
+            if super_block::log_ratelimit() {
+                pr_err!("corrupted metadata: {}\n", describe(e));
+            }
             EUCLEAN
         }
     }

@@ -164,8 +164,9 @@ struct InodeInfo {
     dotdot: Option<u32>,
     /// For a directory, the inodes its entries (other than `.` and `..`) name.
     children: Vec<u32>,
-    /// For a directory, its data blocks in logical order (0 for a hole).
-    dir_blocks: Vec<u32>,
+    /// For a directory, its logical and physical data blocks below its size,
+    /// in logical order (holes left out).
+    dir_blocks: Vec<(u64, u32)>,
 }
 
 /// The checker.
@@ -563,13 +564,23 @@ impl Checker {
             if inode.size == 0 {
                 self.error(format!("directory {ino} is empty (size 0)"));
             }
-            let mut blocks = vec![0u32; usize::try_from(size_blocks).unwrap_or(0)];
-            for &(lblk, pblk) in &walk.mapped {
-                if let Some(slot) = usize::try_from(lblk).ok().and_then(|l| blocks.get_mut(l)) {
-                    *slot = pblk;
-                }
-            }
-            if let Some(hole) = blocks.iter().position(|&b| b == 0) {
+            // Only the mapped blocks: a damaged size may claim billions of
+            // blocks, more than fit in memory.
+            let mut blocks: Vec<(u64, u32)> = walk
+                .mapped
+                .iter()
+                .copied()
+                .filter(|&(lblk, _)| lblk < size_blocks)
+                .collect();
+            blocks.sort_unstable();
+            let hole = blocks
+                .iter()
+                .enumerate()
+                .find(|&(i, &(lblk, _))| u64::try_from(i).unwrap_or(u64::MAX) != lblk)
+                .map_or(u64::try_from(blocks.len()).unwrap_or(u64::MAX), |(i, _)| {
+                    u64::try_from(i).unwrap_or(u64::MAX)
+                });
+            if hole < size_blocks {
                 self.error(format!(
                     "directory {ino} has a hole at logical block {hole}"
                 ));
@@ -629,7 +640,7 @@ impl Checker {
             .map(|i| i.dir_blocks.clone())
             .unwrap_or_default();
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
-        for (lblk, &pblk) in blocks.iter().enumerate() {
+        for &(lblk, pblk) in &blocks {
             if pblk == 0 || !self.sb.is_data_block(u64::from(pblk)) {
                 continue;
             }

@@ -180,7 +180,19 @@ pub fn cmd_bench(args: &[String]) -> Result<()> {
     if let Some(l) = a.get("--label") {
         out = out.set("label", l);
     }
+    // The clock the times below come from: a reader of the results can
+    // refuse latencies taken on a tick-based clock.
+    let clock = crate::clock::clocksource();
+    let coarse = clock.as_deref().is_some_and(crate::clock::is_coarse);
+    out = out
+        .set("clocksource", clock.clone())
+        .set("coarse_clock", coarse);
     let mut text = String::new();
+    let note = crate::clock::coarse_note(clock.as_deref());
+    if !note.is_empty() {
+        text += &note;
+        text.push('\n');
+    }
 
     if let Some(base) = a.get("--base") {
         let m = load_vectors(base, dim)?;

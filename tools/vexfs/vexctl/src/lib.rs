@@ -21,6 +21,7 @@
 #![allow(clippy::float_arithmetic)]
 
 pub mod bench;
+pub mod clock;
 pub mod json;
 pub mod progress;
 pub mod sys;
@@ -658,6 +659,10 @@ fn cmd_search(args: &[String]) -> Result<()> {
             secs * 1e3,
             if exact { "exact" } else { "index" }
         );
+        let note = clock::coarse_note(clock::clocksource().as_deref());
+        if !note.is_empty() {
+            println!("{}", note);
+        }
     }
     Ok(())
 }

@@ -3,50 +3,146 @@
 # Corrupted and foreign images: mount refuses them with an error, or mounts
 # and then fails the operations that meet the damage with an error. Never an
 # oops, a BUG or a WARNING (the harness checks the console), never a hang.
+#
+# The damage is random but replayable: iteration K of a pass seeds $RANDOM
+# from the seed of the run and K. The seed is printed; these variables, in the
+# environment of `make test` or as NAME=VALUE on the kernel command line
+# (which /init passes on as environment), set the run:
+#   VEXFS_FUZZ_SEED=S            the seed (default: random)
+#   VEXFS_FUZZ_ITERATIONS=N      iterations of each pass (default 30)
+#   VEXFS_FUZZ_FROM=K            start at iteration K (replay: FROM=K ITERATIONS=K)
+#   VEXFS_FUZZ_STEP_TIMEOUT=SEC  a step on a damaged image taking longer hangs (default 120)
+# A hung step fails the test with its name, the seed and the iteration; the
+# kernel console gets the task stacks (sysrq l and t) first. A step that
+# cannot even be killed loops in the kernel: the VM is crashed (sysrq c) so
+# that the run fails at once instead of at the VM timeout.
 . /vexfs/lib.sh
 
 ITERATIONS=${VEXFS_FUZZ_ITERATIONS:-30}
+FROM=${VEXFS_FUZZ_FROM:-1}
+STEP_TIMEOUT=${VEXFS_FUZZ_STEP_TIMEOUT:-120}
+SEED=${VEXFS_FUZZ_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 BS=4096
+export MNT DISK2
+note "seed $SEED, iterations $FROM to $ITERATIONS (replay: VEXFS_FUZZ_SEED=$SEED)"
 
-# mount_msg: the message of a mount of $DISK2 that must fail.
-mount_msg() {
-	if mount -t vexfs $DISK2 $MNT 2>/tmp/mount.err; then
+# What the current step works on, for the messages of a hang.
+ctx="seed $SEED"
+hung=0
+
+# watchdog PID WHAT: waits for step PID; if it runs longer than
+# $STEP_TIMEOUT seconds, dumps the tasks to the kernel console and kills it.
+watchdog() {
+	_left=$STEP_TIMEOUT
+	while [ $_left -gt 0 ]; do
+		sleep 1
+		kill -0 $1 2>/dev/null || exit 0
+		_left=$((_left - 1))
+	done
+	: >/tmp/step.hung
+	echo "vexfs-test: 70-corrupt: '$2' still runs after $STEP_TIMEOUT s ($ctx): tasks follow" >/dev/kmsg
+	echo l >/proc/sysrq-trigger
+	echo t >/proc/sysrq-trigger
+	kill -KILL -$1 $1 2>/dev/null
+	sleep 10
+	if kill -0 $1 2>/dev/null; then
+		echo "vexfs-test: 70-corrupt: '$2' cannot be killed ($ctx): a loop in the kernel; crashing the VM" >/dev/kmsg
+		echo w >/proc/sysrq-trigger
+		echo c >/proc/sysrq-trigger
+	fi
+}
+
+# step WHAT SCRIPT: runs the shell SCRIPT, a step on a damaged image, in its
+# own session under the watchdog; a hang is a failure naming WHAT and $ctx.
+# Returns the exit status of SCRIPT.
+step() {
+	rm -f /tmp/step.hung
+	setsid sh -c "$2" </dev/null &
+	_pid=$!
+	watchdog $_pid "$1" &
+	_wd=$!
+	wait $_pid
+	_rc=$?
+	kill $_wd 2>/dev/null
+	wait $_wd 2>/dev/null
+	if [ -e /tmp/step.hung ]; then
+		hung=$((hung + 1))
+		fail "'$1' hung for $STEP_TIMEOUT s ($ctx)"
+		rm -f /tmp/step.hung
+	fi
+	return $_rc
+}
+
+# reseed PASS ITERATION: seeds $RANDOM for an iteration. Busybox derives its
+# sequence linearly from the seed, so close seeds give alike sequences: mix
+# the seed of the run, the pass and the iteration first.
+reseed() {
+	_x=$(( (SEED * 1000003 + $1 * 7919 + $2) & 0xffffffff ))
+	_x=$(( ((_x ^ (_x >> 16)) * 0x45d9f3b) & 0xffffffff ))
+	_x=$(( ((_x ^ (_x >> 16)) * 0x45d9f3b) & 0xffffffff ))
+	RANDOM=$((_x ^ (_x >> 16)))
+}
+
+# poke OFFSET BYTE: writes BYTE (a number) at OFFSET of $DISK2.
+poke() {
+	printf "\\$(printf %o $2)" | dd of=$DISK2 bs=1 seek=$1 conv=notrunc 2>/dev/null
+}
+
+# Reads every file, but never more than a few blocks of each: a damaged size
+# may make a file terabytes long, and reading its holes takes hours. The
+# first 64 blocks, then one block at the start of the single, double and
+# triple indirect ranges.
+READ_FILES='find $MNT -type f | while read -r f; do
+	head -c 262144 "$f"
+	for b in 12 1036 1049612; do
+		dd if="$f" bs=4096 skip=$b count=1 2>/dev/null
+	done
+done >/dev/null 2>&1'
+
+# try_mount WHAT: mounts $DISK2, which should fail; sets $msg to the error
+# message, or to "mounted".
+try_mount() {
+	if step "$1: mount" "mount -t vexfs $DISK2 $MNT 2>/tmp/mount.err"; then
 		umount $MNT
-		echo "mounted"
+		msg=mounted
 	else
-		cat /tmp/mount.err
+		msg=$(cat /tmp/mount.err)
 	fi
 }
 
 # Foreign images.
 dd if=/dev/zero of=$DISK2 bs=1M count=4 2>/dev/null
-case "$(mount_msg)" in
+try_mount "an all-zero device"
+case "$msg" in
 *"Invalid argument"*) ok "an all-zero device is refused with EINVAL" ;;
-*) fail "an all-zero device is refused with EINVAL: $(cat /tmp/mount.err)" ;;
+*) fail "an all-zero device is refused with EINVAL: $msg" ;;
 esac
 dd if=/dev/urandom of=$DISK2 bs=1M count=4 2>/dev/null
-case "$(mount_msg)" in
+try_mount "a random device"
+case "$msg" in
 *"Invalid argument"*) ok "a random device is refused with EINVAL" ;;
-*) fail "a random device is refused with EINVAL: $(cat /tmp/mount.err)" ;;
+*) fail "a random device is refused with EINVAL: $msg" ;;
 esac
-check_fails "fsck.vexfs refuses a random device" fsck.vexfs $DISK2
+check_fails "fsck.vexfs refuses a random device" step "fsck of a random device" "fsck.vexfs $DISK2"
 
 # A bad superblock checksum (a byte of the label changed).
 mkfs.vexfs -q -L checksum $DISK2
 printf 'X' | dd of=$DISK2 bs=1 seek=170 conv=notrunc 2>/dev/null
-check_fails "fsck.vexfs finds the bad superblock checksum" fsck.vexfs $DISK2
-case "$(mount_msg)" in
+check_fails "fsck.vexfs finds the bad superblock checksum" step "fsck, bad checksum" "fsck.vexfs $DISK2"
+try_mount "a bad superblock checksum"
+case "$msg" in
 *"Structure needs cleaning"* | *"Invalid argument"*) ok "a bad superblock checksum is refused" ;;
-*) fail "a bad superblock checksum is refused: $(cat /tmp/mount.err)" ;;
+*) fail "a bad superblock checksum is refused: $msg" ;;
 esac
 
 # A file system larger than the device: the super block of a 1 GiB image.
 mkfs.vexfs -q /tmp/large.img 1G
 dd if=/tmp/large.img of=$DISK2 bs=$BS count=1 conv=notrunc 2>/dev/null
 rm /tmp/large.img
-case "$(mount_msg)" in
+try_mount "a file system larger than the device"
+case "$msg" in
 *"Invalid argument"*) ok "a file system larger than the device is refused with EINVAL" ;;
-*) fail "a file system larger than the device is refused: $(cat /tmp/mount.err)" ;;
+*) fail "a file system larger than the device is refused: $msg" ;;
 esac
 
 # A populated small image, then random damage to its metadata: the super
@@ -68,10 +164,22 @@ dd if=$DISK2 of=/tmp/pristine bs=1M count=4 2>/dev/null
 # Damage falls in blocks 0 .. $SPAN - 1.
 SPAN=40
 
+# unmount: unmounts $MNT after the steps of an iteration; a failure is
+# counted in $umount_bad.
+unmount() {
+	if ! step "umount" "umount $MNT"; then
+		umount_bad=$((umount_bad + 1))
+		note "umount failed ($ctx)"
+		umount -l $MNT 2>/dev/null
+	fi
+}
+
+start=$(now)
 mounted=0 refused=0 fsck_bad=0 umount_bad=0
-it=0
+it=$((FROM - 1))
 while [ $it -lt $ITERATIONS ]; do
 	it=$((it + 1))
+	reseed 1 $it
 	dd if=/tmp/pristine of=$DISK2 bs=1M conv=notrunc 2>/dev/null
 	flips=$((RANDOM % 8 + 1))
 	where=
@@ -82,40 +190,37 @@ while [ $it -lt $ITERATIONS ]; do
 		else
 			off=$(( (1 + RANDOM % (SPAN - 1)) * BS + RANDOM % BS ))
 		fi
-		printf "\\$(printf %o $((RANDOM % 256)))" |
-			dd of=$DISK2 bs=1 seek=$off conv=notrunc 2>/dev/null
-		where="$where $off"
+		byte=$((RANDOM % 256))
+		poke $off $byte
+		where="$where $off=$byte"
 	done
-	fsck.vexfs $DISK2 >/dev/null 2>&1
+	ctx="seed $SEED, random damage, iteration $it, bytes at$where"
+	step "fsck.vexfs" "fsck.vexfs $DISK2 >/dev/null 2>&1"
 	rc=$?
 	case $rc in
 	0 | 4 | 8) ;;
-	*) fsck_bad=$((fsck_bad + 1)); note "iteration $it: fsck.vexfs exit $rc" ;;
+	*) fsck_bad=$((fsck_bad + 1)); note "fsck.vexfs exit $rc ($ctx)" ;;
 	esac
 	opt=errors=continue
 	[ $((it % 2)) = 0 ] && opt=errors=remount-ro
-	if mount -t vexfs -o $opt $DISK2 $MNT 2>/dev/null; then
+	if step "mount -o $opt" "mount -t vexfs -o $opt $DISK2 $MNT 2>/dev/null"; then
 		mounted=$((mounted + 1))
-		ls -lR $MNT >/dev/null 2>&1
-		find $MNT -type f -exec cat {} + >/dev/null 2>&1
-		find $MNT -type l -exec readlink {} + >/dev/null 2>&1
-		echo new 2>/dev/null >$MNT/new
-		echo more 2>/dev/null >>$MNT/a/f3
-		mkdir $MNT/a/newdir 2>/dev/null
-		mv $MNT/a/f4 $MNT/d/moved 2>/dev/null
-		head -c 60000 /dev/zero 2>/dev/null >$MNT/a/b/grow
-		rm -rf $MNT/a/b 2>/dev/null
-		rm -rf $MNT/* 2>/dev/null
-		if ! umount $MNT; then
-			umount_bad=$((umount_bad + 1))
-			note "iteration $it: umount failed (damage at$where)"
-			umount -l $MNT
-		fi
+		step "ls -lR" 'ls -lR $MNT >/dev/null 2>&1'
+		step "read files" "$READ_FILES"
+		step "readlink" 'find $MNT -type l -exec readlink {} + >/dev/null 2>&1'
+		step "create" 'echo new 2>/dev/null >$MNT/new'
+		step "append" 'echo more 2>/dev/null >>$MNT/a/f3'
+		step "mkdir" 'mkdir $MNT/a/newdir 2>/dev/null'
+		step "rename" 'mv $MNT/a/f4 $MNT/d/moved 2>/dev/null'
+		step "write 60000 bytes" 'head -c 60000 /dev/zero 2>/dev/null >$MNT/a/b/grow'
+		step "rm -rf a/b" 'rm -rf $MNT/a/b 2>/dev/null'
+		step "rm -rf all" 'rm -rf $MNT/* 2>/dev/null'
+		unmount
 	else
 		refused=$((refused + 1))
 	fi
 done
-note "$ITERATIONS damaged images: $mounted mounted, $refused refused"
+note "$((ITERATIONS - FROM + 1)) damaged images: $mounted mounted, $refused refused, $(elapsed $start) s"
 check_eq "fsck.vexfs always ends with 0, 4 or 8" 0 $fsck_bad
 check_eq "every mounted damaged image unmounts" 0 $umount_bad
 
@@ -153,46 +258,52 @@ check_eq "the test's CRC32C matches the checksum of the root inode" \
 	"$(dd if=$DISK2 bs=1 skip=$((root + 252)) count=4 2>/dev/null | od -An -tu4 | tr -d ' ')" \
 	"$(crc32c $root 252)"
 
+start=$(now)
 mounted=0 refused=0 fsck_bad=0 umount_bad=0
-it=0
+it=$((FROM - 1))
 while [ $it -lt $ITERATIONS ]; do
 	it=$((it + 1))
+	reseed 2 $it
 	dd if=/tmp/pristine of=$DISK2 bs=1M conv=notrunc 2>/dev/null
 	ino=$((1 + RANDOM % USED_INODES))
 	slot=$(( (INODE_TABLE + ino / 16) * BS + (ino % 16) * 256 ))
 	flips=$((RANDOM % 3 + 1))
+	where=
 	while [ $flips -gt 0 ]; do
 		flips=$((flips - 1))
 		# Fields and block pointers: the first 140 bytes.
-		printf "\\$(printf %o $((RANDOM % 256)))" |
-			dd of=$DISK2 bs=1 seek=$((slot + RANDOM % 140)) conv=notrunc 2>/dev/null
+		at=$((RANDOM % 140))
+		byte=$((RANDOM % 256))
+		poke $((slot + at)) $byte
+		where="$where $at=$byte"
 	done
 	le32 $(crc32c $slot 252) | dd of=$DISK2 bs=1 seek=$((slot + 252)) conv=notrunc 2>/dev/null
-	fsck.vexfs $DISK2 >/dev/null 2>&1
-	case $? in
+	ctx="seed $SEED, inode damage, iteration $it, inode $ino bytes at$where"
+	step "fsck.vexfs" "fsck.vexfs $DISK2 >/dev/null 2>&1"
+	rc=$?
+	case $rc in
 	0 | 4 | 8) ;;
-	*) fsck_bad=$((fsck_bad + 1)) ;;
+	*) fsck_bad=$((fsck_bad + 1)); note "fsck.vexfs exit $rc ($ctx)" ;;
 	esac
-	if mount -t vexfs $DISK2 $MNT 2>/dev/null; then
+	if step "mount" "mount -t vexfs $DISK2 $MNT 2>/dev/null"; then
 		mounted=$((mounted + 1))
-		ls -lR $MNT >/dev/null 2>&1
-		find $MNT -type f -exec cat {} + >/dev/null 2>&1
-		find $MNT -type l -exec readlink {} + >/dev/null 2>&1
-		find $MNT -type f -exec sh -c 'echo x 2>/dev/null >>"$1"' sh {} \; 2>/dev/null
-		find $MNT -type f -exec truncate -s 5000 {} + 2>/dev/null
-		mkdir $MNT/a/newdir 2>/dev/null
-		rm -rf $MNT/* 2>/dev/null
-		if ! umount $MNT; then
-			umount_bad=$((umount_bad + 1))
-			umount -l $MNT
-		fi
+		step "ls -lR" 'ls -lR $MNT >/dev/null 2>&1'
+		step "read files" "$READ_FILES"
+		step "readlink" 'find $MNT -type l -exec readlink {} + >/dev/null 2>&1'
+		step "append" 'find $MNT -type f -exec sh -c '"'"'echo x 2>/dev/null >>"$1"'"'"' sh {} \; 2>/dev/null'
+		step "truncate" 'find $MNT -type f -exec truncate -s 5000 {} + 2>/dev/null'
+		step "mkdir" 'mkdir $MNT/a/newdir 2>/dev/null'
+		step "rm -rf all" 'rm -rf $MNT/* 2>/dev/null'
+		unmount
 	else
 		refused=$((refused + 1))
 	fi
 done
-note "$ITERATIONS images with damaged inodes and good checksums: $mounted mounted, $refused refused"
+note "$((ITERATIONS - FROM + 1)) images with damaged inodes and good checksums: $mounted mounted, $refused refused, $(elapsed $start) s"
 check_eq "fsck.vexfs always ends with 0, 4 or 8 (inodes)" 0 $fsck_bad
 check_eq "every mounted image with damaged inodes unmounts" 0 $umount_bad
+check_eq "no step on a damaged image hangs" 0 $hung
+ctx="seed $SEED"
 
 # errors=: a block pointer into the metadata area, behind a good checksum,
 # fails the read with EUCLEAN; errors=remount-ro also makes the file system
