@@ -275,7 +275,7 @@ struct vexfs_stats {
 	__u64 load_nanoseconds;
 	__u32 index_flags;
 	__u32 __pad;
-	__u64 reserved[1];
+	__u64 reserved;
 };
 
 #define VEXFS_IOC_MAGIC		0xBE

@@ -118,7 +118,7 @@ class Stats(ctypes.Structure):
     _fields_ = [("version", u32), ("index_state", u32), ("params", CollectionParams),
                 ("count", u64), ("deleted", u64), ("file_bytes", u64),
                 ("index_bytes", u64), ("saved_bytes", u64), ("load_nanoseconds", u64),
-                ("index_flags", u32), ("_pad", u32), ("reserved", u64 * 1)]
+                ("index_flags", u32), ("_pad", u32), ("reserved", u64)]
 
 
 def _ioc(direction, nr, size):

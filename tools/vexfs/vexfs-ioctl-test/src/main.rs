@@ -1073,7 +1073,7 @@ fn test_errors(dir: &Path) -> Res<()> {
             "reserved",
             u::Stats {
                 version: 1,
-                reserved: [1],
+                reserved: 1,
                 ..Default::default()
             },
         ),

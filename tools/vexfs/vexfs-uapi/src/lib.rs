@@ -242,7 +242,7 @@ pub struct Stats {
     /// Must be zero.
     pub pad: u32,
     /// Must be zero.
-    pub reserved: [u64; 1],
+    pub reserved: u64,
 }
 
 const _: () = {
