@@ -192,6 +192,17 @@ def _vectors_buffer(vectors, dim, elem_type):
     return a, ctypes.addressof(a), len(rows)
 
 
+def _check_k_ef(k, ef):
+    """Checks ``k`` and ``ef`` of a search; returns ``ef`` for the kernel
+    (0: its default)."""
+    if not 1 <= k <= MAX_K:
+        raise ValueError("k must be 1..%d" % MAX_K)
+    ef = 0 if ef is None else ef
+    if not 0 <= ef <= MAX_EF:
+        raise ValueError("ef must be 0..%d" % MAX_EF)
+    return ef
+
+
 def _as_rows(vectors):
     """Normalise a single vector (list of numbers) to a list of rows."""
     if np is not None:
@@ -327,11 +338,7 @@ class Collection:
         first, NumPy arrays (uint64, float32) if NumPy is installed, else
         lists. ``ef``: HNSW candidate list size (None: the kernel's default);
         ``exact``: scan every vector instead of using the index."""
-        if not 1 <= k <= MAX_K:
-            raise ValueError("k must be 1..%d" % MAX_K)
-        ef = 0 if ef is None else ef
-        if not 0 <= ef <= MAX_EF:
-            raise ValueError("ef must be 0..%d" % MAX_EF)
+        ef = _check_k_ef(k, ef)
         dim, elem_type = self._info()
         qown, qaddr, rows = _vectors_buffer(_as_rows(query), dim, elem_type)
         if rows != 1:
@@ -356,11 +363,7 @@ class Collection:
         shape (nq, k); rows of a collection with fewer than ``k`` vectors are
         padded with ``inf`` and ``MISSING``. Without NumPy, lists of lists of
         the results found."""
-        if not 1 <= k <= MAX_K:
-            raise ValueError("k must be 1..%d" % MAX_K)
-        ef = 0 if ef is None else ef
-        if not 0 <= ef <= MAX_EF:
-            raise ValueError("ef must be 0..%d" % MAX_EF)
+        ef = _check_k_ef(k, ef)
         dim, elem_type = self._info()
         qown, qaddr, nq = _vectors_buffer(_as_rows(queries), dim, elem_type)
         esize = 4 if elem_type == ELEM_TYPES["f32"] else 1

@@ -667,19 +667,23 @@ fn cmd_search(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Vector ids from the command line, each at most `ID_MAX`.
+fn parse_ids(args: &[String]) -> Result<Vec<u64>> {
+    args.iter()
+        .map(|s| match s.parse::<u64>() {
+            Ok(id) if id <= ID_MAX => Ok(id),
+            _ => usage(format!("bad id '{}'", s)),
+        })
+        .collect()
+}
+
 fn cmd_delete(args: &[String]) -> Result<()> {
     let a = Args::parse(args, &[], &["--json"])?;
     if a.pos.len() < 2 {
         return usage("expected delete PATH ID...");
     }
     let path = PathBuf::from(&a.pos[0]);
-    let ids = a.pos[1..]
-        .iter()
-        .map(|s| match s.parse::<u64>() {
-            Ok(id) if id <= ID_MAX => Ok(id),
-            _ => usage(format!("bad id '{}'", s)),
-        })
-        .collect::<Result<Vec<u64>>>()?;
+    let ids = parse_ids(&a.pos[1..])?;
     let c = open(&path, true)?;
     let mut deleted = 0u64;
     for chunk in ids.chunks(MAX_BATCH as usize) {
@@ -704,13 +708,7 @@ fn cmd_get(args: &[String]) -> Result<()> {
         return usage("expected get PATH ID...");
     }
     let path = PathBuf::from(&a.pos[0]);
-    let ids = a.pos[1..]
-        .iter()
-        .map(|s| match s.parse::<u64>() {
-            Ok(id) if id <= ID_MAX => Ok(id),
-            _ => usage(format!("bad id '{}'", s)),
-        })
-        .collect::<Result<Vec<u64>>>()?;
+    let ids = parse_ids(&a.pos[1..])?;
     let c = open(&path, false)?;
     let st = ctx(&path, c.stats())?;
     let dim = st.params.dim as usize;
