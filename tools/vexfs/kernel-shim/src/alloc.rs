@@ -10,6 +10,52 @@
 pub mod kbox;
 pub mod kvec;
 
+/// The global allocator of every program built on the shim: the system allocator, with the
+/// alignment the kernel's allocators give. `vmalloc()` memory starts on a page, and large
+/// `kmalloc()` blocks come from the page allocator; glibc's `malloc()` instead returns 16-byte
+/// aligned blocks (a large one starts 16 bytes into its `mmap()`). The engine lays out its
+/// arrays in whole cache lines (a node's compact copy is one 128-byte block, say): with
+/// `malloc()`'s alignment such a block would straddle three lines instead of two, and the
+/// user-space figures would depend on where an allocation happened to land.
+struct KernelAligned;
+
+impl KernelAligned {
+    /// The layout `l` with the kernel's alignment: a page from 4096 bytes on, a cache line
+    /// from 64 bytes on.
+    fn layout(l: core::alloc::Layout) -> core::alloc::Layout {
+        let align = match l.size() {
+            4096.. => 4096,
+            64.. => 64,
+            _ => 1,
+        };
+        core::alloc::Layout::from_size_align(l.size(), l.align().max(align)).unwrap_or(l)
+    }
+}
+
+// SAFETY: Every block comes from `System` with a layout at least as aligned as asked, and
+// goes back to it with the same layout (`layout()` is a function of the size and alignment
+// the caller gives both times); `realloc` is the trait's default (alloc, copy, dealloc).
+unsafe impl std::alloc::GlobalAlloc for KernelAligned {
+    unsafe fn alloc(&self, l: core::alloc::Layout) -> *mut u8 {
+        // SAFETY: `layout()` keeps the size (non-zero, the caller's promise) and only raises
+        // the alignment to a power of two.
+        unsafe { std::alloc::System.alloc(Self::layout(l)) }
+    }
+
+    unsafe fn alloc_zeroed(&self, l: core::alloc::Layout) -> *mut u8 {
+        // SAFETY: As for `alloc`.
+        unsafe { std::alloc::System.alloc_zeroed(Self::layout(l)) }
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, l: core::alloc::Layout) {
+        // SAFETY: `p` was allocated by `alloc`/`alloc_zeroed` with `Self::layout(l)`.
+        unsafe { std::alloc::System.dealloc(p, Self::layout(l)) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: KernelAligned = KernelAligned;
+
 pub use self::kbox::{Box, KBox, KVBox, VBox};
 pub use self::kvec::{IntoIter, KVVec, KVec, VVec, Vec};
 
