@@ -127,27 +127,18 @@ fn shift_round(v: u128, sh: i32) -> u128 {
 }
 
 /// [`shift_round`] of a binary32 significand (`v < 2^24`) whose result is at most `2^30`
-/// (the caller's scale guarantees it), in 64-bit arithmetic.
+/// (the caller's scale guarantees it), in 64-bit arithmetic and without branches on the data:
+/// a right shift by `r` rounds half to even as `(v + 2^(r-1) - 1 + bit r of v) >> r`.
 #[inline]
 fn shift_round_small(v: u32, sh: i32) -> u64 {
     let v = u64::from(v);
-    match sh {
+    if sh >= 0 {
         // v * 2^sh <= 2^30: sh <= 30 and nothing overflows.
-        0.. => v << sh.min(63),
-        // v < 2^24 <= 2^(r - 1): below one half.
-        ..=-25 => 0,
-        _ => {
-            let r = -sh;
-            let q = v >> r;
-            let rem = v & ((1 << r) - 1);
-            let half = 1 << (r - 1);
-            if rem > half || (rem == half && q & 1 == 1) {
-                q + 1
-            } else {
-                q
-            }
-        }
+        return v << sh.min(63);
     }
+    // From r = 25 on the result is 0 (v < 2^24 is below one half); 40 keeps the sum exact.
+    let r = sh.unsigned_abs().min(40);
+    (v + (1 << (r - 1)) - 1 + ((v >> r) & 1)) >> r
 }
 
 /// A vector in block floating point: `x[i] = m[i] * 2^-scale` (see the module documentation).
@@ -160,23 +151,29 @@ impl Fixed {
         bits: impl Iterator<Item = u32> + Clone,
         out: &mut [i32],
     ) -> Result<i32> {
-        // Position just above the most significant bit of the largest element.
-        let mut top = i32::MIN;
-        for b in bits.clone() {
-            let d = decode_f32(b)?;
-            if d.mant != 0 {
-                top = top.max(d.exp + bitlen(u128::from(d.mant)));
-            }
-        }
-        if top == i32::MIN {
+        // The bit patterns of binary32 magnitudes order like the magnitudes, NaN and the
+        // infinities above all finite ones: the largest pattern is the largest element, or
+        // shows that there is a NaN or an infinity.
+        let max = bits.clone().fold(0, |a, b| a.max(b & 0x7fff_ffff));
+        let d = decode_f32(max)?;
+        if d.mant == 0 {
             out.iter_mut().for_each(|o| *o = 0);
             return Ok(0);
         }
+        // Position just above the most significant bit of the largest element.
+        let top = d.exp + bitlen(u128::from(d.mant));
         let scale = MANT_BITS - top;
         for (b, o) in bits.zip(out.iter_mut()) {
-            let d = decode_f32(b)?;
-            let m = shift_round_small(d.mant, d.exp + scale) as i32;
-            *o = if d.neg { -m } else { m };
+            // Finite (checked above): the decoding cannot fail.
+            let e = ((b >> 23) & 0xff) as i32;
+            let f = b & 0x7f_ffff;
+            let (mant, exp) = if e == 0 {
+                (f, -149)
+            } else {
+                (f | 0x80_0000, e - 150)
+            };
+            let m = shift_round_small(mant, exp + scale) as i32;
+            *o = if b >> 31 != 0 { -m } else { m };
         }
         Ok(scale)
     }
@@ -657,8 +654,16 @@ mod tests {
         let s = conv(&[0x7f7f_ffff, 0xff7f_ffff, 0, 0], &mut out).unwrap();
         assert_eq!(s, 30 - 128);
         assert_eq!(out, [0xff_ffff << 6, -(0xff_ffff << 6), 0, 0]);
-        // NaN anywhere is refused.
+        // NaN and infinities anywhere, of either sign, are refused.
         assert_eq!(conv(&[0, 0x7fc0_0000, 0, 0], &mut out), Err(EINVAL));
+        assert_eq!(
+            conv(&[0x3f80_0000, 0xff80_0000], &mut out[..2]),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            conv(&[0x8000_0001, 0xffc0_0001], &mut out[..2]),
+            Err(EINVAL)
+        );
         // All zero.
         assert_eq!(conv(&[0, 0x8000_0000, 0, 0], &mut out), Ok(0));
         assert_eq!(out, [0; 4]);
@@ -672,6 +677,17 @@ mod tests {
         assert_eq!(shift_round(9, -3), 1); // 1.125 -> 1
         assert_eq!(shift_round(3, 4), 48);
         assert_eq!(shift_round(u128::MAX, -200), 0);
+        // The significand version agrees, ties and the largest shifts included.
+        for v in [
+            0u32, 1, 2, 3, 5, 7, 0x80_0000, 0x80_0001, 0xc0_0000, 0xff_ffff, 0x12_3456,
+        ] {
+            for sh in -60..=6 {
+                assert_eq!(
+                    u128::from(shift_round_small(v, sh)),
+                    shift_round(u128::from(v), sh)
+                );
+            }
+        }
     }
 
     #[test]
