@@ -8,7 +8,9 @@
 #include <linux/buffer_head.h>
 #include <linux/dcache.h>
 #include <linux/fs.h>
+#include <linux/highmem.h>
 #include <linux/mpage.h>
+#include <linux/pagemap.h>
 
 __rust_helper loff_t rust_helper_i_size_read(const struct inode *inode)
 {
@@ -162,4 +164,36 @@ __rust_helper void rust_helper_file_start_write(struct file *file)
 __rust_helper void rust_helper_file_end_write(struct file *file)
 {
 	file_end_write(file);
+}
+
+__rust_helper struct folio *rust_helper_filemap_get_folio(struct address_space *mapping,
+							  pgoff_t index)
+{
+	return filemap_get_folio(mapping, index);
+}
+
+__rust_helper bool rust_helper_folio_test_uptodate(const struct folio *folio)
+{
+	return folio_test_uptodate(folio);
+}
+
+__rust_helper loff_t rust_helper_folio_pos(const struct folio *folio)
+{
+	return folio_pos(folio);
+}
+
+__rust_helper size_t rust_helper_folio_size(const struct folio *folio)
+{
+	return folio_size(folio);
+}
+
+__rust_helper void rust_helper_memcpy_from_folio(char *to, struct folio *folio, size_t offset,
+						 size_t len)
+{
+	memcpy_from_folio(to, folio, offset, len);
+}
+
+__rust_helper void rust_helper_folio_put(struct folio *folio)
+{
+	folio_put(folio);
 }

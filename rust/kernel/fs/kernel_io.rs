@@ -9,13 +9,18 @@
 //! the inode's address space operations, not through the file's `f_op`: the file system can
 //! thus refuse `write(2)` from user space on such files and still update them itself. They do
 //! not check the file's access mode: the caller decides what access its operation needs.
+//! [`read_cached`] copies from the page cache alone, for small reads of data it likely holds.
 //!
 //! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h).
 
 use super::File;
 use crate::{
     bindings,
-    error::to_result,
+    error::{
+        from_err_ptr,
+        to_result, //
+    },
+    ffi::c_ulong,
     prelude::*, //
 };
 
@@ -73,6 +78,59 @@ pub fn read_at(file: &File, pos: i64, buf: &mut [u8]) -> Result<usize> {
         done += ret as usize;
     }
     Ok(done)
+}
+
+/// Copies the data of regular file `file` at `pos` into `buf` if the page cache holds all of it,
+/// up to date and within the file's size, as `filemap_get_folio()` and `memcpy_from_folio()`
+/// find it: without I/O, readahead or an access time update. Returns `false` otherwise (`buf`
+/// then holds part of the data or none); the caller reads with [`read_at`] instead.
+///
+/// For data a file system reads back often and in small pieces (a record of a file it manages),
+/// where the full read path would cost more than the copy. Like `read(2)`, it does not exclude
+/// a concurrent write or truncation of the range: the caller's locks must, if it matters. Does
+/// not sleep.
+pub fn read_cached(file: &File, pos: i64, buf: &mut [u8]) -> Result<bool> {
+    let inode = regular_inode(file)?;
+    let len = i64::try_from(buf.len()).map_err(|_| EINVAL)?;
+    let end = pos.checked_add(len).ok_or(EINVAL)?;
+    // SAFETY: `inode` is the valid inode of the open file `file`.
+    if pos < 0 || end > unsafe { bindings::i_size_read(inode) } {
+        return Ok(false);
+    }
+    // SAFETY: An open file has a valid mapping for its whole life.
+    let mapping = unsafe { (*file.as_ptr()).f_mapping };
+    let mut done = 0usize;
+    while done < buf.len() {
+        let at = pos + done as i64;
+        let index = (at >> bindings::PAGE_SHIFT) as c_ulong;
+        // SAFETY: `mapping` is valid (see above); the lookup takes a reference on the folio it
+        // returns, and returns an error pointer if there is none.
+        let Ok(folio) = from_err_ptr(unsafe { bindings::filemap_get_folio(mapping, index) }) else {
+            return Ok(false);
+        };
+        // SAFETY: We hold a reference on `folio` until the `folio_put()` below.
+        let uptodate = unsafe { bindings::folio_test_uptodate(folio) };
+        let mut copied = 0;
+        if uptodate {
+            // SAFETY: As above.
+            let (start, size) =
+                unsafe { (bindings::folio_pos(folio), bindings::folio_size(folio)) };
+            // The folio holds page `index`, which holds `at`.
+            let off = (at - start) as usize;
+            copied = (size - off).min(buf.len() - done);
+            let dst = buf[done..].as_mut_ptr().cast();
+            // SAFETY: `off + copied <= size`, so the range is within the folio, which we hold;
+            // `buf[done..]` has at least `copied` bytes, valid for writes.
+            unsafe { bindings::memcpy_from_folio(dst, folio, off, copied) };
+        }
+        // SAFETY: Drops the reference taken by `filemap_get_folio()`.
+        unsafe { bindings::folio_put(folio) };
+        if copied == 0 {
+            return Ok(false);
+        }
+        done += copied;
+    }
+    Ok(true)
 }
 
 /// Write access to the data of a regular file, for kernel code.
