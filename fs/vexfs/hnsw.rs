@@ -21,17 +21,22 @@
 //!
 //! # Vectors
 //!
-//! Each node keeps its *exact* vector ([`crate::vecmath`]: 30-bit mantissas and a scale; under
-//! the cosine metric the unit vector, normalised once at insertion). Under the cosine metric it
-//! also keeps a *compact* copy, 8-bit codes and a factor ([`vecmath::encode`]), a quarter of the
-//! size, on which the graph is traversed: the search ranks candidates by the compact inner
-//! product (exact integer arithmetic on the codes), then computes the exact distance of every
-//! candidate of the final list and returns the nearest by exact distance. Returned ids and
-//! distances therefore carry the exact distance's error bound; only which candidates the
-//! traversal finds depends on the compact copy. Exact search scans the compact copy and
-//! rescores exactly every vector that the proven bound of the compact distance cannot rule
-//! out ([`Index::search`]), so it returns the same results as a scan of the exact vectors.
-//! L2 and inner-product collections are traversed on their exact vectors.
+//! Under the cosine metric a node keeps only a *compact* copy of its vector, 8-bit codes and
+//! a factor ([`vecmath::encode`]) of the unit vector, and the factor that normalises it
+//! ([`vecmath::unit_factor`]); the graph is traversed on the compact copies. A search ranks
+//! candidates by the compact inner product (exact integer arithmetic on the codes), then
+//! computes the exact distance of the best candidates of the final list and returns the
+//! nearest by exact distance. The exact vectors are not kept in memory: the caller gives the
+//! search its [`Records`], from which it reads the few it rescores (the kernel reads them
+//! from the collection file, through the page cache) and turns them into the same unit vectors
+//! as at insertion ([`vecmath::apply_unit`] with the kept factor). Returned ids and distances
+//! therefore carry the exact distance's error bound; only which candidates the traversal
+//! finds depends on the compact copy. Exact search scans the compact copy and rescores
+//! exactly every vector that the proven bound of the compact distance cannot rule out
+//! ([`Index::search`]), so it returns the same results as a scan of the exact vectors.
+//!
+//! L2 and inner-product collections keep their *exact* vectors ([`crate::vecmath`]: 30-bit
+//! mantissas and a scale) in memory and are traversed on them.
 //!
 //! Distances are ordered by an `i64` key (the compact key, or [`vecmath::Value::key`] of the
 //! exact distance); ties are broken by node number (insertion order), so results are
@@ -91,6 +96,15 @@ pub(crate) fn mix64(mut x: u64) -> u64 {
 pub(crate) fn level_for(id: u64, m: usize) -> u32 {
     let bits = (usize::BITS - 1 - m.max(2).leading_zeros()).max(1);
     (mix64(id).leading_zeros() / bits).min(MAX_LEVEL)
+}
+
+/// The exact vectors of the nodes of a cosine index, which it does not keep in memory: the
+/// records of the collection, by record number.
+pub(crate) trait Records {
+    /// Writes the `dim` mantissas of the vector of record `slot` into `m` and returns their
+    /// scale, as converted when the vector was pushed ([`Index::push`]). `id` is the id the
+    /// index has for the record: a record holding another one is damage (`EUCLEAN`).
+    fn vector(&mut self, slot: u64, id: u64, m: &mut [i32]) -> Result<i32>;
 }
 
 /// Parameters of an index.
@@ -167,6 +181,8 @@ pub(crate) struct Scratch {
     qcodes: KVec<u64>,
     qfactor: u32,
     qerr2: u128,
+    /// An exact vector read back from the records, for rescoring (cosine).
+    xm: KVec<i32>,
     /// Results, nearest first.
     hits: KVVec<Hit>,
     /// Buffers of the neighbour selection: the selected nodes, their codes in query form,
@@ -195,6 +211,7 @@ impl Scratch {
             qcodes: KVec::new(),
             qfactor: 0,
             qerr2: 0,
+            xm: KVec::new(),
             hits: KVVec::new(),
             sel: KVec::new(),
             selq: KVVec::new(),
@@ -308,10 +325,14 @@ pub(crate) struct Index {
     deleted: VVec<bool>,
     /// Level of each node.
     levels: VVec<u8>,
-    /// Scale of each exact vector.
+    /// Scale of each exact vector (L2 and inner product only).
     scales: VVec<i32>,
-    /// Exact mantissas, `dim` per node (cosine: the unit vector).
+    /// Exact mantissas, `dim` per node (L2 and inner product only).
     vecs: VVec<i32>,
+    /// The normalising factor of each vector ([`vecmath::unit_factor`]; cosine only).
+    units: VVec<u64>,
+    /// Room for one unit vector, for [`Index::push`] (cosine only).
+    unit: KVec<i32>,
     /// Compact copies (cosine only), `code_stride` words per node: the `code_len` words of
     /// [`vecmath::encode`], then the factor, then zero padding to a multiple of 64 bytes, so
     /// that a distance reads whole cache lines of one node.
@@ -345,6 +366,8 @@ impl Index {
             levels: VVec::new(),
             scales: VVec::new(),
             vecs: VVec::new(),
+            units: VVec::new(),
+            unit: KVec::new(),
             codes: VVec::new(),
             max_err: 0,
             links0: VVec::new(),
@@ -393,6 +416,8 @@ impl Index {
             + self.levels.capacity()
             + self.scales.capacity() * 4
             + self.vecs.capacity() * 4
+            + self.units.capacity() * 8
+            + self.unit.capacity() * 4
             + self.codes.capacity() * 8
             + self.links0.capacity() * 4
             + self.upper.capacity() * 4
@@ -402,12 +427,12 @@ impl Index {
 
     /// Bytes `n` more nodes will need, roughly (for admission control).
     pub(crate) fn bytes_for(&self, n: usize) -> usize {
-        let codes = if self.compact() {
-            self.code_stride() * 8
+        let vector = if self.compact() {
+            self.code_stride() * 8 + 8
         } else {
-            0
+            4 + self.p.dim * 4
         };
-        let per = 8 + 8 + 1 + 1 + 4 + 4 + self.p.dim * 4 + codes + self.stride0() * 4 + 8;
+        let per = 8 + 8 + 1 + 1 + 4 + vector + self.stride0() * 4 + 8;
         n.saturating_mul(per)
     }
 
@@ -461,13 +486,18 @@ impl Index {
         self.slots.reserve(n, GFP_KERNEL)?;
         self.deleted.reserve(n, GFP_KERNEL)?;
         self.levels.reserve(n, GFP_KERNEL)?;
-        self.scales.reserve(n, GFP_KERNEL)?;
         self.upper_at.reserve(n, GFP_KERNEL)?;
-        self.vecs
-            .reserve(n.checked_mul(self.p.dim).ok_or(ENOMEM)?, GFP_KERNEL)?;
         if self.compact() {
+            self.units.reserve(n, GFP_KERNEL)?;
             self.codes
                 .reserve(n.checked_mul(self.code_stride()).ok_or(ENOMEM)?, GFP_KERNEL)?;
+            if self.unit.len() < self.p.dim {
+                self.unit.resize(self.p.dim, 0, GFP_KERNEL)?;
+            }
+        } else {
+            self.scales.reserve(n, GFP_KERNEL)?;
+            self.vecs
+                .reserve(n.checked_mul(self.p.dim).ok_or(ENOMEM)?, GFP_KERNEL)?;
         }
         self.links0
             .reserve(n.checked_mul(self.stride0()).ok_or(ENOMEM)?, GFP_KERNEL)?;
@@ -496,33 +526,33 @@ impl Index {
         if (self.len() + 1) * 2 > self.map.len() || m.len() != self.p.dim {
             return Err(ENOMEM);
         }
-        let start = self.vecs.len();
-        self.vecs.extend_from_slice(m, GFP_KERNEL)?;
         let mut level = level_for(id, self.p.m);
-        let mut scale = scale;
         if self.compact() {
-            let u = &mut self.vecs[start..];
-            vecmath::normalize(u);
-            scale = vecmath::UNIT_BITS;
+            let (cl, cs) = (self.code_len(), self.code_stride());
             let cstart = self.codes.len();
-            let cl = self.code_len();
-            self.codes
-                .resize(cstart + self.code_stride(), 0, GFP_KERNEL)?;
+            self.codes.resize(cstart + cs, 0, GFP_KERNEL)?;
+            let unit = self.unit.get_mut(..m.len()).ok_or(ENOMEM)?;
+            unit.copy_from_slice(m);
+            let f = vecmath::unit_factor(unit);
+            vecmath::apply_unit(unit, f);
             let block = &mut self.codes[cstart..];
-            let (factor, err2) = vecmath::encode(&self.vecs[start..], &mut block[..cl]);
+            let (factor, err2) = vecmath::encode(unit, &mut block[..cl]);
             let err = vecmath::err_bound(err2);
             block[cl] = u64::from(factor);
             self.max_err = self.max_err.max(err);
+            self.units.push(f, GFP_KERNEL)?;
             if factor == 0 {
                 // A zero vector: at distance 1 from everything, useless for routing.
                 level = 0;
             }
+        } else {
+            self.vecs.extend_from_slice(m, GFP_KERNEL)?;
+            self.scales.push(scale, GFP_KERNEL)?;
         }
         self.ids.push(id, GFP_KERNEL)?;
         self.slots.push(slot, GFP_KERNEL)?;
         self.deleted.push(false, GFP_KERNEL)?;
         self.levels.push(level as u8, GFP_KERNEL)?;
-        self.scales.push(scale, GFP_KERNEL)?;
         self.upper_at.push(u32::MAX, GFP_KERNEL)?;
         let stride = self.stride0();
         self.links0
@@ -545,6 +575,7 @@ impl Index {
         self.deleted.truncate(len);
         self.levels.truncate(len);
         self.scales.truncate(len);
+        self.units.truncate(len);
         self.upper_at.truncate(len);
         self.vecs.truncate(len * self.p.dim);
         self.codes
@@ -570,7 +601,7 @@ impl Index {
         Some(self.slots[node])
     }
 
-    /// The exact vector of `node`.
+    /// The exact vector of `node` (L2 and inner product: a cosine index keeps none).
     #[inline]
     fn vec(&self, node: u32) -> VecRef<'_> {
         let d = self.p.dim;
@@ -647,7 +678,7 @@ impl Index {
             let dot = dot_words(&block[..cl], &s.qcodes);
             -(i64::from(dot) * i64::from(block[cl] as u32))
         } else {
-            self.exact(s, node).key()
+            self.exact_kept(s, node).key()
         }
     }
 
@@ -662,14 +693,38 @@ impl Index {
         }
     }
 
-    /// The exact distance of `node` to the query in `s`.
+    /// The exact distance of `node` to the query in `s` (L2 and inner product).
     #[inline]
-    fn exact(&self, s: &Scratch, node: u32) -> Value {
+    fn exact_kept(&self, s: &Scratch, node: u32) -> Value {
         let q = VecRef {
             m: &s.qm,
             scale: s.qscale,
         };
         distance(self.p.metric, q, self.vec(node))
+    }
+
+    /// The exact distance of `node` to the query in `s`; under cosine its vector is read
+    /// from `recs` and normalised as at insertion.
+    fn exact(&self, s: &mut Scratch, node: u32, recs: &mut impl Records) -> Result<Value> {
+        if !self.compact() {
+            return Ok(self.exact_kept(s, node));
+        }
+        let n = node as usize;
+        let d = self.p.dim;
+        if s.xm.len() != d {
+            s.xm.resize(d, 0, GFP_KERNEL)?;
+        }
+        recs.vector(self.slots[n], self.ids[n], &mut s.xm)?;
+        vecmath::apply_unit(&mut s.xm, self.units[n]);
+        let x = VecRef {
+            m: &s.xm,
+            scale: vecmath::UNIT_BITS,
+        };
+        let q = VecRef {
+            m: &s.qm,
+            scale: s.qscale,
+        };
+        Ok(distance(self.p.metric, q, x))
     }
 
     /// The traversal key of node `b` with node `a` as the query (for the neighbour
@@ -762,15 +817,17 @@ impl Index {
 
     /// Makes the query of `s` the vector of `node` (for linking it).
     fn set_query_node(&self, s: &mut Scratch, node: u32) -> Result {
-        let v = self.vec(node);
-        s.qm.clear();
-        s.qm.extend_from_slice(v.m, GFP_KERNEL)?;
-        s.qscale = v.scale;
         if self.compact() {
+            // The traversal needs only the compact copy.
             s.qcodes.clear();
             s.qcodes.resize(self.code_len(), 0, GFP_KERNEL)?;
             vecmath::reverse(self.codes_of(node), &mut s.qcodes);
             s.qfactor = self.factor(node);
+        } else {
+            let v = self.vec(node);
+            s.qm.clear();
+            s.qm.extend_from_slice(v.m, GFP_KERNEL)?;
+            s.qscale = v.scale;
         }
         Ok(())
     }
@@ -1061,7 +1118,8 @@ impl Index {
 
     /// The `k` nearest live vectors to the query prepared in `s` ([`Index::set_query`]),
     /// nearest first, by exact distance. Exact: every live vector is considered; otherwise an
-    /// HNSW search with a candidate list of `ef` (at least `k`). The counters of the search are
+    /// HNSW search with a candidate list of `ef` (at least `k`). Under cosine the exact
+    /// vectors of the candidates it rescores come from `recs`. The counters of the search are
     /// left in `s.stats`.
     pub(crate) fn search<'a>(
         &self,
@@ -1069,12 +1127,13 @@ impl Index {
         k: usize,
         ef: usize,
         exact: bool,
+        recs: &mut impl Records,
     ) -> Result<&'a [Hit]> {
         s.stats = Stats::default();
         s.hits.clear();
         s.hits.reserve(k + 1, GFP_KERNEL)?;
         if exact {
-            self.scan(s, k)?;
+            self.scan(s, k, recs)?;
             return Ok(&s.hits);
         }
         let Some((entry, level)) = self.entry else {
@@ -1103,18 +1162,21 @@ impl Index {
             s.best.retain(|&mut (_, n)| !self.deleted[n as usize]);
         }
         s.best.truncate(want);
-        for &(_, node) in s.best.iter() {
-            self.prefetch_exact(node);
+        if !self.compact() {
+            for &(_, node) in s.best.iter() {
+                self.prefetch_exact(node);
+            }
         }
         for i in 0..s.best.len() {
             let node = s.best[i].1;
-            let dist = self.exact(s, node);
+            let dist = self.exact(s, node, recs)?;
             s.stats.rescored += 1;
             hits_insert(&mut s.hits, k, node, self.rank_key(dist), dist)?;
         }
         Ok(&s.hits)
     }
 
+    /// Prefetches the exact vector of `node` (L2 and inner product).
     fn prefetch_exact(&self, node: u32) {
         let v = self.vec(node).m;
         let mut i = 0;
@@ -1128,12 +1190,12 @@ impl Index {
     /// every vector whose compact key is within twice the proven error bound of the `k`-th
     /// smallest compact key (no other can be among the `k` nearest). Otherwise a scan of the
     /// exact vectors.
-    fn scan(&self, s: &mut Scratch, k: usize) -> Result {
+    fn scan(&self, s: &mut Scratch, k: usize, recs: &mut impl Records) -> Result {
         let n = self.len();
         if !self.compact() {
             for node in 0..n as u32 {
                 if !self.deleted[node as usize] {
-                    let dist = self.exact(s, node);
+                    let dist = self.exact_kept(s, node);
                     s.stats.rescored += 1;
                     hits_insert(&mut s.hits, k, node, self.rank_key(dist), dist)?;
                 }
@@ -1172,7 +1234,7 @@ impl Index {
         for i in 0..s.cands.len() {
             let Cand { key, node } = s.cands[i];
             if key <= limit {
-                let dist = self.exact(s, node);
+                let dist = self.exact(s, node, recs)?;
                 s.stats.rescored += 1;
                 hits_insert(&mut s.hits, k, node, self.rank_key(dist), dist)?;
             }
@@ -1381,7 +1443,7 @@ impl Index {
 /// How many candidates of an HNSW search on the compact copy get their exact distance, for
 /// `k` results.
 fn rescore(k: usize) -> usize {
-    (2 * k).max(k + 8)
+    (k + k / 2).max(k + 4)
 }
 
 /// Inserts `node` at exact distance `dist` (ranked by `key`) into the results `hits` (sorted
@@ -1492,12 +1554,30 @@ mod tests {
         build_from(n, metric, point)
     }
 
+    /// The records of an index built by [`build_from`] with `f`: record `slot` holds `f(slot)`.
+    struct Points<F>(F);
+
+    impl<F: Fn(u64) -> [i8; DIM]> Records for Points<F> {
+        fn vector(&mut self, slot: u64, id: u64, m: &mut [i32]) -> Result<i32> {
+            if id != slot * 7 + 1 {
+                return Err(EUCLEAN);
+            }
+            Ok(Fixed::from_i8((self.0)(slot).iter().copied(), m))
+        }
+    }
+
     /// The `k` nearest by brute force over the exact vectors: `(key, node)`.
-    fn brute(idx: &Index, s: &Scratch, k: usize) -> Result<KVec<(i64, u32)>> {
+    fn brute(
+        idx: &Index,
+        s: &mut Scratch,
+        k: usize,
+        recs: &mut impl Records,
+    ) -> Result<KVec<(i64, u32)>> {
         let mut all = KVec::new();
         for node in 0..idx.len() as u32 {
             if !idx.deleted[node as usize] {
-                all.push((idx.rank_key(idx.exact(s, node)), node), GFP_KERNEL)?;
+                let d = idx.exact(s, node, recs)?;
+                all.push((idx.rank_key(d), node), GFP_KERNEL)?;
             }
         }
         all.sort_unstable();
@@ -1507,7 +1587,12 @@ mod tests {
 
     /// Recall@10 of HNSW searches at `ef`, counting hits by distance (ties make ids
     /// ambiguous), and whether exact search equals brute force, over 40 queries.
-    fn recall(idx: &Index, ef: usize, q: impl Fn(u64) -> [i8; DIM]) -> Result<usize> {
+    fn recall(
+        idx: &Index,
+        ef: usize,
+        q: impl Fn(u64) -> [i8; DIM],
+        recs: &mut impl Records,
+    ) -> Result<usize> {
         let mut s = Scratch::new();
         let mut m = [0i32; DIM];
         let mut hits = 0;
@@ -1515,14 +1600,14 @@ mod tests {
             let p = q(qi);
             let sc = Fixed::from_i8(p.iter().copied(), &mut m);
             idx.set_query(&mut s, &m, sc)?;
-            let want = brute(idx, &s, 10)?;
-            let exact = idx.search(&mut s, 10, 0, true)?;
+            let want = brute(idx, &mut s, 10, recs)?;
+            let exact = idx.search(&mut s, 10, 0, true, recs)?;
             assert_eq!(exact.len(), want.len());
             for (h, w) in exact.iter().zip(want.iter()) {
                 assert_eq!((h.key, h.node), *w);
             }
             let worst = want[want.len() - 1].0;
-            let approx = idx.search(&mut s, 10, ef, false)?;
+            let approx = idx.search(&mut s, 10, ef, false, recs)?;
             hits += approx.iter().filter(|h| h.key <= worst).count();
         }
         Ok(hits)
@@ -1541,7 +1626,8 @@ mod tests {
             } else {
                 assert_eq!(reachable, 600);
             }
-            assert!(recall(&idx, 64, |qi| point(5000 + qi))? * 100 >= 400 * 90);
+            let hits = recall(&idx, 64, |qi| point(5000 + qi), &mut Points(point))?;
+            assert!(hits * 100 >= 400 * 90);
         }
         Ok(())
     }
@@ -1563,15 +1649,17 @@ mod tests {
             let want = if metric == Metric::L2 { 600 } else { 540 };
             assert!(idx.check()? >= want);
             // Queries near the data: tie-aware recall at least 0.9.
-            assert!(recall(&idx, 64, |qi| point(7000 + qi))? * 100 >= 400 * 90);
+            let hits = recall(&idx, 64, |qi| point(7000 + qi), &mut Points(dup))?;
+            assert!(hits * 100 >= 400 * 90);
             // Queries that are data points: every hit at the nearest distance.
-            assert!(recall(&idx, 64, |qi| point(qi % 30))? * 100 >= 400 * 90);
+            let hits = recall(&idx, 64, |qi| point(qi % 30), &mut Points(dup))?;
+            assert!(hits * 100 >= 400 * 90);
         }
         // A zero query under cosine: every distance is 1.
         let idx = build_from(100, Metric::Cosine, dup)?;
         let mut s = Scratch::new();
         idx.set_query(&mut s, &[0; DIM], 0)?;
-        let r = idx.search(&mut s, 5, 0, true)?;
+        let r = idx.search(&mut s, 5, 0, true, &mut Points(dup))?;
         assert_eq!(r.len(), 5);
         assert!(r.iter().all(|h| h.dist.to_f32_bits() == 0x3f80_0000));
         Ok(())
@@ -1626,8 +1714,8 @@ mod tests {
                 let sc = Fixed::from_i8(point(3000 + qi).iter().copied(), &mut m);
                 idx.set_query(&mut s, &m, sc)?;
                 back.set_query(&mut t, &m, sc)?;
-                let a = idx.search(&mut s, 10, 32, false)?;
-                let b = back.search(&mut t, 10, 32, false)?;
+                let a = idx.search(&mut s, 10, 32, false, &mut Points(point))?;
+                let b = back.search(&mut t, 10, 32, false, &mut Points(point))?;
                 assert_eq!(a.len(), b.len());
                 assert!(a
                     .iter()
@@ -1668,6 +1756,58 @@ mod tests {
     }
 
     #[test]
+    fn cosine_rescores_from_the_records() -> Result {
+        let idx = build(200, Metric::Cosine)?;
+        // No exact vector in memory: compact copies, normalising factors and links.
+        assert!(idx.vecs.is_empty() && idx.scales.is_empty());
+        assert_eq!(idx.units.len(), 200);
+        let mut s = Scratch::new();
+        let mut m = [0i32; DIM];
+        let sc = Fixed::from_i8(point(3).iter().copied(), &mut m);
+        idx.set_query(&mut s, &m, sc)?;
+        // A vector read back from its record is the unit vector of `normalize`, so distances
+        // are those of the exact unit vectors.
+        let mut q = m;
+        vecmath::normalize(&mut q);
+        for node in [0u32, 3, 77, 199] {
+            let mut x = [0i32; DIM];
+            Fixed::from_i8(point(u64::from(node)).iter().copied(), &mut x);
+            vecmath::normalize(&mut x);
+            let (a, b) = (
+                VecRef {
+                    m: &q,
+                    scale: vecmath::UNIT_BITS,
+                },
+                VecRef {
+                    m: &x,
+                    scale: vecmath::UNIT_BITS,
+                },
+            );
+            let want = distance(Metric::Cosine, a, b);
+            let got = idx.exact(&mut s, node, &mut Points(point))?;
+            assert_eq!((got.v, got.e), (want.v, want.e));
+        }
+        let r = idx.search(&mut s, 1, 32, false, &mut Points(point))?;
+        assert_eq!(r[0].node, 3);
+        // A record that does not hold the vector the index has is damage, and reported.
+        struct Damaged;
+        impl Records for Damaged {
+            fn vector(&mut self, _: u64, _: u64, _: &mut [i32]) -> Result<i32> {
+                Err(EUCLEAN)
+            }
+        }
+        assert_eq!(
+            idx.search(&mut s, 5, 32, false, &mut Damaged).err(),
+            Some(EUCLEAN)
+        );
+        assert_eq!(
+            idx.search(&mut s, 5, 0, true, &mut Damaged).err(),
+            Some(EUCLEAN)
+        );
+        Ok(())
+    }
+
+    #[test]
     fn delete_and_find() -> Result {
         let mut idx = build(100, Metric::L2)?;
         assert_eq!(idx.find(8), Some(1));
@@ -1679,10 +1819,10 @@ mod tests {
         let sc = Fixed::from_i8(point(1).iter().copied(), &mut m);
         let mut s = Scratch::new();
         idx.set_query(&mut s, &m, sc)?;
-        let r = idx.search(&mut s, 100, 100, true)?;
+        let r = idx.search(&mut s, 100, 100, true, &mut Points(point))?;
         assert_eq!(r.len(), 99);
         assert!(r.iter().all(|x| x.node != 1));
-        let r = idx.search(&mut s, 5, 64, false)?;
+        let r = idx.search(&mut s, 5, 64, false, &mut Points(point))?;
         assert!(r.iter().all(|x| x.node != 1));
         // Truncating pushed nodes restores the map.
         idx.reserve(1)?;

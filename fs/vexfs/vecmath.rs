@@ -390,23 +390,45 @@ pub(crate) const UNIT_BITS: i32 = 30;
 /// Turns mantissas `m` (at any scale) into the unit vector in the same direction, in place:
 /// `m[i] = round(m[i] * 2^30 / ||m||)`, off by at most one unit (`2^-30`) per element. A zero
 /// vector stays zero. Integer only: `||m||` is an integer square root and the division is a
-/// multiplication by a 63-bit reciprocal (one long division per vector, none per element).
+/// multiplication by a 57-bit reciprocal (one long division per vector, none per element).
 pub(crate) fn normalize(m: &mut [i32]) {
+    apply_unit(m, unit_factor(m));
+}
+
+/// The reciprocal [`normalize`] multiplies `m` by: a 57-bit `inv` and a shift, packed as
+/// `inv << 6 | shift` (0 for a zero vector). An index keeps it per vector, so that it can
+/// turn the vector, read again from its record, into the same unit vector without the square
+/// root and the division ([`apply_unit`]).
+pub(crate) fn unit_factor(m: &[i32]) -> u64 {
     let mut sum: u128 = 0;
     for &x in m.iter() {
         let x = i64::from(x);
         sum += (x * x) as u128;
     }
     if sum == 0 {
-        return;
+        return 0;
     }
     // r ~= ||m|| * 2^20, in [2^20, 2^56] for at most 4096 30-bit mantissas.
     let r = isqrt(sum << 40);
     let l = bitlen(r);
-    // inv = floor(2^(62 + l) / r), in [2^62, 2^63].
-    let inv = u128::from(div_128_64(1u128 << (62 + l), r as u64));
-    // m * 2^30 / ||m|| = m * 2^50 / r = m * inv * 2^(50 - 62 - l).
-    let sh = 12 + l;
+    // inv = floor(2^(56 + l) / r), in [2^56, 2^57]: six bits fewer than the quotient could
+    // carry, so that it packs with the shift into one word; the rounding below is unchanged
+    // in kind (truncated reciprocal, rounded product).
+    let inv = div_128_64(1u128 << (56 + l), r as u64);
+    // m * 2^30 / ||m|| = m * 2^50 / r = m * inv * 2^(50 - 56 - l).
+    let sh = (6 + l) as u32;
+    // inv <= 2^57 and sh <= 63: the packed word fits.
+    (inv << 6) | u64::from(sh)
+}
+
+/// Multiplies `m` by a factor of [`unit_factor`] (of these mantissas): the unit vector of
+/// [`normalize`].
+#[inline]
+pub(crate) fn apply_unit(m: &mut [i32], f: u64) {
+    if f == 0 {
+        return;
+    }
+    let (inv, sh) = (u128::from(f >> 6), (f & 0x3f) as u32);
     for x in m.iter_mut() {
         let p = u128::from(x.unsigned_abs()) * inv;
         let v = ((p + (1u128 << (sh - 1))) >> sh).min(1 << UNIT_BITS) as i32;

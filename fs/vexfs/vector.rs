@@ -38,10 +38,13 @@
 //!
 //! # Index
 //!
-//! The vectors and the HNSW graph ([`crate::hnsw`]) live in kernel memory, loaded on the first
-//! use after mount, kept in step with inserts and deletes, and bounded by [`INDEX_LIMIT`] bytes
-//! per collection. Loading restores the graph saved in the file if there is a usable copy and
-//! otherwise builds it from the records (as `VEXFS_IOC_BUILD_INDEX` always does).
+//! The HNSW graph and the vectors it is traversed on ([`crate::hnsw`]) live in kernel memory,
+//! loaded on the first use after mount, kept in step with inserts and deletes, and bounded by
+//! [`INDEX_LIMIT`] bytes per collection. A cosine index keeps only compact copies: the exact
+//! vectors of the candidates a search rescores are read back from their records through the
+//! page cache ([`FileRecords`]). Loading restores the graph saved in the file if there is a
+//! usable copy and otherwise builds it from the records (as `VEXFS_IOC_BUILD_INDEX` always
+//! does).
 //!
 //! The saved index starts at a multiple of [`INDEX_ALIGN`] at least a quarter of the records'
 //! size past the last record, so that inserts do not overwrite it: a [`SavedHeader`], then
@@ -72,6 +75,7 @@ use crate::{
     hnsw::{
         Index,
         Params,
+        Records,
         Scratch,
         SAVED_HEAD, //
     },
@@ -419,6 +423,64 @@ fn record_vector(hdr: &Header, slot: u64, r: &[u8], m: &mut [i32]) -> Result<i32
     })
 }
 
+/// Reads record `slot` into `rec` (`record_size` bytes): straight from the page cache when it
+/// holds it (records are read back soon after they were written or last read), else through
+/// the read path. `EUCLEAN` if the file ends before the record.
+fn read_record(file: &File, hdr: &Header, slot: u64, rec: &mut [u8]) -> Result {
+    let off = hdr.offset(slot)?;
+    if !kernel_io::read_cached(file, off, rec)? && kernel_io::read_at(file, off, rec)? != rec.len()
+    {
+        return Err(EUCLEAN);
+    }
+    Ok(())
+}
+
+/// The records of a collection, read back through the page cache for the exact distances a
+/// cosine index computes (it keeps no exact vectors in memory).
+struct FileRecords<'a> {
+    file: &'a File,
+    hdr: &'a Header,
+    rec: KVec<u8>,
+}
+
+impl<'a> FileRecords<'a> {
+    fn new(file: &'a File, hdr: &'a Header) -> Result<Self> {
+        let rs = hdr.record_size as usize;
+        let mut rec = KVec::with_capacity(rs, GFP_KERNEL)?;
+        rec.resize(rs, 0, GFP_KERNEL)?;
+        Ok(Self { file, hdr, rec })
+    }
+}
+
+impl Records for FileRecords<'_> {
+    fn vector(&mut self, slot: u64, id: u64, m: &mut [i32]) -> Result<i32> {
+        read_record(self.file, self.hdr, slot, &mut self.rec)?;
+        if le64(&self.rec, 0) != id {
+            // The record changed behind the index's back.
+            return Err(EUCLEAN);
+        }
+        record_vector(self.hdr, slot, &self.rec, m)
+    }
+}
+
+/// Adds live record `slot` (vector `id`, bytes `r`) to `index`, growing it within
+/// [`INDEX_LIMIT`]; `m` is room for the mantissas. Returns the node, not linked yet.
+fn push_record(
+    index: &mut Index,
+    hdr: &Header,
+    slot: u64,
+    id: u64,
+    r: &[u8],
+    m: &mut [i32],
+) -> Result<u32> {
+    let scale = record_vector(hdr, slot, r, m)?;
+    index.reserve(1)?;
+    if index.bytes() > INDEX_LIMIT {
+        return Err(ENOMEM);
+    }
+    index.push(id, slot, m, scale)
+}
+
 /// Builds the index of a collection from its records. Returns it and the live count.
 fn rebuild(file: &File, hdr: &Header) -> Result<(Index, u64)> {
     let mut index = Index::new(hdr.params());
@@ -445,13 +507,8 @@ fn rebuild(file: &File, hdr: &Header) -> Result<(Index, u64)> {
             pr_err!("collection: bad or duplicate id in record {}\n", slot);
             return Err(EUCLEAN);
         }
-        let scale = record_vector(hdr, slot, r, &mut m)?;
-        // More live records than the header says (see `load`) need more room.
-        index.reserve(1)?;
-        if index.bytes() > INDEX_LIMIT {
-            return Err(ENOMEM);
-        }
-        let node = index.push(id, slot, &m, scale)?;
+        // More live records than the header says (see `load`) get room as they come.
+        let node = push_record(&mut index, hdr, slot, id, r, &mut m)?;
         index.link(node, &mut scratch)
     })?;
     Ok((index, seen_live))
@@ -627,12 +684,7 @@ fn restore(file: &File, hdr: &Header, why: &mut &'static str) -> Result<(Index, 
             if index.find(id).is_some() {
                 return Err(EUCLEAN);
             }
-            let scale = record_vector(hdr, slot, r, &mut m)?;
-            index.reserve(1)?;
-            if index.bytes() > INDEX_LIMIT {
-                return Err(ENOMEM);
-            }
-            return index.push(id, slot, &m, scale).map(|_| ());
+            return push_record(&mut index, hdr, slot, id, r, &mut m).map(|_| ());
         }
         let next = if restored < sh.nodes {
             let len = index.saved_len_of(saved.peek(SAVED_HEAD)?)?;
@@ -1150,7 +1202,7 @@ fn search(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     if !is_collection(inode) {
         return Err(ENOTTY);
     }
-    with_index(file, inode, |l| search_loaded(inode, l, &a))
+    with_index(file, inode, |l| search_loaded(file, inode, l, &a))
 }
 
 /// Calls `f` with the loaded index of collection `inode`, with the semaphore shared; loads the
@@ -1214,6 +1266,7 @@ fn read_query(
 #[allow(clippy::too_many_arguments)]
 fn search_one(
     l: &Loaded,
+    recs: &mut FileRecords<'_>,
     s: &mut Scratch,
     m: &[i32],
     scale: i32,
@@ -1224,7 +1277,7 @@ fn search_one(
     dists: &mut KVVec<u8>,
 ) -> Result<usize> {
     l.index.set_query(s, m, scale)?;
-    let res = l.index.search(s, k, ef, exact)?;
+    let res = l.index.search(s, k, ef, exact, recs)?;
     ids.reserve(res.len() * 8, GFP_KERNEL)?;
     dists.reserve(res.len() * 4, GFP_KERNEL)?;
     for h in res.iter() {
@@ -1251,7 +1304,7 @@ fn user_reader(addr: u64, len: usize) -> Result<kernel::uaccess::UserSliceReader
     Ok(UserSlice::new(UserPtr::from_addr(addr), len).reader())
 }
 
-fn search_loaded(inode: &INode<VexFs>, l: &Loaded, a: &SearchArgs) -> Result {
+fn search_loaded(file: &File, inode: &INode<VexFs>, l: &Loaded, a: &SearchArgs) -> Result {
     let SearchArgs {
         k,
         ef,
@@ -1275,11 +1328,13 @@ fn search_loaded(inode: &INode<VexFs>, l: &Loaded, a: &SearchArgs) -> Result {
     )?;
     let k = k as usize;
     let ef = if ef == 0 { k.max(64) } else { ef as usize };
+    let mut recs = FileRecords::new(file, &l.hdr)?;
     let mut s = take_scratch(inode)?;
     let (mut ids, mut dists) = (KVVec::new(), KVVec::new());
     let start = Instant::<Monotonic>::now();
     let res = search_one(
         l,
+        &mut recs,
         &mut s,
         &m,
         scale,
@@ -1350,6 +1405,7 @@ fn search_batch(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         m.resize(dim, 0, GFP_KERNEL)?;
         let mut counts: KVVec<u8> = KVVec::with_capacity(nq * 4, GFP_KERNEL)?;
         let (mut ids, mut dists) = (KVVec::new(), KVVec::new());
+        let mut recs = FileRecords::new(file, &l.hdr)?;
         let mut s = take_scratch(inode)?;
         let res = (|| -> Result {
             for i in 0..nq {
@@ -1358,6 +1414,7 @@ fn search_batch(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
                 dists.clear();
                 let n = search_one(
                     l,
+                    &mut recs,
                     &mut s,
                     &m,
                     scale,
@@ -1407,9 +1464,8 @@ fn get(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         for c in ids.chunks_exact(8) {
             let id = ne64(c, 0);
             let node = l.index.find(id).ok_or(ENOENT)?;
-            if kernel_io::read_at(file, hdr.offset(l.index.slot(node)?)?, &mut rec)? != rs
-                || le64(&rec, 0) != id
-            {
+            read_record(file, hdr, l.index.slot(node)?, &mut rec)?;
+            if le64(&rec, 0) != id {
                 // The record changed behind the index's back.
                 return Err(EUCLEAN);
             }

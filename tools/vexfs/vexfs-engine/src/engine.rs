@@ -11,6 +11,14 @@
 //! | [`Engine::search`] | `VEXFS_IOC_SEARCH`: `Fixed::from_f32_bits` of the query, `Index::set_query` and `Index::search(scratch, k, ef, exact)` with a reused `Scratch` (the kernel keeps a pool per collection), per hit `Index::id` and `dist.to_f32_bits()` |
 //! | [`Engine::bytes`]  | `Index::bytes()`                                                    |
 //!
+//! The collection file: [`Engine`] keeps every record (id and binary32 patterns) in one
+//! array, the stand-in for the file's page cache, and gives searches a `hnsw::Records` over
+//! it that converts a record as `FileRecords` in `vector.rs` does (`Fixed::from_f32_bits`,
+//! after checking the id). The kernel reads the record through the page cache instead of
+//! indexing an array: that cost is not in the native figures (UML shows it).
+//! [`Engine::file_bytes`] is the size of those records, which the kernel keeps in the page
+//! cache (reclaimable), not in the index.
+//!
 //! Counting: the engine's own `Stats` of each search (`distances` on the
 //! traversal copy, `rescored` exact ones), summed into [`distances`] and
 //! [`rescored`]. For inserts, the stats the scratch gathers over the `link`
@@ -19,7 +27,7 @@
 //! Adapting to a new engine API: change the bodies here; `src/main.rs` only
 //! uses the public items below.
 
-use crate::hnsw::{Index, Params, Scratch, Stats};
+use crate::hnsw::{Index, Params, Records, Scratch, Stats};
 use crate::vecmath;
 use core::cell::RefCell;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -66,6 +74,27 @@ pub struct Engine {
     dim: usize,
     /// Records of the collection file so far (the `slot` of the next vector).
     records: u64,
+    /// The records' ids and vectors (`dim` binary32 patterns each): the collection file.
+    file_ids: KVVec<u64>,
+    file_bits: KVVec<u32>,
+}
+
+/// The records of an [`Engine`], as `FileRecords` in `vector.rs` serves them.
+struct File<'a> {
+    ids: &'a [u64],
+    bits: &'a [u32],
+    dim: usize,
+}
+
+impl Records for File<'_> {
+    fn vector(&mut self, slot: u64, id: u64, m: &mut [i32]) -> Result<i32> {
+        let i = usize::try_from(slot).map_err(|_| EUCLEAN)?;
+        if self.ids.get(i) != Some(&id) {
+            return Err(EUCLEAN);
+        }
+        let v = self.bits.get(i * self.dim..(i + 1) * self.dim).ok_or(EUCLEAN)?;
+        vecmath::Fixed::from_f32_bits(v.iter().copied(), m)
+    }
 }
 
 impl Engine {
@@ -86,7 +115,23 @@ impl Engine {
             scratch: RefCell::new(Scratch::new()),
             dim,
             records: 0,
+            file_ids: KVVec::new(),
+            file_bits: KVVec::new(),
         }
+    }
+
+    /// Appends records to the stand-in of the collection file.
+    fn append(&mut self, ids: &[u64], bits: &[u32]) -> Result {
+        self.file_ids.extend_from_slice(ids, GFP_KERNEL)?;
+        self.file_bits.extend_from_slice(bits, GFP_KERNEL)?;
+        self.records += ids.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes of the records of the collection file (id and vector each), which the kernel
+    /// keeps in the page cache, not in the index.
+    pub fn file_bytes(&self) -> usize {
+        self.file_ids.len() * (8 + 4 * self.dim)
     }
 
     /// Elements per vector.
@@ -134,7 +179,7 @@ impl Engine {
             e.index.link(node, &mut scratch)?;
         }
         add_stats(&scratch.stats);
-        e.records = ids.len() as u64;
+        e.append(ids, bits)?;
         Ok(e)
     }
 
@@ -183,7 +228,7 @@ impl Engine {
             at += len;
         }
         e.index.restore_finish(e.index.len(), entry)?;
-        e.records = ids.len() as u64;
+        e.append(ids, bits)?;
         Ok(e)
     }
 
@@ -220,7 +265,7 @@ impl Engine {
             self.index.truncate(first);
             return Err(e);
         }
-        self.records += count as u64;
+        self.append(ids, bits)?;
         let mut scratch = Scratch::new();
         let res =
             (first..self.index.len()).try_for_each(|n| self.index.link(n as u32, &mut scratch));
@@ -251,7 +296,12 @@ impl Engine {
         let mut scratch = self.scratch.borrow_mut();
         let s = &mut *scratch;
         self.index.set_query(s, &m, scale)?;
-        let res = self.index.search(s, k, ef, exact);
+        let mut file = File {
+            ids: &self.file_ids,
+            bits: &self.file_bits,
+            dim: self.dim,
+        };
+        let res = self.index.search(s, k, ef, exact, &mut file);
         let mut n = 0;
         if let Ok(hits) = &res {
             for ((h, id), d) in hits.iter().zip(ids.iter_mut()).zip(dists.iter_mut()) {
@@ -290,6 +340,7 @@ mod tests {
         assert_eq!(e.insert(&ids[..1], &bits[..dim]), Err(EEXIST));
         assert_eq!(e.len(), 200);
         assert!(e.bytes() > 200 * dim * 4);
+        assert_eq!(e.file_bytes(), 200 * (8 + 4 * dim));
         let (mut out, mut d) = ([0u64; 5], [0u32; 5]);
         let before = distances();
         let n = e

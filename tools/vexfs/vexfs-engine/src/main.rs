@@ -418,11 +418,13 @@ fn run() -> Result<(), String> {
     let _ = write!(
         o,
         ", \"build_index_seconds\": {}, \"index_bytes\": {}, \"index_bytes_per_vector\": {}, \
-         \"inserted_index_bytes_per_vector\": {}, \"restore_seconds\": {}, \"saved_bytes\": {}",
+         \"inserted_index_bytes_per_vector\": {}, \"file_bytes_per_vector\": {}, \
+         \"restore_seconds\": {}, \"saved_bytes\": {}",
         json_num(rebuild),
         e.bytes(),
         json_num(e.bytes() as f64 / n as f64),
         json_num(inserted_bytes as f64 / n as f64),
+        json_num(e.file_bytes() as f64 / n as f64),
         json_num(restore),
         saved.len()
     );
