@@ -73,6 +73,7 @@
 use crate::{
     format,
     hnsw::{
+        Filter,
         Index,
         Params,
         Records,
@@ -127,6 +128,10 @@ const ELEM_F32: u32 = uapi::VEXFS_ELEM_F32;
 const ELEM_I8: u32 = uapi::VEXFS_ELEM_I8;
 const SEARCH_EXACT: u32 = uapi::VEXFS_SEARCH_EXACT;
 const SEARCH_STATS: u32 = uapi::VEXFS_SEARCH_STATS;
+const SEARCH_FILTER: u32 = uapi::VEXFS_SEARCH_FILTER;
+const FILTER_RANGE: u32 = uapi::VEXFS_FILTER_RANGE;
+const FILTER_IDS: u32 = uapi::VEXFS_FILTER_IDS;
+const MAX_FILTER_IDS: u32 = uapi::VEXFS_MAX_FILTER_IDS;
 const BUILD_COMPACT: u32 = uapi::VEXFS_BUILD_COMPACT;
 const INDEX_NONE: u32 = uapi::VEXFS_INDEX_NONE;
 const INDEX_READY: u32 = uapi::VEXFS_INDEX_READY;
@@ -142,10 +147,12 @@ const STATS_SIZE: usize = size_of::<uapi::vexfs_stats>();
 const SEARCH_STATS_SIZE: usize = size_of::<uapi::vexfs_search_stats>();
 const SEARCH_BATCH_SIZE: usize = size_of::<uapi::vexfs_search_batch>();
 const GET_SIZE: usize = size_of::<uapi::vexfs_get>();
+const FILTER_SIZE: usize = size_of::<uapi::vexfs_filter>();
 // The sizes the header promises, on every architecture.
 const _: () = assert!(PARAMS_SIZE == 64 && INSERT_SIZE == 64 && DELETE_SIZE == 56);
 const _: () = assert!(SEARCH_SIZE == 80 && BUILD_SIZE == 40 && STATS_SIZE == 136);
 const _: () = assert!(SEARCH_STATS_SIZE == 64 && SEARCH_BATCH_SIZE == 80 && GET_SIZE == 64);
+const _: () = assert!(FILTER_SIZE == 64);
 
 const IOC_MAGIC: u32 = uapi::VEXFS_IOC_MAGIC;
 const IOC_CREATE: u32 = ioctl::_IOW::<uapi::vexfs_collection_params>(IOC_MAGIC, 1);
@@ -1182,10 +1189,10 @@ fn search(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         || k == 0
         || k > MAX_K
         || ef > MAX_EF
-        || flags & !(SEARCH_EXACT | SEARCH_STATS) != 0
+        || flags & !(SEARCH_EXACT | SEARCH_STATS | SEARCH_FILTER) != 0
         || ne32(&b, 44) != 0
         || (flags & SEARCH_STATS == 0 && ne64(&b, 48) != 0)
-        || !all_zero(&b[56..])
+        || !all_zero(&b[64..])
     {
         return Err(EINVAL);
     }
@@ -1197,6 +1204,7 @@ fn search(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         ids_addr,
         dist_addr,
         stats_addr: ne64(&b, 48),
+        filter: FilterArgs::read(flags, ne64(&b, 56))?,
         arg,
     };
     if !is_collection(inode) {
@@ -1273,11 +1281,12 @@ fn search_one(
     k: usize,
     ef: usize,
     exact: bool,
+    filter: Option<&Filter>,
     ids: &mut KVVec<u8>,
     dists: &mut KVVec<u8>,
 ) -> Result<usize> {
     l.index.set_query(s, m, scale)?;
-    let res = l.index.search(s, k, ef, exact, recs)?;
+    let res = l.index.search(s, k, ef, exact, filter, recs)?;
     ids.reserve(res.len() * 8, GFP_KERNEL)?;
     dists.reserve(res.len() * 4, GFP_KERNEL)?;
     for h in res.iter() {
@@ -1296,7 +1305,84 @@ struct SearchArgs {
     ids_addr: u64,
     dist_addr: u64,
     stats_addr: u64,
+    filter: Option<FilterArgs>,
     arg: usize,
+}
+
+/// A `struct vexfs_filter`, checked.
+#[derive(Clone, Copy)]
+struct FilterArgs {
+    lo: u64,
+    hi: u64,
+    /// With `VEXFS_FILTER_IDS`: the list's user address and length.
+    list: Option<(u64, u32)>,
+}
+
+impl FilterArgs {
+    /// Reads and checks the filter at user address `addr` of a search with `flags` (none
+    /// without `VEXFS_SEARCH_FILTER`, whose `addr` must then be zero).
+    fn read(flags: u32, addr: u64) -> Result<Option<Self>> {
+        if flags & SEARCH_FILTER == 0 {
+            return if addr == 0 { Ok(None) } else { Err(EINVAL) };
+        }
+        let b: [u8; FILTER_SIZE] = read_arg(usize::try_from(addr).map_err(|_| EFAULT)?)?;
+        let (version, fl) = (ne32(&b, 0), ne32(&b, 4));
+        let (lo, hi, ids, count) = (ne64(&b, 8), ne64(&b, 16), ne64(&b, 24), ne32(&b, 32));
+        let (range, listed) = (fl & FILTER_RANGE != 0, fl & FILTER_IDS != 0);
+        if version != UAPI_VERSION
+            || fl & !(FILTER_RANGE | FILTER_IDS) != 0
+            || fl == 0
+            || (range && lo > hi)
+            || (!range && (lo != 0 || hi != 0))
+            || (listed && count == 0)
+            || (!listed && (ids != 0 || count != 0))
+            || ne32(&b, 36) != 0
+            || !all_zero(&b[40..])
+        {
+            return Err(EINVAL);
+        }
+        if count > MAX_FILTER_IDS {
+            return Err(E2BIG);
+        }
+        let (lo, hi) = if range { (lo, hi) } else { (0, u64::MAX) };
+        Ok(Some(Self {
+            lo,
+            hi,
+            list: listed.then_some((ids, count)),
+        }))
+    }
+
+    /// The filter for `index`: the allow-list is read from user space in pages.
+    fn make(&self, index: &Index) -> Result<Filter> {
+        let mut f = index.filter_begin(self.lo, self.hi, self.list.is_some())?;
+        if let Some((addr, count)) = self.list {
+            let len = count as usize * 8;
+            let mut reader = user_reader(addr, len)?;
+            let mut buf: KVec<u8> = KVec::with_capacity(len.min(4096), GFP_KERNEL)?;
+            buf.resize(len.min(4096), 0, GFP_KERNEL)?;
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(buf.len());
+                reader.read_slice(&mut buf[..n])?;
+                for c in buf[..n].chunks_exact(8) {
+                    index.filter_allow(&mut f, ne64(c, 0))?;
+                }
+                left -= n;
+            }
+        }
+        index.filter_end(&mut f);
+        Ok(f)
+    }
+}
+
+/// The candidate list size of a search for `k` neighbours that asked for `ef` (0: the
+/// default of the uapi, `max(k, 64)`).
+fn default_ef(ef: u32, k: usize) -> usize {
+    if ef == 0 {
+        k.max(64)
+    } else {
+        ef as usize
+    }
 }
 
 fn user_reader(addr: u64, len: usize) -> Result<kernel::uaccess::UserSliceReader> {
@@ -1313,6 +1399,7 @@ fn search_loaded(file: &File, inode: &INode<VexFs>, l: &Loaded, a: &SearchArgs) 
         ids_addr,
         dist_addr,
         stats_addr,
+        filter,
         arg,
     } = *a;
     let dim = l.hdr.dim as usize;
@@ -1327,7 +1414,8 @@ fn search_loaded(file: &File, inode: &INode<VexFs>, l: &Loaded, a: &SearchArgs) 
         &mut m,
     )?;
     let k = k as usize;
-    let ef = if ef == 0 { k.max(64) } else { ef as usize };
+    let ef = default_ef(ef, k);
+    let filter = filter.map(|f| f.make(&l.index)).transpose()?;
     let mut recs = FileRecords::new(file, &l.hdr)?;
     let mut s = take_scratch(inode)?;
     let (mut ids, mut dists) = (KVVec::new(), KVVec::new());
@@ -1341,6 +1429,7 @@ fn search_loaded(file: &File, inode: &INode<VexFs>, l: &Loaded, a: &SearchArgs) 
         k,
         ef,
         flags & SEARCH_EXACT != 0,
+        filter.as_ref(),
         &mut ids,
         &mut dists,
     );
@@ -1379,17 +1468,18 @@ fn search_batch(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         || k == 0
         || k > MAX_K
         || ef > MAX_EF
-        || flags & !SEARCH_EXACT != 0
+        || flags & !(SEARCH_EXACT | SEARCH_FILTER) != 0
         || nq == 0
         || nq > MAX_BATCH
         || ne32(&b, 20) != 0
-        || !all_zero(&b[56..])
+        || !all_zero(&b[64..])
     {
         return Err(EINVAL);
     }
     if u64::from(nq) * u64::from(k) > u64::from(MAX_RESULTS) {
         return Err(E2BIG);
     }
+    let filter = FilterArgs::read(flags, ne64(&b, 56))?;
     if !is_collection(inode) {
         return Err(ENOTTY);
     }
@@ -1397,7 +1487,8 @@ fn search_batch(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         let dim = l.hdr.dim as usize;
         let qsize = dim * l.hdr.elem_size();
         let (nq, k) = (nq as usize, k as usize);
-        let ef = if ef == 0 { k.max(64) } else { ef as usize };
+        let ef = default_ef(ef, k);
+        let filter = filter.map(|f| f.make(&l.index)).transpose()?;
         let mut reader = user_reader(q_addr, nq * qsize)?;
         let mut raw: KVec<u8> = KVec::with_capacity(qsize, GFP_KERNEL)?;
         raw.resize(qsize, 0, GFP_KERNEL)?;
@@ -1421,6 +1512,7 @@ fn search_batch(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
                     k,
                     ef,
                     flags & SEARCH_EXACT != 0,
+                    filter.as_ref(),
                     &mut ids,
                     &mut dists,
                 )?;

@@ -29,6 +29,7 @@
 #define VEXFS_MAX_BATCH		65536	/* vectors per insert, delete, get, batch search */
 #define VEXFS_MAX_RESULTS	(1U << 20)	/* results of one batch search */
 #define VEXFS_MAX_EF		65536	/* HNSW candidate list size */
+#define VEXFS_MAX_FILTER_IDS	(1U << 20)	/* ids of a filter's allow-list */
 #define VEXFS_ID_MAX		(~(__u64)0 - 1)	/* largest valid vector id */
 
 /* Element types (vexfs_collection_params.elem_type). */
@@ -112,6 +113,45 @@ struct vexfs_delete {
 /* vexfs_search.flags */
 #define VEXFS_SEARCH_EXACT	(1U << 0)	/* scan every vector, no index */
 #define VEXFS_SEARCH_STATS	(1U << 1)	/* fill in vexfs_search.stats */
+#define VEXFS_SEARCH_FILTER	(1U << 2)	/* only what vexfs_search.filter admits */
+
+/* vexfs_filter.flags */
+#define VEXFS_FILTER_RANGE	(1U << 0)	/* ids from @id_min to @id_max */
+#define VEXFS_FILTER_IDS	(1U << 1)	/* ids in the list at @ids */
+
+/**
+ * struct vexfs_filter - which vectors a search may return (VEXFS_SEARCH_FILTER)
+ * @version: VEXFS_UAPI_VERSION
+ * @flags: VEXFS_FILTER_*, at least one; with both, an id must pass both
+ * @id_min: with VEXFS_FILTER_RANGE, the smallest id admitted; zero otherwise
+ * @id_max: with VEXFS_FILTER_RANGE, the largest id admitted (at least
+ *	@id_min); zero otherwise
+ * @ids: with VEXFS_FILTER_IDS, user address of @count __u64 ids in any
+ *	order (ids not in the collection and repeats are ignored); zero
+ *	otherwise
+ * @count: with VEXFS_FILTER_IDS, 1..VEXFS_MAX_FILTER_IDS (E2BIG above);
+ *	zero otherwise
+ * @__pad: must be zero
+ * @reserved: must be zero
+ *
+ * A filtered search returns the k nearest of the vectors the filter admits
+ * (fewer if it admits fewer). The HNSW search traverses the whole graph but
+ * keeps only admitted vectors in its candidate list; when the filter admits
+ * so few vectors that computing the distance of each costs less (about
+ * a^2 <= 16 * ef * n, for a admitted of n), the kernel does that instead,
+ * and the results are then exact. VEXFS_SEARCH_EXACT scans what the filter
+ * admits.
+ */
+struct vexfs_filter {
+	__u32 version;
+	__u32 flags;
+	__u64 id_min;
+	__u64 id_max;
+	__u64 ids;
+	__u32 count;
+	__u32 __pad;
+	__u64 reserved[3];
+};
 
 /**
  * struct vexfs_search_stats - what one search did (VEXFS_SEARCH_STATS)
@@ -145,10 +185,12 @@ struct vexfs_search_stats {
  * @distances: user address of room for @k __u32: their distances, as
  *	binary32 bit patterns (0 to skip)
  * @count: out: number of results written (less than @k if the collection
- *	holds fewer vectors)
+ *	holds, or the filter admits, fewer vectors)
  * @__pad: must be zero
  * @stats: with VEXFS_SEARCH_STATS, user address of a struct
  *	vexfs_search_stats the kernel fills in; zero otherwise
+ * @filter: with VEXFS_SEARCH_FILTER, user address of a struct vexfs_filter;
+ *	zero otherwise
  * @reserved: must be zero
  */
 struct vexfs_search {
@@ -162,7 +204,8 @@ struct vexfs_search {
 	__u32 count;
 	__u32 __pad;
 	__u64 stats;
-	__u64 reserved[3];
+	__u64 filter;
+	__u64 reserved[2];
 };
 
 /**
@@ -170,7 +213,7 @@ struct vexfs_search {
  * @version: VEXFS_UAPI_VERSION
  * @k: neighbours wanted per query, 1..VEXFS_MAX_K
  * @ef: as in struct vexfs_search
- * @flags: VEXFS_SEARCH_EXACT
+ * @flags: VEXFS_SEARCH_EXACT, VEXFS_SEARCH_FILTER
  * @nq: number of queries, 1..VEXFS_MAX_BATCH, with @nq * @k at most
  *	VEXFS_MAX_RESULTS (E2BIG otherwise)
  * @__pad: must be zero
@@ -181,7 +224,10 @@ struct vexfs_search {
  * @distances: user address of room for @nq * @k __u32 (binary32 bit
  *	patterns), laid out as @ids, or 0 to skip
  * @counts: user address of room for @nq __u32: the number of results of
- *	each query (less than @k only if the collection holds fewer vectors)
+ *	each query (less than @k only if the collection holds, or the filter
+ *	admits, fewer vectors)
+ * @filter: with VEXFS_SEARCH_FILTER, user address of a struct vexfs_filter
+ *	that applies to every query; zero otherwise
  * @reserved: must be zero
  *
  * One call does what @nq VEXFS_IOC_SEARCH calls would, with the same
@@ -198,7 +244,8 @@ struct vexfs_search_batch {
 	__u64 ids;
 	__u64 distances;
 	__u64 counts;
-	__u64 reserved[3];
+	__u64 filter;
+	__u64 reserved[2];
 };
 
 /**

@@ -9,6 +9,7 @@
 //! | [`Engine::new`]  | `hnsw::Index::new(Params { dim, metric, m, ef_construction })`    |
 //! | [`Engine::insert`] | `VEXFS_IOC_INSERT`: `Index::find` per id, `Index::reserve(count)`, per vector `vecmath::Fixed::from_f32_bits` and `Index::push`, then `Index::link` per new node with one `Scratch` (`Index::truncate` on failure) |
 //! | [`Engine::search`] | `VEXFS_IOC_SEARCH`: `Fixed::from_f32_bits` of the query, `Index::set_query` and `Index::search(scratch, k, ef, exact)` with a reused `Scratch` (the kernel keeps a pool per collection), per hit `Index::id` and `dist.to_f32_bits()` |
+//! | [`Engine::filter`] | `VEXFS_SEARCH_FILTER`: `Index::filter_begin(lo, hi, listed)`, `Index::filter_allow` per listed id, `Index::filter_end` |
 //! | [`Engine::bytes`]  | `Index::bytes()`                                                    |
 //!
 //! The collection file: [`Engine`] keeps every record (id and binary32 patterns) in one
@@ -27,7 +28,7 @@
 //! Adapting to a new engine API: change the bodies here; `src/main.rs` only
 //! uses the public items below.
 
-use crate::hnsw::{Index, Params, Records, Scratch, Stats};
+use crate::hnsw::{Filter, Index, Params, Records, Scratch, Stats};
 use crate::vecmath;
 use core::cell::RefCell;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +55,9 @@ pub fn rescored() -> u64 {
 
 /// Whether distances are counted.
 pub const COUNTS_DISTANCES: bool = true;
+
+/// A search filter made by [`Engine::filter`].
+pub struct IdFilter(Filter);
 
 /// The distance metric of a collection (`VEXFS_METRIC_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +96,10 @@ impl Records for File<'_> {
         if self.ids.get(i) != Some(&id) {
             return Err(EUCLEAN);
         }
-        let v = self.bits.get(i * self.dim..(i + 1) * self.dim).ok_or(EUCLEAN)?;
+        let v = self
+            .bits
+            .get(i * self.dim..(i + 1) * self.dim)
+            .ok_or(EUCLEAN)?;
         vecmath::Fixed::from_f32_bits(v.iter().copied(), m)
     }
 }
@@ -273,16 +280,29 @@ impl Engine {
         res
     }
 
+    /// A filter for [`Engine::search`] (`VEXFS_SEARCH_FILTER`): ids in `lo..=hi` and, if
+    /// given, in `list`.
+    pub fn filter(&self, lo: u64, hi: u64, list: Option<&[u64]>) -> Result<IdFilter> {
+        let mut f = self.index.filter_begin(lo, hi, list.is_some())?;
+        for &id in list.unwrap_or(&[]) {
+            self.index.filter_allow(&mut f, id)?;
+        }
+        self.index.filter_end(&mut f);
+        Ok(IdFilter(f))
+    }
+
     /// One `VEXFS_IOC_SEARCH`: the `k` nearest vectors to `query` (binary32 bit
-    /// patterns), exact or with HNSW and candidate list `ef` (0: the kernel's
-    /// default, `max(k, 64)`). Writes ids and distances (binary32 bit
+    /// patterns) that `filter` admits, exact or with HNSW and candidate list `ef` (0: the
+    /// kernel's default, `max(k, 64)`). Writes ids and distances (binary32 bit
     /// patterns) nearest first; returns how many.
+    #[allow(clippy::too_many_arguments)]
     pub fn search(
         &self,
         query: &[u32],
         k: usize,
         ef: usize,
         exact: bool,
+        filter: Option<&IdFilter>,
         ids: &mut [u64],
         dists: &mut [u32],
     ) -> Result<usize> {
@@ -301,7 +321,9 @@ impl Engine {
             bits: &self.file_bits,
             dim: self.dim,
         };
-        let res = self.index.search(s, k, ef, exact, &mut file);
+        let res = self
+            .index
+            .search(s, k, ef, exact, filter.map(|f| &f.0), &mut file);
         let mut n = 0;
         if let Ok(hits) = &res {
             for ((h, id), d) in hits.iter().zip(ids.iter_mut()).zip(dists.iter_mut()) {
@@ -344,7 +366,7 @@ mod tests {
         let (mut out, mut d) = ([0u64; 5], [0u32; 5]);
         let before = distances();
         let n = e
-            .search(&bits[7 * dim..8 * dim], 5, 0, true, &mut out, &mut d)
+            .search(&bits[7 * dim..8 * dim], 5, 0, true, None, &mut out, &mut d)
             .unwrap();
         assert_eq!(n, 5);
         assert_eq!(d[0], 0);
@@ -356,10 +378,21 @@ mod tests {
             assert!(distances() - before >= 200);
         }
         let n = e
-            .search(&bits[7 * dim..8 * dim], 5, 32, false, &mut out, &mut d)
+            .search(
+                &bits[7 * dim..8 * dim],
+                5,
+                32,
+                false,
+                None,
+                &mut out,
+                &mut d,
+            )
             .unwrap();
         assert_eq!((n, d[0]), (5, 0));
         let nan = [f32::NAN.to_bits(); 4];
-        assert_eq!(e.search(&nan, 5, 0, true, &mut out, &mut d), Err(EINVAL));
+        assert_eq!(
+            e.search(&nan, 5, 0, true, None, &mut out, &mut d),
+            Err(EINVAL)
+        );
     }
 }

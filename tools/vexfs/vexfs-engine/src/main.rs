@@ -7,6 +7,7 @@
 //! vexfs-engine-bench --base base.npy --queries queries.npy --truth truth.npy
 //!     [--nq N] [--exact-nq N] [-k 10] [--ef 10,16,...] [--m 16]
 //!     [--ef-construction 200] [--batch 1024] [--metric cosine] [--label NAME]
+//!     [--filter NAME:range|list:IDS.npy:TRUTH.npy ...] [--filter-ef 64]
 //! ```
 //!
 //! Base vectors and queries are 2-D float32 `.npy` arrays, the ground truth a
@@ -16,6 +17,10 @@
 //! each ef, and exactly on the first `--exact-nq` queries. One JSON object goes
 //! to standard output, in the row schema of bench.py's host engines, with the
 //! build profile. Engine calls are all in `src/engine.rs`.
+//!
+//! Each `--filter` is a filtered search series at `--filter-ef`: `range` takes
+//! the ids from the first to the last of `IDS`, `list` the ids in `IDS` (a 2-D int
+//! `.npy`); `TRUTH` holds the nearest admitted ids of each query.
 
 // Timing statistics are floating point; the engine (the library) has none.
 #![allow(clippy::float_arithmetic, clippy::cast_lossless)]
@@ -121,6 +126,16 @@ struct Args {
     batch: usize,
     metric: Metric,
     label: Option<String>,
+    filters: Vec<FilterSpec>,
+    filter_ef: usize,
+}
+
+/// A `--filter NAME:KIND:IDS:TRUTH`.
+struct FilterSpec {
+    name: String,
+    range: bool,
+    ids: String,
+    truth: String,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -137,6 +152,8 @@ fn parse_args() -> Result<Args, String> {
         batch: 1024,
         metric: Metric::Cosine,
         label: None,
+        filters: Vec::new(),
+        filter_ef: 64,
     };
     let mut it = std::env::args().skip(1);
     while let Some(opt) = it.next() {
@@ -153,6 +170,24 @@ fn parse_args() -> Result<Args, String> {
             "--ef-construction" => a.ef_construction = num(val()?)?,
             "--batch" => a.batch = num(val()?)?.max(1),
             "--label" => a.label = Some(val()?),
+            "--filter-ef" => a.filter_ef = num(val()?)?,
+            "--filter" => {
+                let v = val()?;
+                let p: Vec<&str> = v.splitn(4, ':').collect();
+                let [name, kind, ids, truth] = p[..] else {
+                    return Err(format!("--filter {}: want NAME:KIND:IDS:TRUTH", v));
+                };
+                a.filters.push(FilterSpec {
+                    name: name.into(),
+                    range: match kind {
+                        "range" => true,
+                        "list" => false,
+                        _ => return Err(format!("--filter {}: kind is range or list", v)),
+                    },
+                    ids: ids.into(),
+                    truth: truth.into(),
+                });
+            }
             "--ef" => {
                 a.ef = val()?
                     .split(',')
@@ -214,6 +249,7 @@ fn run_series(
     k: usize,
     ef: usize,
     exact: bool,
+    filter: Option<&engine::IdFilter>,
 ) -> Result<Series, String> {
     let dim = e.dim();
     let (mut ids, mut dists) = (vec![0u64; k], vec![0u32; k]);
@@ -229,6 +265,7 @@ fn run_series(
                 k,
                 ef,
                 exact,
+                filter,
                 &mut ids,
                 &mut dists,
             )
@@ -377,17 +414,66 @@ fn run() -> Result<(), String> {
 
     let mut series = Vec::new();
     for &ef in &a.ef {
-        series.push(run_series(&e, qv, tv, truth.cols, nq, k, ef.max(k), false)?);
+        series.push(run_series(
+            &e,
+            qv,
+            tv,
+            truth.cols,
+            nq,
+            k,
+            ef.max(k),
+            false,
+            None,
+        )?);
         if let Some(s) = series.last_mut() {
             s.ef = ef;
         }
     }
     let enq = a.exact_nq.min(nq);
     if enq > 0 {
-        series.push(run_series(&e, qv, tv, truth.cols, enq, k, 0, true)?);
+        series.push(run_series(&e, qv, tv, truth.cols, enq, k, 0, true, None)?);
         if let Some(s) = series.last_mut() {
             s.ef = 0;
         }
+    }
+
+    // Filtered series.
+    let mut filtered = Vec::new();
+    for fs in &a.filters {
+        let (
+            Data::Int(ids),
+            Npy {
+                data: Data::Int(ft),
+                cols: fcols,
+                rows: frows,
+            },
+        ) = (load_npy(&fs.ids)?.data, load_npy(&fs.truth)?)
+        else {
+            return Err(format!("{}: ids and truth must be integer", fs.name));
+        };
+        if frows < nq || fcols < 1 {
+            return Err(format!("{}: truth too short", fs.name));
+        }
+        let ids: Vec<u64> = ids.iter().map(|&x| x as u64).collect();
+        let f = if fs.range {
+            let (&lo, &hi) = (ids.first().ok_or("empty range")?, ids.last().ok_or("")?);
+            e.filter(lo, hi, None)
+        } else {
+            e.filter(0, u64::MAX, Some(&ids))
+        }
+        .map_err(|err| format!("filter: {:?}", err))?;
+        let s = run_series(
+            &e,
+            qv,
+            &ft,
+            fcols,
+            nq,
+            k,
+            a.filter_ef.max(k),
+            false,
+            Some(&f),
+        )?;
+        filtered.push((fs.name.clone(), s));
     }
 
     let mut o = String::new();
@@ -459,6 +545,23 @@ fn run() -> Result<(), String> {
             } else {
                 "null".into()
             },
+        );
+    }
+    o.push(']');
+    o.push_str(", \"filtered\": [");
+    for (i, (name, s)) in filtered.iter().enumerate() {
+        let _ = write!(
+            o,
+            "{}{{\"name\": {}, \"ef\": {}, \"queries\": {}, \"p50_us\": {}, \"p99_us\": {}, \
+             \"recall\": {}, \"distances_per_query\": {}}}",
+            if i > 0 { ", " } else { "" },
+            json_str(name),
+            a.filter_ef,
+            s.queries,
+            json_num(s.p50_us),
+            json_num(s.p99_us),
+            json_num(s.recall),
+            json_num(s.distances_per_query)
         );
     }
     o.push(']');

@@ -13,6 +13,9 @@
 //! - `corrupt`: damaged collection files are refused with `EUCLEAN`;
 //! - `concurrent`: searches in parallel with inserts, deletes and rebuilds;
 //! - `batch`: batch search against one search per query, get by id, their errnos;
+//! - `filter`: filtered search by id range and allow-list at several selectivities (exact
+//!   against the binary64 brute force over the admitted vectors, HNSW recall), batch search
+//!   with a filter, and the errnos of malformed filters;
 //! - `persist-write` / `persist-verify`: a collection written in one boot and checked (stats,
 //!   exact search, recall, the index restored from its saved copy with the same HNSW
 //!   results) in the next;
@@ -896,12 +899,12 @@ fn test_errors(dir: &Path) -> Res<()> {
             },
             EINVAL,
         ),
-        ("flags", u::Search { flags: 4, ..se }, EINVAL),
+        ("flags", u::Search { flags: 8, ..se }, EINVAL),
         ("pad", u::Search { pad: 1, ..se }, EINVAL),
         (
             "reserved",
             u::Search {
-                reserved: [0, 0, 9],
+                reserved: [0, 9],
                 ..se
             },
             EINVAL,
@@ -1447,6 +1450,261 @@ fn search_batch(
     Ok((ids, dists, counts))
 }
 
+/// A search of `q` with `flags` and the filter `flt`; returns the ids, or the errno.
+fn search_filtered(
+    f: &File,
+    d: &Data,
+    q: &[f64],
+    k: usize,
+    flags: u32,
+    flt: &u::Filter,
+) -> Result<Vec<u64>, i32> {
+    let qb = d.bytes(q);
+    let mut ids = vec![0u64; k];
+    let mut a = u::Search {
+        version: u::UAPI_VERSION,
+        k: k as u32,
+        flags: flags | u::SEARCH_FILTER,
+        query: qb.as_ptr() as u64,
+        ids: ids.as_mut_ptr() as u64,
+        filter: flt as *const u::Filter as u64,
+        ..Default::default()
+    };
+    match errno_of(f, u::IOC_SEARCH, &mut a) {
+        0 => {
+            ids.truncate(a.count as usize);
+            Ok(ids)
+        }
+        e => Err(e),
+    }
+}
+
+/// Filtered searches: by id range, by allow-list and by both, admitting about 50%, 10% and
+/// 1% of a collection with deleted vectors. Exact ones return the brute force over the
+/// admitted vectors (by distance: ties make ids ambiguous); HNSW ones return only admitted
+/// ids with recall@10 >= 0.95; a batch search with a filter gives what single searches give.
+fn test_filter(dir: &Path) -> Res<()> {
+    use libc::{
+        E2BIG,
+        EFAULT,
+        EINVAL, //
+    };
+    for (metric, mname) in [(u::METRIC_COSINE, "cosine"), (u::METRIC_L2, "l2")] {
+        let (dim, n) = (16, 2000);
+        let d = Data::random_spread(u::ELEM_F32, dim, n, 91 + u64::from(metric), 24, 0.12);
+        let f = create(
+            &dir.join(format!("filter-{mname}")),
+            dim,
+            u::ELEM_F32,
+            metric,
+            16,
+            100,
+        )?;
+        insert_all(&f, &d, 1000)?;
+        let mut live = vec![true; n];
+        let gone: Vec<u64> = (0..n).step_by(17).map(|i| d.ids[i]).collect();
+        delete(&f, &gone)?;
+        for i in (0..n).step_by(17) {
+            live[i] = false;
+        }
+        let mut r = Rng(5);
+        for pct in [50u64, 10, 1] {
+            // Ids are 3 i + 7: the range admits the first pct% of them.
+            let hi = d.ids[(n as u64 * pct / 100) as usize - 1];
+            let list: Vec<u64> = d
+                .ids
+                .iter()
+                .copied()
+                .filter(|_| r.next() % 100 < pct)
+                .chain([1, 2, u64::MAX - 1])
+                .collect();
+            let range = u::Filter {
+                version: u::UAPI_VERSION,
+                flags: u::FILTER_RANGE,
+                id_min: 0,
+                id_max: hi,
+                ..Default::default()
+            };
+            let listed = u::Filter {
+                version: u::UAPI_VERSION,
+                flags: u::FILTER_IDS,
+                ids: list.as_ptr() as u64,
+                count: list.len() as u32,
+                ..Default::default()
+            };
+            let both = u::Filter {
+                flags: u::FILTER_RANGE | u::FILTER_IDS,
+                id_min: d.ids[n / 4],
+                id_max: u64::MAX,
+                ..listed
+            };
+            for (fname, flt) in [("range", range), ("list", listed), ("both", both)] {
+                let admits = |id: u64| {
+                    (flt.flags & u::FILTER_RANGE == 0 || (id >= flt.id_min && id <= flt.id_max))
+                        && (flt.flags & u::FILTER_IDS == 0 || list.contains(&id))
+                };
+                let allowed: Vec<bool> = (0..n).map(|i| live[i] && admits(d.ids[i])).collect();
+                let (mut hits, mut total) = (0, 0);
+                for q in &d.queries[..16] {
+                    let want = brute(&d, &allowed, metric, q, 10);
+                    let exact = search_filtered(&f, &d, q, 10, u::SEARCH_EXACT, &flt)
+                        .map_err(|e| format!("{mname} {fname} {pct}%: errno {e}"))?;
+                    if exact.len() != want.len() {
+                        return err(format!(
+                            "{mname} {fname} {pct}%: {} exact results, want {}",
+                            exact.len(),
+                            want.len()
+                        ));
+                    }
+                    let kth = want.last().map_or(0.0, |w| w.0);
+                    let tol = kth.abs() * 1e-5 + 1e-6;
+                    for (id, w) in exact.iter().zip(&want) {
+                        let i = d.ids.iter().position(|x| x == id).ok_or("unknown id")?;
+                        if !allowed[i] || (ref_dist(metric, q, &d.vecs[i]) - w.0).abs() > tol {
+                            return err(format!("{mname} {fname} {pct}%: exact id {id} wrong"));
+                        }
+                    }
+                    let approx = search_filtered(&f, &d, q, 10, 0, &flt)
+                        .map_err(|e| format!("{mname} {fname} {pct}%: errno {e}"))?;
+                    for id in &approx {
+                        let i = d.ids.iter().position(|x| x == id).ok_or("unknown id")?;
+                        if !allowed[i] {
+                            return err(format!("{mname} {fname} {pct}%: id {id} not admitted"));
+                        }
+                        if ref_dist(metric, q, &d.vecs[i]) <= kth + tol {
+                            hits += 1;
+                        }
+                    }
+                    total += want.len();
+                }
+                let rec = f64::from(hits) / total.max(1) as f64;
+                println!("# filter {mname} {fname} {pct}%: recall@10 {rec:.3} (ef 64)");
+                if rec < 0.95 {
+                    return err(format!("{mname} {fname} {pct}%: recall@10 {rec:.3} < 0.95"));
+                }
+            }
+            // A batch search with the filter gives what single searches give.
+            let qs = &d.queries[..8];
+            let qb: Vec<u8> = qs.iter().flat_map(|q| d.bytes(q)).collect();
+            let (mut ids, mut counts) = (vec![0u64; 8 * 10], vec![0u32; 8]);
+            let mut a = u::SearchBatch {
+                version: u::UAPI_VERSION,
+                k: 10,
+                flags: u::SEARCH_FILTER,
+                nq: 8,
+                queries: qb.as_ptr() as u64,
+                ids: ids.as_mut_ptr() as u64,
+                counts: counts.as_mut_ptr() as u64,
+                filter: &listed as *const u::Filter as u64,
+                ..Default::default()
+            };
+            ioctl(&f, u::IOC_SEARCH_BATCH, &mut a)?;
+            for (i, q) in qs.iter().enumerate() {
+                let one =
+                    search_filtered(&f, &d, q, 10, 0, &listed).map_err(|e| format!("errno {e}"))?;
+                if ids[i * 10..i * 10 + counts[i] as usize] != one[..] {
+                    return err(format!("{mname} {pct}%: batch query {i} differs"));
+                }
+            }
+        }
+        // Malformed filters.
+        let list = [d.ids[0]];
+        let ok = u::Filter {
+            version: u::UAPI_VERSION,
+            flags: u::FILTER_IDS,
+            ids: list.as_ptr() as u64,
+            count: 1,
+            ..Default::default()
+        };
+        let q = &d.queries[0];
+        for (what, flt, want) in [
+            ("version", u::Filter { version: 0, ..ok }, EINVAL),
+            ("no flag", u::Filter { flags: 0, ..ok }, EINVAL),
+            (
+                "unknown flag",
+                u::Filter {
+                    flags: 4 | u::FILTER_IDS,
+                    ..ok
+                },
+                EINVAL,
+            ),
+            ("count 0", u::Filter { count: 0, ..ok }, EINVAL),
+            (
+                "count too big",
+                u::Filter {
+                    count: u::MAX_FILTER_IDS + 1,
+                    ..ok
+                },
+                E2BIG,
+            ),
+            ("bad list", u::Filter { ids: 8, ..ok }, EFAULT),
+            (
+                "range fields without the flag",
+                u::Filter { id_max: 5, ..ok },
+                EINVAL,
+            ),
+            (
+                "empty range",
+                u::Filter {
+                    flags: u::FILTER_RANGE,
+                    id_min: 9,
+                    id_max: 8,
+                    ids: 0,
+                    count: 0,
+                    ..ok
+                },
+                EINVAL,
+            ),
+            ("pad", u::Filter { pad: 1, ..ok }, EINVAL),
+            (
+                "reserved",
+                u::Filter {
+                    reserved: [0, 0, 1],
+                    ..ok
+                },
+                EINVAL,
+            ),
+        ] {
+            match search_filtered(&f, &d, q, 10, 0, &flt) {
+                Err(e) if e == want => {}
+                got => return err(format!("filter {what}: {got:?}, want errno {want}")),
+            }
+        }
+        // The filter's address: bad with the flag, nonzero without it.
+        let qb = d.bytes(q);
+        let mut ids = [0u64; 10];
+        let base = u::Search {
+            version: u::UAPI_VERSION,
+            k: 10,
+            query: qb.as_ptr() as u64,
+            ids: ids.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        for (what, mut a, want) in [
+            (
+                "filter address 8",
+                u::Search {
+                    flags: u::SEARCH_FILTER,
+                    filter: 8,
+                    ..base
+                },
+                EFAULT,
+            ),
+            (
+                "filter without the flag",
+                u::Search {
+                    filter: &ok as *const u::Filter as u64,
+                    ..base
+                },
+                EINVAL,
+            ),
+        ] {
+            expect(what, want, errno_of(&f, u::IOC_SEARCH, &mut a))?;
+        }
+    }
+    Ok(())
+}
+
 /// The vectors of `ids`, as `VEXFS_IOC_GET` returns them.
 fn get_vectors(f: &File, ids: &[u64], bytes_per_vector: usize) -> Result<Vec<u8>, i32> {
     let mut out = vec![0u8; ids.len() * bytes_per_vector];
@@ -1547,7 +1805,7 @@ fn test_batch(dir: &Path) -> Res<()> {
             (
                 "reserved",
                 u::SearchBatch {
-                    reserved: [0, 0, 1],
+                    reserved: [0, 1],
                     ..ok
                 },
                 EINVAL,
@@ -1795,7 +2053,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 3 {
         eprintln!(
-            "usage: vexfs-ioctl-test exact|recall|delete|errors|corrupt|concurrent|batch|\
+            "usage: vexfs-ioctl-test exact|recall|delete|errors|corrupt|concurrent|batch|filter|\
              persist-write|persist-verify|saved-write|saved-verify DIR"
         );
         return ExitCode::from(2);
@@ -1811,6 +2069,7 @@ fn main() -> ExitCode {
         "persist-write" => test_persist_write(dir),
         "persist-verify" => test_persist_verify(dir),
         "batch" => test_batch(dir),
+        "filter" => test_filter(dir),
         "saved-write" => test_saved_write(dir),
         "saved-verify" => test_saved_verify(dir),
         t => err(format!("unknown test {t}")),

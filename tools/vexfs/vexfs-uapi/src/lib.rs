@@ -24,6 +24,8 @@ pub const MAX_BATCH: u32 = 65536;
 pub const MAX_RESULTS: u32 = 1 << 20;
 /// Largest HNSW candidate list size.
 pub const MAX_EF: u32 = 65536;
+/// Most ids in the allow-list of a [`Filter`].
+pub const MAX_FILTER_IDS: u32 = 1 << 20;
 /// Largest valid vector id (`u64::MAX` is reserved).
 pub const ID_MAX: u64 = u64::MAX - 1;
 
@@ -43,6 +45,12 @@ pub const METRIC_COSINE: u32 = 3;
 pub const SEARCH_EXACT: u32 = 1 << 0;
 /// `vexfs_search.flags`: fill in `vexfs_search.stats`.
 pub const SEARCH_STATS: u32 = 1 << 1;
+/// `vexfs_search.flags`: return only what `vexfs_search.filter` admits.
+pub const SEARCH_FILTER: u32 = 1 << 2;
+/// `vexfs_filter.flags`: ids from `id_min` to `id_max`.
+pub const FILTER_RANGE: u32 = 1 << 0;
+/// `vexfs_filter.flags`: ids in the list at `ids`.
+pub const FILTER_IDS: u32 = 1 << 1;
 /// `vexfs_build_index.flags`: also drop deleted records from the file.
 pub const BUILD_COMPACT: u32 = 1 << 0;
 
@@ -139,6 +147,30 @@ pub struct Search {
     pub pad: u32,
     /// With [`SEARCH_STATS`]: user address of a [`SearchStats`]; zero otherwise.
     pub stats: u64,
+    /// With [`SEARCH_FILTER`]: user address of a [`Filter`]; zero otherwise.
+    pub filter: u64,
+    /// Must be zero.
+    pub reserved: [u64; 2],
+}
+
+/// `struct vexfs_filter`: which vectors a search may return ([`SEARCH_FILTER`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// [`UAPI_VERSION`].
+    pub version: u32,
+    /// `FILTER_*`, at least one (with both, an id must pass both).
+    pub flags: u32,
+    /// With [`FILTER_RANGE`]: the smallest id admitted; zero otherwise.
+    pub id_min: u64,
+    /// With [`FILTER_RANGE`]: the largest id admitted; zero otherwise.
+    pub id_max: u64,
+    /// With [`FILTER_IDS`]: user address of `count` `u64` ids; zero otherwise.
+    pub ids: u64,
+    /// With [`FILTER_IDS`]: 1..=[`MAX_FILTER_IDS`]; zero otherwise.
+    pub count: u32,
+    /// Must be zero.
+    pub pad: u32,
     /// Must be zero.
     pub reserved: [u64; 3],
 }
@@ -153,7 +185,7 @@ pub struct SearchBatch {
     pub k: u32,
     /// HNSW candidate list size (0: `max(k, 64)`).
     pub ef: u32,
-    /// [`SEARCH_EXACT`].
+    /// [`SEARCH_EXACT`], [`SEARCH_FILTER`].
     pub flags: u32,
     /// Number of queries, 1..=[`MAX_BATCH`], `nq * k <=` [`MAX_RESULTS`].
     pub nq: u32,
@@ -167,8 +199,10 @@ pub struct SearchBatch {
     pub distances: u64,
     /// User address of room for `nq` `u32` result counts.
     pub counts: u64,
+    /// With [`SEARCH_FILTER`]: user address of a [`Filter`] for every query; zero otherwise.
+    pub filter: u64,
     /// Must be zero.
-    pub reserved: [u64; 3],
+    pub reserved: [u64; 2],
 }
 
 /// `struct vexfs_get`: vectors by id.
@@ -254,6 +288,7 @@ const _: () = {
     assert!(core::mem::size_of::<Stats>() == 136);
     assert!(core::mem::size_of::<SearchBatch>() == 80);
     assert!(core::mem::size_of::<Get>() == 64);
+    assert!(core::mem::size_of::<Filter>() == 64);
 };
 
 /// The ioctl magic number, `VEXFS_IOC_MAGIC`.
@@ -364,7 +399,12 @@ mod tests {
         assert_eq!(offset_of!(Search, ids), 24);
         assert_eq!(offset_of!(Search, distances), 32);
         assert_eq!(offset_of!(Search, stats), 48);
-        assert_eq!(offset_of!(Search, reserved), 56);
+        assert_eq!(offset_of!(Search, filter), 56);
+        assert_eq!(offset_of!(Search, reserved), 64);
+        assert_eq!(offset_of!(SearchBatch, filter), 56);
+        assert_eq!(offset_of!(Filter, ids), 24);
+        assert_eq!(offset_of!(Filter, count), 32);
+        assert_eq!(offset_of!(Filter, reserved), 40);
         assert_eq!(offset_of!(SearchStats, nanoseconds), 24);
         assert_eq!(offset_of!(BuildIndex, reserved), 8);
         assert_eq!(offset_of!(Stats, deleted), 80);

@@ -22,6 +22,7 @@ check "malformed requests get the right errno" vexfs-ioctl-test errors $D
 check "damaged collection files are refused" vexfs-ioctl-test corrupt $D
 check "searches in parallel with changes" vexfs-ioctl-test concurrent $D
 check "batch search and get by id" vexfs-ioctl-test batch $D
+check "filtered search by id range and allow-list" vexfs-ioctl-test filter $D
 rm -rf $D
 check "collection for phase 2" vexfs-ioctl-test persist-write $VECTOR_MNT
 mkdir -p $VECTOR_MNT/saved
