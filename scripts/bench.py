@@ -89,6 +89,28 @@ def ground_truth(base, queries, k):
     return out
 
 
+# Filtered search: selectivities and the ef of the filtered series.
+FILTER_PCTS = (50, 10, 1)
+FILTER_EF = 64
+
+
+def filter_sets(base, queries, k, seed):
+    """Filters over ids 0..n-1 (the rows of base) admitting 50%, 10% and 1%:
+    an id range (the first ids) and an allow-list (random ids), each with the
+    exact cosine neighbours of every query among the admitted vectors."""
+    n = len(base)
+    rng = np.random.default_rng(seed + 1)
+    out = []
+    for pct in FILTER_PCTS:
+        a = max(k, n * pct // 100)
+        for kind in ("range", "list"):
+            ids = np.arange(a) if kind == "range" else np.sort(rng.choice(n, a, replace=False))
+            truth = ids[ground_truth(base[ids], queries, k)]
+            out.append({"name": f"{kind} {pct}%", "kind": kind, "ids": ids.astype(np.int64),
+                        "truth": truth})
+    return out
+
+
 def recall(found, truth, k):
     return float(np.mean([len(set(f[:k]) & set(t[:k])) / k for f, t in zip(found, truth)]))
 
@@ -168,6 +190,17 @@ def bench_faiss(base, queries, truth, args):
             s["distances_per_query"] = stats.ndis / s["queries"]
             s["ns_per_distance"] = s["queries"] / s["qps"] * 1e9 / stats.ndis
         r["search"].append(dict(s, ef=ef, exact=False))
+    r["filtered"] = []
+    for f in args.filters.get(n, []):
+        ids = f["ids"]
+        sel = (faiss.IDSelectorRange(int(ids[0]), int(ids[-1]) + 1) if f["kind"] == "range"
+               else faiss.IDSelectorBatch(len(ids), faiss.swig_ptr(ids)))
+        params = faiss.SearchParametersHNSW()
+        params.sel = sel
+        params.efSearch = FILTER_EF
+        s = search_run(lambda q: idx.search(q[None, :], K, params=params)[1][0], qn,
+                       f["truth"], K)
+        r["filtered"].append(dict(s, name=f["name"], ef=FILTER_EF))
     flat = faiss.IndexFlatIP(dim)
     flat.add(b)
     s = search_run(lambda q: flat.search(q[None, :], K)[1][0], qn[:args.exact_nq],
@@ -287,7 +320,14 @@ def bench_engine(binary, profile, base, queries, truth, args):
            "--exact-nq", str(args.exact_nq), "-k", str(K),
            "--ef", ",".join(str(e) for e in args.ef), "--m", str(args.m),
            "--ef-construction", str(args.ef_construction), "--batch", str(args.batch),
-           "--metric", "cosine", "--label", f"engine-{profile}-{n}"]
+           "--metric", "cosine", "--label", f"engine-{profile}-{n}",
+           "--filter-ef", str(FILTER_EF)]
+    for f in args.filters.get(n, []):
+        tag = f["name"].replace(" ", "_").replace("%", "")
+        fi = npy_file(os.path.join(d, f"filter_{tag}_{n}.npy"), f["ids"][:, None])
+        ft = npy_file(os.path.join(d, f"filter_truth_{tag}_{n}.npy"),
+                      f["truth"].astype(np.int32))
+        cmd += ["--filter", f"{f['name']}:{f['kind']}:{fi}:{ft}"]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if p.returncode != 0:
         raise SystemExit(f"bench: vexfs-engine-bench ({profile}, {n}) failed")
@@ -694,6 +734,22 @@ def print_report(rows, args):
               f"{pr.get('opt_level')}, overflow checks {pr.get('overflow_checks')}, debug "
               f"assertions {pr.get('debug_assertions')}; {pr.get('rustc')}; RUSTFLAGS "
               f"{pr.get('rustflags')}; {simd}")
+    frows = [r for r in rows if r.get("filtered")]
+    if frows:
+        print()
+        print(f"Filtered search, ef {FILTER_EF}: the k nearest among the ids a filter admits "
+              "(range: the first ids; list: random ids);")
+        print("faiss: IndexHNSWFlat with IDSelectorRange / IDSelectorBatch; the VexFS engine: "
+              "VEXFS_SEARCH_FILTER (a scan where it costs less)")
+        hdr = (f"{'engine':38} {'N':>7} {'filter':>10} {'p50 us':>9} {'p99 us':>9} "
+               f"{'recall@10':>9} {'dist/q':>8}")
+        print(hdr)
+        print("-" * len(hdr))
+        for r in frows:
+            for i, s in enumerate(r["filtered"]):
+                print(f"{r['engine'] if i == 0 else '':38} {r['n'] if i == 0 else '':>7} "
+                      f"{s['name']:>10} {s['p50_us']:9.1f} {s['p99_us']:9.1f} "
+                      f"{s['recall']:9.4f} {fmt_num(s.get('distances_per_query'), '.0f'):>8}")
     rat = ratios(rows, args.sizes)
     if rat:
         print()
@@ -772,6 +828,12 @@ def main():
         t = time.time()
         truths[n] = ground_truth(pool[:n], queries, K)
         log(f"ground truth for {n}: {time.time() - t:.1f} s")
+
+    args.filters = {}
+    for n in args.sizes:
+        t = time.time()
+        args.filters[n] = filter_sets(pool[:n], queries, K, args.seed)
+        log(f"filtered ground truth for {n}: {time.time() - t:.1f} s")
 
     rows = []
     for n in args.sizes:

@@ -21,7 +21,7 @@ class Layout(unittest.TestCase):
     def test_sizes(self):
         sizes = {vexfs.CollectionParams: 64, vexfs.Insert: 64, vexfs.Delete: 56,
                  vexfs.Search: 80, vexfs.BuildIndex: 40, vexfs.Stats: 136,
-                 vexfs.SearchBatch: 80, vexfs.Get: 64}
+                 vexfs.SearchBatch: 80, vexfs.Get: 64, vexfs.Filter: 64}
         for t, size in sizes.items():
             self.assertEqual(ctypes.sizeof(t), size, t.__name__)
 
@@ -36,6 +36,10 @@ class Layout(unittest.TestCase):
         self.assertEqual(off(vexfs.Search, "distances"), 32)
         self.assertEqual(off(vexfs.Search, "count"), 40)
         self.assertEqual(off(vexfs.Search, "stats"), 48)
+        self.assertEqual(off(vexfs.Search, "filter"), 56)
+        self.assertEqual(off(vexfs.SearchBatch, "filter"), 56)
+        self.assertEqual(off(vexfs.Filter, "ids"), 24)
+        self.assertEqual(off(vexfs.Filter, "count"), 32)
         self.assertEqual(ctypes.sizeof(vexfs.SearchStats), 64)
         self.assertEqual(off(vexfs.Stats, "params"), 8)
         self.assertEqual(off(vexfs.Stats, "count"), 72)
@@ -131,22 +135,25 @@ class FakeKernel:
             arg.deleted = sum(1 for i in set(ids) if self.vectors.pop(i, None) is not None)
         elif request == vexfs.IOC_SEARCH:
             self.check_zero(arg, "pad", "reserved")
-            if arg.flags & ~vexfs.SEARCH_EXACT or not 1 <= arg.k <= vexfs.MAX_K:
+            if (arg.flags & ~(vexfs.SEARCH_EXACT | vexfs.SEARCH_FILTER)
+                    or not 1 <= arg.k <= vexfs.MAX_K):
                 self.fail(errno.EINVAL)
-            arg.count = self.search_one(arg.query, arg.k, arg.ids, arg.distances)
+            admit = self.filter(arg.flags, arg.filter)
+            arg.count = self.search_one(arg.query, arg.k, arg.ids, arg.distances, admit)
         elif request == vexfs.IOC_SEARCH_BATCH:
             self.check_zero(arg, "pad", "reserved")
-            if (arg.flags & ~vexfs.SEARCH_EXACT or not 1 <= arg.k <= vexfs.MAX_K
-                    or not 1 <= arg.nq <= vexfs.MAX_BATCH):
+            if (arg.flags & ~(vexfs.SEARCH_EXACT | vexfs.SEARCH_FILTER)
+                    or not 1 <= arg.k <= vexfs.MAX_K or not 1 <= arg.nq <= vexfs.MAX_BATCH):
                 self.fail(errno.EINVAL)
             if arg.nq * arg.k > vexfs.MAX_RESULTS:
                 self.fail(errno.E2BIG)
+            admit = self.filter(arg.flags, arg.filter)
             qsize = self.params.dim * (4 if self.params.elem_type == 1 else 1)
             counts = (ctypes.c_uint32 * arg.nq).from_address(arg.counts)
             for i in range(arg.nq):
                 counts[i] = self.search_one(
                     arg.queries + i * qsize, arg.k, arg.ids + 8 * i * arg.k,
-                    arg.distances + 4 * i * arg.k if arg.distances else 0)
+                    arg.distances + 4 * i * arg.k if arg.distances else 0, admit)
         elif request == vexfs.IOC_GET:
             self.check_zero(arg, "reserved")
             dim = self.params.dim
@@ -169,15 +176,34 @@ class FakeKernel:
         return 0
 
 
-    def search_one(self, qaddr, k, ids_addr, dist_addr):
-        """One exact L2 search of the query at qaddr; returns the count."""
+    def filter(self, flags, addr):
+        """The id predicate of the struct vexfs_filter at addr, checked like
+        the kernel checks it."""
+        if not flags & vexfs.SEARCH_FILTER:
+            if addr:
+                self.fail(errno.EINVAL)
+            return lambda i: True
+        f = vexfs.Filter.from_address(addr)
+        rng, listed = f.flags & vexfs.FILTER_RANGE, f.flags & vexfs.FILTER_IDS
+        self.check_zero(f, "pad", "reserved")
+        if (f.version != 1 or f.flags & ~3 or not f.flags or (rng and f.id_min > f.id_max)
+                or (not rng and (f.id_min or f.id_max)) or (listed and not f.count)
+                or (not listed and (f.ids or f.count))):
+            self.fail(errno.EINVAL)
+        allowed = set((ctypes.c_uint64 * f.count).from_address(f.ids)) if listed else None
+        lo, hi = (f.id_min, f.id_max) if rng else (0, vexfs.ID_MAX)
+        return lambda i: lo <= i <= hi and (allowed is None or i in allowed)
+
+    def search_one(self, qaddr, k, ids_addr, dist_addr, admit=lambda i: True):
+        """One exact L2 search of the query at qaddr among the ids admit
+        admits; returns the count."""
         dim = self.params.dim
         if self.params.elem_type == 1:
             q = [from_bits(b) for b in (ctypes.c_uint32 * dim).from_address(qaddr)]
         else:
             q = list((ctypes.c_int8 * dim).from_address(qaddr))
         d = sorted((sum((a - b) ** 2 for a, b in zip(q, v)), i)
-                   for i, v in self.vectors.items())[:k]
+                   for i, v in self.vectors.items() if admit(i))[:k]
         out_ids = (ctypes.c_uint64 * k).from_address(ids_addr)
         for j, (dist, i) in enumerate(d):
             out_ids[j] = i
@@ -280,6 +306,23 @@ class ClientBase:
             c.get([99])
         self.assertEqual(e.exception.errno, errno.ENOENT)
         c.close()
+
+    def test_filtered_search(self):
+        c = vexfs.Collection(self.path).create(2)
+        c.insert(range(10, 20), self.vecs([[float(i), 0.0] for i in range(10)]))
+        ids, _ = c.search([0.0, 0.0], k=3, id_range=(14, 100))
+        self.assertEqual([int(i) for i in ids], [14, 15, 16])
+        ids, _ = c.search([0.0, 0.0], k=3, ids=[19, 12, 99], exact=True)
+        self.assertEqual([int(i) for i in ids], [12, 19])
+        ids, _ = c.search([0.0, 0.0], k=3, ids=[19, 12, 13], id_range=(13, 19))
+        self.assertEqual([int(i) for i in ids], [13, 19])
+        d, i = c.search_batch(self.vecs([[0.0, 0.0], [9.0, 0.0]]), k=2, id_range=(12, 13))
+        rows = [[int(x) for x in r] for r in i]
+        self.assertEqual(rows, [[12, 13], [13, 12]])
+        with self.assertRaises(ValueError):
+            c.search([0.0, 0.0], id_range=(5, 4))
+        with self.assertRaises(ValueError):
+            c.search([0.0, 0.0], ids=[])
 
     def test_bad_arguments(self):
         c = vexfs.Collection(self.path).create(2)

@@ -18,6 +18,8 @@ Example (on a mounted VexFS file system)::
     c.insert(np.arange(1000), vectors)
     ids, distances = c.search(vectors[7], k=10)          # HNSW index
     ids, distances = c.search(vectors[7], 10, exact=True)  # full scan
+    ids, distances = c.search(vectors[7], 10, ids=[3, 5, 8])  # among these
+    D, I = c.search_batch(vectors[:5], 10, id_range=(0, 499))
     c.delete([3, 4])
     print(c.stats())   # {'dim': 50, 'metric': 'cosine', 'count': 998, ...}
     c.close()
@@ -38,7 +40,7 @@ except ImportError:  # pragma: no cover - depends on the host
     np = None
 
 __all__ = ["Collection", "VexfsError", "CollectionParams", "Insert", "Delete",
-           "Search", "BuildIndex", "Stats"]
+           "Search", "Filter", "BuildIndex", "Stats"]
 
 UAPI_VERSION = 1
 MAX_DIM = 4096
@@ -46,12 +48,16 @@ MAX_K = 4096
 MAX_BATCH = 65536
 MAX_RESULTS = 1 << 20
 MAX_EF = 65536
+MAX_FILTER_IDS = 1 << 20
 ID_MAX = 2**64 - 2
 
 ELEM_TYPES = {"f32": 1, "i8": 2}
 METRICS = {"l2": 1, "ip": 2, "cosine": 3}
 SEARCH_EXACT = 1 << 0
 SEARCH_STATS = 1 << 1
+SEARCH_FILTER = 1 << 2
+FILTER_RANGE = 1 << 0
+FILTER_IDS = 1 << 1
 BUILD_COMPACT = 1 << 0
 INDEX_STATES = {0: "none", 1: "ready"}
 # The id search_batch() pads missing results with (no vector has it).
@@ -86,7 +92,13 @@ class Search(ctypes.Structure):
     """struct vexfs_search (80 bytes)."""
     _fields_ = [("version", u32), ("k", u32), ("ef", u32), ("flags", u32),
                 ("query", u64), ("ids", u64), ("distances", u64), ("count", u32),
-                ("pad", u32), ("stats", u64), ("reserved", u64 * 3)]
+                ("pad", u32), ("stats", u64), ("filter", u64), ("reserved", u64 * 2)]
+
+
+class Filter(ctypes.Structure):
+    """struct vexfs_filter (64 bytes): which vectors a search may return."""
+    _fields_ = [("version", u32), ("flags", u32), ("id_min", u64), ("id_max", u64),
+                ("ids", u64), ("count", u32), ("pad", u32), ("reserved", u64 * 3)]
 
 
 class SearchStats(ctypes.Structure):
@@ -99,7 +111,7 @@ class SearchBatch(ctypes.Structure):
     """struct vexfs_search_batch (80 bytes)."""
     _fields_ = [("version", u32), ("k", u32), ("ef", u32), ("flags", u32), ("nq", u32),
                 ("pad", u32), ("queries", u64), ("ids", u64), ("distances", u64),
-                ("counts", u64), ("reserved", u64 * 3)]
+                ("counts", u64), ("filter", u64), ("reserved", u64 * 2)]
 
 
 class Get(ctypes.Structure):
@@ -190,6 +202,30 @@ def _vectors_buffer(vectors, dim, elem_type):
                 raise ValueError("i8 collection: elements must be integers in -128..127")
         a = (ctypes.c_int8 * len(flat))(*[int(x) for x in flat])
     return a, ctypes.addressof(a), len(rows)
+
+
+def _filter(id_range, ids):
+    """(keep-alive, struct address, search flag) of a filter: ids in
+    ``id_range`` (inclusive ``(lo, hi)``) and/or in ``ids``; (None, 0, 0)
+    without either."""
+    if id_range is None and ids is None:
+        return None, 0, 0
+    f = Filter(version=UAPI_VERSION)
+    own = [f]
+    if id_range is not None:
+        lo, hi = (int(x) for x in id_range)
+        if not 0 <= lo <= hi <= ID_MAX:
+            raise ValueError("id_range must be (lo, hi) with 0 <= lo <= hi <= ID_MAX")
+        f.flags |= FILTER_RANGE
+        f.id_min, f.id_max = lo, hi
+    if ids is not None:
+        iown, iaddr, n = _ids_buffer(ids)
+        if not 1 <= n <= MAX_FILTER_IDS:
+            raise ValueError("ids must hold 1..%d ids" % MAX_FILTER_IDS)
+        own.append(iown)
+        f.flags |= FILTER_IDS
+        f.ids, f.count = iaddr, n
+    return own, ctypes.addressof(f), SEARCH_FILTER
 
 
 def _check_k_ef(k, ef):
@@ -333,22 +369,27 @@ class Collection:
         del own
         return deleted
 
-    def search(self, query, k=10, ef=None, exact=False):
+    def search(self, query, k=10, ef=None, exact=False, id_range=None, ids=None):
         """The ``k`` nearest neighbours of ``query``: (ids, distances), nearest
         first, NumPy arrays (uint64, float32) if NumPy is installed, else
         lists. ``ef``: HNSW candidate list size (None: the kernel's default);
-        ``exact``: scan every vector instead of using the index."""
+        ``exact``: scan every vector instead of using the index;
+        ``id_range`` (inclusive ``(lo, hi)``) and ``ids`` (an allow-list):
+        only vectors whose id passes both (FAISS's IDSelectorRange and
+        IDSelectorBatch)."""
         ef = _check_k_ef(k, ef)
         dim, elem_type = self._info()
+        fown, faddr, fflag = _filter(id_range, ids)
         qown, qaddr, rows = _vectors_buffer(_as_rows(query), dim, elem_type)
         if rows != 1:
             raise ValueError("search takes one query vector")
         ids = (u64 * k)()
         dist = (u32 * k)()
-        a = Search(version=UAPI_VERSION, k=k, ef=ef, flags=SEARCH_EXACT if exact else 0,
+        a = Search(version=UAPI_VERSION, k=k, ef=ef,
+                   flags=(SEARCH_EXACT if exact else 0) | fflag, filter=faddr,
                    query=qaddr, ids=ctypes.addressof(ids), distances=ctypes.addressof(dist))
         self._ioctl(IOC_SEARCH, a)
-        del qown
+        del qown, fown
         n = min(a.count, k)
         if np is not None:
             return (np.frombuffer(ids, dtype=np.uint64, count=n).copy(),
@@ -356,15 +397,17 @@ class Collection:
         raw = struct.pack("<%dI" % n, *dist[:n])
         return list(ids[:n]), list(struct.unpack("<%df" % n, raw))
 
-    def search_batch(self, queries, k=10, ef=None, exact=False):
+    def search_batch(self, queries, k=10, ef=None, exact=False, id_range=None, ids=None):
         """FAISS-style ``D, I = c.search_batch(xq, k)``: the ``k`` nearest
         neighbours of each row of ``queries``, in as few ioctls as the limits
-        allow. With NumPy, ``D`` is a float32 and ``I`` a uint64 array of
-        shape (nq, k); rows of a collection with fewer than ``k`` vectors are
-        padded with ``inf`` and ``MISSING``. Without NumPy, lists of lists of
-        the results found."""
+        allow, among the vectors ``id_range`` and ``ids`` admit (as in
+        search()). With NumPy, ``D`` is a float32 and ``I`` a uint64 array of
+        shape (nq, k); rows with fewer than ``k`` results are padded with
+        ``inf`` and ``MISSING``. Without NumPy, lists of lists of the results
+        found."""
         ef = _check_k_ef(k, ef)
         dim, elem_type = self._info()
+        fown, faddr, fflag = _filter(id_range, ids)
         qown, qaddr, nq = _vectors_buffer(_as_rows(queries), dim, elem_type)
         esize = 4 if elem_type == ELEM_TYPES["f32"] else 1
         per_call = max(1, min(MAX_BATCH, MAX_RESULTS // k))
@@ -374,13 +417,14 @@ class Collection:
         for start in range(0, nq, per_call):
             n = min(per_call, nq - start)
             a = SearchBatch(version=UAPI_VERSION, k=k, ef=ef,
-                            flags=SEARCH_EXACT if exact else 0, nq=n,
+                            flags=(SEARCH_EXACT if exact else 0) | fflag,
+                            filter=faddr, nq=n,
                             queries=qaddr + start * dim * esize,
                             ids=ctypes.addressof(ids) + 8 * start * k,
                             distances=ctypes.addressof(dist) + 4 * start * k,
                             counts=ctypes.addressof(counts) + 4 * start)
             self._ioctl(IOC_SEARCH_BATCH, a)
-        del qown
+        del qown, fown
         if np is not None:
             return (np.frombuffer(dist, dtype=np.float32).reshape(nq, k).copy(),
                     np.frombuffer(ids, dtype=np.uint64).reshape(nq, k).copy())

@@ -5,7 +5,7 @@
 //! ```text
 //! vexctl create PATH --dim N [--type f32|i8] [--metric l2|ip|cosine] [--m M] [--ef-construction N]
 //! vexctl insert PATH FILE [--ids-from N] [--batch N] [--quiet]
-//! vexctl search PATH --query Q [-k K] [--ef N] [--exact]
+//! vexctl search PATH --query Q [-k K] [--ef N] [--exact] [--id-range LO:HI] [--ids LIST|@FILE]
 //! vexctl delete PATH ID...
 //! vexctl get PATH ID...
 //! vexctl stats PATH
@@ -42,6 +42,7 @@ use std::{
 use json::Json;
 use sys::{
     Collection,
+    IdFilter,
     VecData,
     VecDataMut, //
 };
@@ -58,9 +59,12 @@ usage: vexctl COMMAND [ARGS] [--json]
                                      insert the vectors of FILE (.npy, .fvecs,
                                      .bvecs) with ids N, N+1, ... (default 0)
   search PATH --query Q [-k K] [--ef N] [--exact]
+         [--id-range LO:HI] [--ids ID,ID,...|@FILE]
                                      the K (default 10) nearest neighbours of Q:
                                      FILE[:ROW] (a row of a vector file, or
-                                     --row ROW) or an inline list 0.1,0.2,...
+                                     --row ROW) or an inline list 0.1,0.2,...;
+                                     only ids in LO..=HI and/or in the list
+                                     (FILE: one id per line)
   delete PATH ID...                  delete vectors by id
   get PATH ID...                     print vectors by id, as inserted
   stats PATH                         show the collection's state
@@ -607,10 +611,19 @@ pub fn parse_query(spec: &str, row: Option<usize>) -> Result<Vec<f32>> {
 fn cmd_search(args: &[String]) -> Result<()> {
     let a = Args::parse(
         args,
-        &["--query", "-q", "--row", "-k", "--ef"],
+        &[
+            "--query",
+            "-q",
+            "--row",
+            "-k",
+            "--ef",
+            "--id-range",
+            "--ids",
+        ],
         &["--exact", "--json"],
     )?;
     let path = path_arg(&a, 1, "search PATH --query Q")?;
+    let filter = parse_filter(a.get("--id-range"), a.get("--ids"))?;
     let k: u32 = a.num("-k")?.unwrap_or(10);
     if k == 0 || k > MAX_K {
         return usage(format!("-k must be 1..{}", MAX_K));
@@ -633,7 +646,10 @@ fn cmd_search(args: &[String]) -> Result<()> {
     let qm = Matrix::from_f32(q.len(), q);
     let qc = Converted::new(&qm, st.params.elem_type, 0, 1)?;
     let t = Instant::now();
-    let hits = ctx(&path, c.search(qc.data(), k, ef, exact, false))?;
+    let hits = ctx(
+        &path,
+        c.search_filtered(qc.data(), k, ef, exact, false, filter.as_ref()),
+    )?;
     let secs = t.elapsed().as_secs_f64();
     if a.flag("--json") {
         let results: Vec<Json> = hits
@@ -665,6 +681,47 @@ fn cmd_search(args: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The filter of `--id-range LO:HI` and `--ids ID,ID,...|@FILE` (one id per line), if any.
+fn parse_filter(range: Option<&str>, ids: Option<&str>) -> Result<Option<IdFilter>> {
+    let id = |s: &str| match s.trim().parse::<u64>() {
+        Ok(id) if id <= ID_MAX => Ok(id),
+        _ => usage(format!("bad id '{}'", s.trim())),
+    };
+    let range = match range {
+        None => None,
+        Some(r) => {
+            let Some((lo, hi)) = r.split_once(':') else {
+                return usage(format!("--id-range wants LO:HI, not '{}'", r));
+            };
+            let (lo, hi) = (id(lo)?, id(hi)?);
+            if lo > hi {
+                return usage(format!("--id-range {}: LO is above HI", r));
+            }
+            Some((lo, hi))
+        }
+    };
+    let ids = match ids {
+        None => None,
+        Some(spec) => {
+            let text = match spec.strip_prefix('@') {
+                Some(file) => std::fs::read_to_string(file)
+                    .map_err(|e| Error::Fail(format!("{}: {}", file, e)))?,
+                None => spec.replace(',', "\n"),
+            };
+            let list: Vec<u64> = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(id)
+                .collect::<Result<_>>()?;
+            if list.is_empty() || list.len() > MAX_FILTER_IDS as usize {
+                return usage(format!("--ids wants 1 to {} ids", MAX_FILTER_IDS));
+            }
+            Some(list)
+        }
+    };
+    Ok((range.is_some() || ids.is_some()).then_some(IdFilter { range, ids }))
 }
 
 /// Vector ids from the command line, each at most `ID_MAX`.
@@ -952,6 +1009,19 @@ mod tests {
         }
         assert!(Converted::new(&m, ELEM_I8, 1, 2).is_err());
         assert!(Converted::new(&m, 9, 0, 1).is_err());
+    }
+
+    #[test]
+    fn filters() {
+        assert_eq!(parse_filter(None, None).unwrap(), None);
+        let f = parse_filter(Some("3:9"), Some("4,5, 6")).unwrap().unwrap();
+        assert_eq!(f.range, Some((3, 9)));
+        assert_eq!(f.ids, Some(vec![4, 5, 6]));
+        assert!(parse_filter(Some("9:3"), None).is_err());
+        assert!(parse_filter(Some("3"), None).is_err());
+        assert!(parse_filter(None, Some("1,x")).is_err());
+        assert!(parse_filter(None, Some(",")).is_err());
+        assert!(parse_filter(None, Some("@/nonexistent/ids")).is_err());
     }
 
     #[test]

@@ -29,6 +29,38 @@ pub struct Hits {
     pub stats: Option<SearchStats>,
 }
 
+/// Which vectors a search may return (`VEXFS_SEARCH_FILTER`): with both parts, an id must
+/// pass both.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdFilter {
+    /// Only ids from `.0` to `.1`, inclusive.
+    pub range: Option<(u64, u64)>,
+    /// Only these ids (at most `MAX_FILTER_IDS`, any order).
+    pub ids: Option<Vec<u64>>,
+}
+
+impl IdFilter {
+    /// The `struct vexfs_filter` of this filter; it points into `self`.
+    fn raw(&self) -> io::Result<Filter> {
+        let mut f = Filter {
+            version: UAPI_VERSION,
+            ..Default::default()
+        };
+        if let Some((lo, hi)) = self.range {
+            f.flags |= FILTER_RANGE;
+            f.id_min = lo;
+            f.id_max = hi;
+        }
+        if let Some(ids) = &self.ids {
+            f.flags |= FILTER_IDS;
+            f.ids = ids.as_ptr() as u64;
+            f.count = u32::try_from(ids.len())
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        }
+        Ok(f)
+    }
+}
+
 /// Vector elements in the collection's type, ready for the kernel.
 #[derive(Clone, Copy, Debug)]
 pub enum VecData<'a> {
@@ -171,15 +203,31 @@ impl Collection {
         exact: bool,
         stats: bool,
     ) -> io::Result<Hits> {
+        self.search_filtered(query, k, ef, exact, stats, None)
+    }
+
+    /// [`Collection::search`] among the vectors `filter` admits.
+    pub fn search_filtered(
+        &self,
+        query: VecData<'_>,
+        k: u32,
+        ef: u32,
+        exact: bool,
+        stats: bool,
+        filter: Option<&IdFilter>,
+    ) -> io::Result<Hits> {
         let n = usize::try_from(k).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let mut ids = vec![0u64; n];
         let mut dist = vec![0u32; n];
         let mut st = SearchStats::default();
+        let raw = filter.map(IdFilter::raw).transpose()?;
         let mut a = Search {
             version: UAPI_VERSION,
             k,
             ef,
-            flags: if exact { SEARCH_EXACT } else { 0 } | if stats { SEARCH_STATS } else { 0 },
+            flags: if exact { SEARCH_EXACT } else { 0 }
+                | if stats { SEARCH_STATS } else { 0 }
+                | if raw.is_some() { SEARCH_FILTER } else { 0 },
             stats: if stats {
                 &mut st as *mut SearchStats as u64
             } else {
@@ -188,6 +236,7 @@ impl Collection {
             query: query.addr(),
             ids: ids.as_mut_ptr() as u64,
             distances: dist.as_mut_ptr() as u64,
+            filter: raw.as_ref().map_or(0, |f| f as *const Filter as u64),
             ..Default::default()
         };
         self.ioctl("search", IOC_SEARCH, &mut a)?;

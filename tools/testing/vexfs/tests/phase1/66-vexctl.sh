@@ -3,7 +3,8 @@
 # vexctl end to end on a small collection of its own (a loop device on a
 # tmpfs image, so the other tests' disks are untouched): create, insert from
 # a .bvecs file, exact and indexed search with inline and file queries,
-# delete, build-index, stats, --json, i8 collections and refused requests.
+# filtered search, delete, build-index, stats, --json, i8 collections and
+# refused requests.
 . /vexfs/lib.sh
 
 IMG=/tmp/vexctl.img
@@ -40,6 +41,15 @@ check_eq "indexed search" "101 100" "$(vexctl search $M/c --query 1,0,0.5 -k 2 -
 check_eq "query from a file row" "103" "$(vexctl search $M/c --query $V:3 -k 1 --json | ids)"
 check_eq "k larger than the collection" "5" \
 	"$(vexctl search $M/c --query 0,0,0 -k 10 --exact --json | grep -o '"count": [0-9]*' | sed 's/.*: //')"
+check_eq "filtered by id range" "102 103" \
+	"$(vexctl search $M/c --query 1,0,0.5 -k 2 --exact --id-range 102:200 --json | ids)"
+echo 104 >/tmp/vexctl.ids
+echo 100 >>/tmp/vexctl.ids
+check_eq "filtered by an id list, indexed" "100 104" \
+	"$(vexctl search $M/c --query 1,0,0.5 -k 3 --ids @/tmp/vexctl.ids --json | ids)"
+check_eq "filtered by both" "104" \
+	"$(vexctl search $M/c --query 1,0,0.5 -k 3 --ids 100,104 --id-range 101:104 --json | ids)"
+check_fails "an empty id range is refused" vexctl search $M/c --query 1,0,0.5 --id-range 5:4
 check_fails "an id already present is refused" vexctl insert $M/c $V --ids-from 104 --quiet
 check_eq "a refused batch inserts nothing" 5 "$(count $M/c)"
 check_fails "a query of the wrong dimension is refused" vexctl search $M/c --query 1,2
@@ -60,5 +70,5 @@ check_fails "a plain file is not a collection" vexctl stats $M/plain
 check_fails "create needs --dim" vexctl create $M/d
 check "umount" umount $M
 losetup -d $LOOP
-rm -f $IMG $V
+rm -f $IMG $V /tmp/vexctl.ids
 finish
