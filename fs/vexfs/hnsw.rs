@@ -57,7 +57,10 @@ use crate::vecmath::{
     Value,
     VecRef, //
 };
-use core::cmp::Reverse;
+use core::{
+    cell::Cell,
+    cmp::Reverse, //
+};
 use kernel::{
     alloc::{
         KVVec,
@@ -1333,46 +1336,67 @@ impl Index {
         filter: Option<&Filter>,
         recs: &mut impl Records,
     ) -> Result {
-        match filter {
-            None => self.scan_nodes(s, k, 0..self.len() as u32, |n| !self.deleted[n], recs),
-            // An allow-list names its nodes.
-            Some(f) if f.listed => self.scan_nodes(
-                s,
-                k,
-                f.nodes.iter().copied(),
-                |n| self.admits(f, n as u32),
-                recs,
-            ),
-            Some(f) => self.scan_nodes(
-                s,
-                k,
-                0..self.len() as u32,
-                |n| self.admits(f, n as u32),
-                recs,
-            ),
+        let all = 0..self.len() as u32;
+        if !self.compact() {
+            return match filter {
+                None => self.scan_kept(s, k, all.filter(|&n| !self.deleted[n as usize])),
+                Some(f) if f.listed => {
+                    let nodes = f.nodes.iter().copied();
+                    self.scan_kept(s, k, nodes.filter(|&n| self.admits(f, n)))
+                }
+                Some(f) => self.scan_kept(s, k, all.filter(|&n| self.admits(f, n))),
+            };
         }
+        let cs = self.code_stride();
+        // The admitted nodes with their copies, counted.
+        let seen = Cell::new(0u64);
+        let code = |n: u32| {
+            seen.set(seen.get() + 1);
+            (n, &self.codes[n as usize * cs..][..cs])
+        };
+        match filter {
+            // Every copy in order, and the deletion mark tested only for those within the
+            // bound: the common case, kept tight.
+            None => {
+                let codes = self.codes.chunks_exact(cs).enumerate();
+                let codes = codes.map(|(n, c)| (n as u32, c));
+                self.scan_compact(s, k, codes, |n| self.deleted[n as usize], recs)?;
+                seen.set(self.len() as u64);
+            }
+            // An allow-list names its nodes (ascending, admitted but for the range).
+            Some(f) if f.listed => {
+                let nodes = f.nodes.iter().copied().filter(|&n| self.admits(f, n));
+                self.scan_compact(s, k, nodes.map(code), |_| false, recs)?;
+            }
+            Some(f) => {
+                let nodes = all.filter(|&n| self.admits(f, n));
+                self.scan_compact(s, k, nodes.map(code), |_| false, recs)?;
+            }
+        }
+        s.stats.distances += seen.get();
+        Ok(())
     }
 
-    /// The exact search of [`Index::scan`] over `nodes` (ascending), of which those `admit`
-    /// holds for are considered.
-    fn scan_nodes(
+    /// The exact search of [`Index::scan`] on the exact vectors kept in memory, over `nodes`.
+    fn scan_kept(&self, s: &mut Scratch, k: usize, nodes: impl Iterator<Item = u32>) -> Result {
+        for node in nodes {
+            let dist = self.exact_kept(s, node);
+            s.stats.rescored += 1;
+            hits_insert(&mut s.hits, k, node, self.rank_key(dist), dist)?;
+        }
+        Ok(())
+    }
+
+    /// The exact search of [`Index::scan`] on the compact copies of `codes` (node and copy,
+    /// ascending), but for those within the bound that `skip` holds for.
+    fn scan_compact<'c>(
         &self,
         s: &mut Scratch,
         k: usize,
-        nodes: impl Iterator<Item = u32>,
-        admit: impl Fn(usize) -> bool,
+        codes: impl Iterator<Item = (u32, &'c [u64])>,
+        skip: impl Fn(u32) -> bool,
         recs: &mut impl Records,
     ) -> Result {
-        if !self.compact() {
-            for node in nodes {
-                if admit(node as usize) {
-                    let dist = self.exact_kept(s, node);
-                    s.stats.rescored += 1;
-                    hits_insert(&mut s.hits, k, node, self.rank_key(dist), dist)?;
-                }
-            }
-            return Ok(());
-        }
         // One pass: the k smallest compact keys so far in s.pool (a sorted list), and in
         // s.cands every vector within the slack of the k-th smallest key at the time it is
         // seen (that key only decreases, so this keeps all the final pass needs).
@@ -1380,18 +1404,11 @@ impl Index {
         s.pool.clear();
         s.pool.reserve(k + 1, GFP_KERNEL)?;
         s.cands.clear();
-        let (cs, cl) = (self.code_stride(), self.code_len());
+        let cl = self.code_len();
         let mut bound = i64::MAX;
-        let mut scanned = 0;
-        for node in nodes {
-            let n = node as usize;
-            if !admit(n) {
-                continue;
-            }
-            let c = &self.codes[n * cs..][..cs];
+        for (node, c) in codes {
             let key = -(i64::from(dot_words(&c[..cl], &s.qcodes)) * i64::from(c[cl] as u32));
-            scanned += 1;
-            if key > bound {
+            if key > bound || skip(node) {
                 continue;
             }
             if pool_insert(&mut s.pool, k, Cand::new(key, node))?.is_some() && s.pool.len() == k {
@@ -1402,7 +1419,6 @@ impl Index {
             }
             s.cands.push(Cand::new(key, node), GFP_KERNEL)?;
         }
-        s.stats.distances += scanned;
         let Some(kth) = s.pool.last().map(|c| c.key) else {
             return Ok(());
         };
