@@ -57,6 +57,13 @@ pub use new_rwsem;
 /// assert_eq!(*sem.read(), 10);
 /// *sem.write() += 1;
 /// assert_eq!(*sem.read(), 11);
+/// {
+///     let r = sem.read();
+///     assert!(sem.try_write().is_none());
+///     assert_eq!(*r, 11);
+/// }
+/// *sem.try_write().ok_or(EBUSY)? += 1;
+/// assert_eq!(*sem.read(), 12);
 /// # Ok::<(), Error>(())
 /// ```
 ///
@@ -119,6 +126,23 @@ impl<T: ?Sized> RwSemaphore<T> {
             sem: self,
             _not_send: NotThreadSafe,
         }
+    }
+
+    /// Tries to acquire the semaphore for writing without sleeping (`down_write_trylock()`).
+    ///
+    /// Returns `None` if anyone else holds it, the current task included. For paths that must
+    /// not wait for a holder, such as a shrinker, whose holder may be allocating memory.
+    #[inline]
+    pub fn try_write(&self) -> Option<WriteGuard<'_, T>> {
+        // SAFETY: `sem` is initialised (type invariant).
+        if unsafe { bindings::down_write_trylock(self.sem.get()) } == 0 {
+            return None;
+        }
+        // INVARIANT: The semaphore was just acquired for writing.
+        Some(WriteGuard {
+            sem: self,
+            _not_send: NotThreadSafe,
+        })
     }
 }
 
