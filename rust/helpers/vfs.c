@@ -9,6 +9,7 @@
 #include <linux/dcache.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
+#include <linux/memcontrol.h>
 #include <linux/mpage.h>
 #include <linux/pagemap.h>
 
@@ -196,4 +197,9 @@ __rust_helper void rust_helper_memcpy_from_folio(char *to, struct folio *folio, 
 __rust_helper void rust_helper_folio_put(struct folio *folio)
 {
 	folio_put(folio);
+}
+
+__rust_helper bool rust_helper_mem_cgroup_shrink_is_root(struct shrink_control *sc)
+{
+	return mem_cgroup_shrink_is_root(sc);
 }

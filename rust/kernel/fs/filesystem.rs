@@ -118,6 +118,28 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     fn put_super(_sb: &SuperBlock<Self>) {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
+
+    /// Returns how many objects of the file system's own caches the super block's shrinker
+    /// may ask [`FileSystem::free_cached_objects`] to free, in units of the file system's
+    /// choice (the shrinker scans them in proportion to the super block's dentries and
+    /// inodes).
+    ///
+    /// Called under memory pressure, from any task that allocates memory, without locks:
+    /// concurrently with any other operation, while the super block is mounted. It should
+    /// only read counters. A file system implements both methods or neither.
+    fn nr_cached_objects(_sb: &SuperBlock<Self>, _sc: &sb::ShrinkControl) -> usize {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Frees about [`sb::ShrinkControl::nr_to_scan`] objects of the caches that
+    /// [`FileSystem::nr_cached_objects`] counts, and returns how many it freed.
+    ///
+    /// Called with `s_umount` held shared, only from allocations that may enter the file
+    /// system (`__GFP_FS`), but possibly by a task that holds any of this file system's locks
+    /// while it allocates: it must only try-lock them, and skip what it cannot lock.
+    fn free_cached_objects(_sb: &SuperBlock<Self>, _sc: &sb::ShrinkControl) -> usize {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// A registration of a file system type.

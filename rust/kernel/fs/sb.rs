@@ -92,6 +92,44 @@ pub struct Stat {
     pub ffree: u64,
 }
 
+/// The parameters of a call of the super block's shrinker (`struct shrink_control`), as passed
+/// to [`FileSystem::nr_cached_objects`] and [`FileSystem::free_cached_objects`].
+///
+/// C header: [`include/linux/shrinker.h`](srctree/include/linux/shrinker.h)
+///
+/// # Invariants
+///
+/// The wrapped `struct shrink_control` is valid, and not changed by anyone else, while a
+/// reference to the [`ShrinkControl`] exists.
+#[repr(transparent)]
+pub struct ShrinkControl(Opaque<bindings::shrink_control>);
+
+impl ShrinkControl {
+    /// Creates a reference to a shrink control from a raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be valid, and not changed by anyone else, for the lifetime `'a`.
+    unsafe fn from_raw<'a>(ptr: *const bindings::shrink_control) -> &'a Self {
+        // SAFETY: `ShrinkControl` is a transparent wrapper; the caller guarantees the rest.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// How many objects the shrinker asks to free (`nr_to_scan`).
+    pub fn nr_to_scan(&self) -> usize {
+        // SAFETY: The struct is valid and not changed by anyone else (type invariant).
+        unsafe { (*self.0.get()).nr_to_scan }
+    }
+
+    /// Whether this is reclaim for the whole system rather than for one memory cgroup
+    /// (`mem_cgroup_shrink_is_root()`). Caches that are not charged to memory cgroups count no
+    /// objects otherwise: freeing them would not help the cgroup that needs memory.
+    pub fn is_root(&self) -> bool {
+        // SAFETY: The struct is valid (type invariant); the helper only reads `memcg`.
+        unsafe { bindings::mem_cgroup_shrink_is_root(self.0.get()) }
+    }
+}
+
 impl<T: FileSystem, S: State> SuperBlock<T, S> {
     /// Creates a reference to a super block from a raw pointer.
     ///
@@ -309,9 +347,59 @@ impl<T: FileSystem> Tables<T> {
         } else {
             None
         },
+        nr_cached_objects: if Self::HAS_CACHE {
+            Some(Self::nr_cached_objects_callback)
+        } else {
+            None
+        },
+        free_cached_objects: if Self::HAS_CACHE {
+            Some(Self::free_cached_objects_callback)
+        } else {
+            None
+        },
         // SAFETY: All other operations are optional and may be null.
         ..unsafe { core::mem::zeroed() }
     };
+
+    /// Whether `T` has a cache for the super block's shrinker. The VFS calls
+    /// `free_cached_objects` whenever `nr_cached_objects` counts objects, so a file system
+    /// implements both or neither.
+    const HAS_CACHE: bool = {
+        assert!(
+            T::HAS_NR_CACHED_OBJECTS == T::HAS_FREE_CACHED_OBJECTS,
+            "nr_cached_objects and free_cached_objects go together"
+        );
+        T::HAS_NR_CACHED_OBJECTS
+    };
+
+    /// # Safety
+    ///
+    /// Called by the super block's shrinker (`super_cache_count()`, `super_cache_scan()`)
+    /// with a valid super block of type `T` and a valid shrink control.
+    unsafe extern "C" fn nr_cached_objects_callback(
+        sb: *mut bindings::super_block,
+        sc: *mut bindings::shrink_control,
+    ) -> c_long {
+        // SAFETY: The shrinker calls this only once `SB_BORN` is set, which `vfs_get_tree()`
+        // does after `fill_super` succeeded, so the super block is `Ready`; and it is freed
+        // (`shrinker_free()`) before `kill_sb` releases `s_fs_info`. The shrink control is
+        // valid and the VFS does not change it during the call.
+        let (sb, sc) = unsafe { (SuperBlock::from_raw(sb), ShrinkControl::from_raw(sc)) };
+        c_long::try_from(T::nr_cached_objects(sb, sc)).unwrap_or(c_long::MAX)
+    }
+
+    /// # Safety
+    ///
+    /// As for `nr_cached_objects_callback`.
+    unsafe extern "C" fn free_cached_objects_callback(
+        sb: *mut bindings::super_block,
+        sc: *mut bindings::shrink_control,
+    ) -> c_long {
+        // SAFETY: As in `nr_cached_objects_callback`; `super_cache_scan()` also holds
+        // `s_umount` shared.
+        let (sb, sc) = unsafe { (SuperBlock::from_raw(sb), ShrinkControl::from_raw(sc)) };
+        c_long::try_from(T::free_cached_objects(sb, sc)).unwrap_or(c_long::MAX)
+    }
 
     /// # Safety
     ///
