@@ -40,7 +40,8 @@ TESTS = os.path.join(TOP, "tools", "testing", "vexfs", "tests")
 
 # KUnit suites the series must run (others may run too).
 EXPECTED_KUNIT_SUITES = [s for s in os.environ.get(
-    "VEXFS_KUNIT_SUITES", "vexfs_format vexfs_vecmath vexfs_hnsw vexfs_collection").split() if s]
+    "VEXFS_KUNIT_SUITES",
+    "vexfs_format vexfs_vecmath vexfs_hnsw vexfs_collection vexfs_cache").split() if s]
 
 # Environment variables of tests/phase1/70-corrupt.sh passed to the VM.
 FUZZ_VARS = ("VEXFS_FUZZ_SEED", "VEXFS_FUZZ_ITERATIONS", "VEXFS_FUZZ_FROM",

@@ -445,15 +445,36 @@ impl Index {
             + self.map.capacity() * 4
     }
 
-    /// Bytes `n` more nodes will need, roughly (for admission control).
-    pub(crate) fn bytes_for(&self, n: usize) -> usize {
+    /// Bytes the index will hold once it has room for `n` more nodes, for admission control:
+    /// its arrays grow as the kernel's vectors do, to the larger of twice their capacity and
+    /// what they need; upper-level links are estimated for the expected number of levels,
+    /// `1 / (M - 1)` per node, with the same headroom.
+    pub(crate) fn bytes_after(&self, n: usize) -> usize {
+        let cap = self.ids.capacity();
+        let need = self.len().saturating_add(n);
+        let nodes = if need <= cap {
+            cap
+        } else {
+            need.max(cap.saturating_mul(2))
+        };
         let vector = if self.compact() {
             self.code_stride() * 8 + 8
         } else {
             4 + self.p.dim * 4
         };
-        let per = 8 + 8 + 1 + 1 + 4 + vector + self.stride0() * 4 + 8;
-        n.saturating_mul(per)
+        let upper = 2 * 4 * self.p.m / (self.p.m - 1).max(1);
+        let per = 8 + 8 + 1 + 1 + 4 + vector + self.stride0() * 4 + upper;
+        let map = nodes
+            .saturating_mul(2)
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX)
+            .max(16)
+            .saturating_mul(4)
+            .max(self.map.capacity() * 4);
+        nodes
+            .saturating_mul(per)
+            .saturating_add(map)
+            .saturating_add(size_of::<Self>() + self.unit.capacity().max(self.p.dim) * 4)
     }
 
     /// The node of live vector `id`.

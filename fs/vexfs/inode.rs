@@ -3,7 +3,7 @@
 //! VexFS inodes: reading and writing the inode table, and the block map of each file.
 
 use crate::{
-    dir, file,
+    cache, dir, file,
     format::{
         self,
         Inode, //
@@ -32,11 +32,11 @@ use kernel::{
             SuperBlock, //
         },
     },
-    new_mutex, new_rwsem,
+    new_mutex,
     prelude::*,
     sync::{
         aref::ARef,
-        rwsem::RwSemaphore,
+        Arc,
         Mutex, //
     },
 };
@@ -57,20 +57,15 @@ pub(crate) struct VexInode {
     /// The block map; its mutex serialises allocation and truncation for the file.
     #[pin]
     pub(crate) map: Mutex<BlockMap>,
-    /// The vector engine's state of a collection; its semaphore is shared by searches.
-    #[pin]
-    pub(crate) vec: RwSemaphore<vector::State>,
-    /// Search scratch buffers of the collection, reused by its searches.
-    #[pin]
-    pub(crate) scratch: Mutex<vector::ScratchPool>,
+    /// The vector engine's state of a collection, shared with the index cache of the mount.
+    pub(crate) vec: Arc<cache::Slot>,
 }
 
 impl VexInode {
     fn new(map: BlockMap) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             map <- new_mutex!(map),
-            vec <- new_rwsem!(vector::State::new()),
-            scratch <- new_mutex!(vector::ScratchPool::new()),
+            vec: Arc::pin_init(cache::Slot::new(), GFP_KERNEL)?,
         })
     }
 }
@@ -294,6 +289,7 @@ fn update_slot(
 
 /// Releases the storage of an inode without links when it leaves the cache.
 pub(crate) fn evict_inode(inode: &INode<VexFs>) {
+    vector::evict(inode);
     if inode.nlink() != 0 || inode.super_block().rdonly() {
         return;
     }

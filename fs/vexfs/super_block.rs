@@ -7,6 +7,10 @@ use crate::{
         AllocState,
         Allocator, //
     },
+    cache::{
+        self,
+        Cache, //
+    },
     format::{
         self,
         Superblock, //
@@ -43,6 +47,9 @@ pub(crate) struct VexSuper {
     pub(crate) alloc: Mutex<AllocState>,
     /// What to do on corruption.
     errors: ErrorBehaviour,
+    /// The loaded vector indexes and their budget.
+    #[pin]
+    pub(crate) indexes: Cache,
 }
 
 impl VexSuper {
@@ -160,6 +167,7 @@ pub(crate) fn fill_super(
             disk,
             alloc <- new_mutex!(state),
             errors: options.errors,
+            indexes <- Cache::new(options.index_budget.unwrap_or_else(cache::default_budget)),
         }),
         GFP_KERNEL,
     )?;

@@ -39,8 +39,9 @@
 //! # Index
 //!
 //! The HNSW graph and the vectors it is traversed on ([`crate::hnsw`]) live in kernel memory,
-//! loaded on the first use after mount, kept in step with inserts and deletes, and bounded by
-//! [`INDEX_LIMIT`] bytes per collection. A cosine index keeps only compact copies: the exact
+//! loaded on the first use after mount, kept in step with inserts and deletes, and charged
+//! against the index budget of the mount ([`crate::cache`]), which drops clean indexes when it
+//! needs room and under memory pressure. A cosine index keeps only compact copies: the exact
 //! vectors of the candidates a search rescores are read back from their records through the
 //! page cache ([`FileRecords`]). Loading restores the graph saved in the file if there is a
 //! usable copy and otherwise builds it from the records (as `VEXFS_IOC_BUILD_INDEX` always
@@ -67,10 +68,11 @@
 //! buffers `EFAULT`; an ioctl other than `VEXFS_IOC_CREATE` on a file that is not a collection
 //! `ENOTTY`; `VEXFS_IOC_CREATE` on a collection `EEXIST` and on a non-empty file `ENOTEMPTY`;
 //! changes through a file not open for writing `EBADF`; an id already present `EEXIST`; a
-//! batch whose vectors alone exceed [`BATCH_LIMIT`] bytes `E2BIG`; an index that would exceed
-//! [`INDEX_LIMIT`] `ENOMEM`; a damaged collection file `EUCLEAN`.
+//! batch whose vectors alone exceed [`BATCH_LIMIT`] bytes `E2BIG`; an index that does not fit
+//! in the index budget of the mount `ENOMEM`; a damaged collection file `EUCLEAN`.
 
 use crate::{
+    cache::Charge,
     format,
     hnsw::{
         Filter,
@@ -164,8 +166,6 @@ const IOC_STATS: u32 = ioctl::_IOWR::<uapi::vexfs_stats>(IOC_MAGIC, 6);
 const IOC_SEARCH_BATCH: u32 = ioctl::_IOW::<uapi::vexfs_search_batch>(IOC_MAGIC, 7);
 const IOC_GET: u32 = ioctl::_IOW::<uapi::vexfs_get>(IOC_MAGIC, 8);
 
-/// Kernel memory one collection's index may use.
-pub(crate) const INDEX_LIMIT: usize = 128 << 20;
 /// Bytes the vectors of one insert batch may take in memory.
 pub(crate) const BATCH_LIMIT: usize = 32 << 20;
 
@@ -197,6 +197,23 @@ impl State {
     /// No index loaded.
     pub(crate) const fn new() -> Self {
         Self { index: None }
+    }
+
+    /// Kernel memory held by the loaded index, in bytes (0: none).
+    fn bytes(&self) -> usize {
+        self.index
+            .as_deref()
+            .map_or(0, |l| size_of::<Loaded>() + l.index.bytes())
+    }
+
+    /// Drops the index if it is loaded and equals its saved copy (or is empty), which the
+    /// next use then restores; returns whether it dropped it.
+    pub(crate) fn evict(&mut self) -> bool {
+        if self.index.as_deref().is_some_and(|l| !l.dirty) {
+            self.index = None;
+            return true;
+        }
+        false
     }
 }
 
@@ -470,10 +487,11 @@ impl Records for FileRecords<'_> {
     }
 }
 
-/// Adds live record `slot` (vector `id`, bytes `r`) to `index`, growing it within
-/// [`INDEX_LIMIT`]; `m` is room for the mantissas. Returns the node, not linked yet.
+/// Adds live record `slot` (vector `id`, bytes `r`) to `index`, growing it within the budget
+/// (`charge`); `m` is room for the mantissas. Returns the node, not linked yet.
 fn push_record(
     index: &mut Index,
+    charge: &mut Charge<'_>,
     hdr: &Header,
     slot: u64,
     id: u64,
@@ -481,24 +499,31 @@ fn push_record(
     m: &mut [i32],
 ) -> Result<u32> {
     let scale = record_vector(hdr, slot, r, m)?;
+    charge.reserve(size_of::<Loaded>() + index.bytes_after(1))?;
     index.reserve(1)?;
-    if index.bytes() > INDEX_LIMIT {
-        return Err(ENOMEM);
-    }
     index.push(id, slot, m, scale)
 }
 
+/// Makes room in the budget (`charge`) for `n` more nodes in `index`; logs the first refusal
+/// of a collection too large for the budget.
+fn reserve_nodes(index: &Index, charge: &mut Charge<'_>, n: usize) -> Result {
+    let bytes = size_of::<Loaded>() + index.bytes_after(n);
+    charge.reserve(bytes).inspect_err(|_| {
+        if bytes > charge.budget() {
+            kernel::pr_warn_once!(
+                "collection of {} vectors needs {} bytes of index memory: above index_budget\n",
+                n,
+                bytes
+            );
+        }
+    })
+}
+
 /// Builds the index of a collection from its records. Returns it and the live count.
-fn rebuild(file: &File, hdr: &Header) -> Result<(Index, u64)> {
+fn rebuild(file: &File, hdr: &Header, charge: &mut Charge<'_>) -> Result<(Index, u64)> {
     let mut index = Index::new(hdr.params());
     let live = usize::try_from(hdr.live).map_err(|_| ENOMEM)?;
-    if index.bytes_for(live) > INDEX_LIMIT {
-        pr_warn!(
-            "collection of {} vectors exceeds the index memory limit\n",
-            live
-        );
-        return Err(ENOMEM);
-    }
+    reserve_nodes(&index, charge, live)?;
     index.reserve(live)?;
     let mut m: KVec<i32> = KVec::with_capacity(hdr.dim as usize, GFP_KERNEL)?;
     m.resize(hdr.dim as usize, 0, GFP_KERNEL)?;
@@ -515,7 +540,7 @@ fn rebuild(file: &File, hdr: &Header) -> Result<(Index, u64)> {
             return Err(EUCLEAN);
         }
         // More live records than the header says (see `load`) get room as they come.
-        let node = push_record(&mut index, hdr, slot, id, r, &mut m)?;
+        let node = push_record(&mut index, charge, hdr, slot, id, r, &mut m)?;
         index.link(node, &mut scratch)
     })?;
     Ok((index, seen_live))
@@ -651,7 +676,12 @@ impl<'a> Stream<'a> {
 /// (same id, or deleted since), so that ids and vectors always come from the records; records
 /// added since the index was saved are linked in. Returns the index, the live count and
 /// whether it differs from the saved one; fails (`EUCLEAN`) if the saved index cannot be used.
-fn restore(file: &File, hdr: &Header, why: &mut &'static str) -> Result<(Index, u64, bool)> {
+fn restore(
+    file: &File,
+    hdr: &Header,
+    charge: &mut Charge<'_>,
+    why: &mut &'static str,
+) -> Result<(Index, u64, bool)> {
     *why = "bad header";
     let end = u64::try_from(hdr.offset(hdr.records)?).map_err(|_| EUCLEAN)?;
     if hdr.index_off % 4096 != 0 || hdr.index_off < end {
@@ -666,9 +696,7 @@ fn restore(file: &File, hdr: &Header, why: &mut &'static str) -> Result<(Index, 
     let mut index = Index::new(hdr.params());
     let total =
         usize::try_from(sh.nodes.saturating_add(hdr.records - sh.records)).map_err(|_| ENOMEM)?;
-    if index.bytes_for(total) > INDEX_LIMIT {
-        return Err(ENOMEM);
-    }
+    reserve_nodes(&index, charge, total)?;
     index.reserve(usize::try_from(sh.nodes).map_err(|_| ENOMEM)?)?;
     let mut saved = Stream::new(file, off + INDEX_HEADER as i64, sh.payload)?;
     let mut m: KVec<i32> = KVec::with_capacity(hdr.dim as usize, GFP_KERNEL)?;
@@ -691,7 +719,7 @@ fn restore(file: &File, hdr: &Header, why: &mut &'static str) -> Result<(Index, 
             if index.find(id).is_some() {
                 return Err(EUCLEAN);
             }
-            return push_record(&mut index, hdr, slot, id, r, &mut m).map(|_| ());
+            return push_record(&mut index, charge, hdr, slot, id, r, &mut m).map(|_| ());
         }
         let next = if restored < sh.nodes {
             let len = index.saved_len_of(saved.peek(SAVED_HEAD)?)?;
@@ -738,13 +766,13 @@ fn restore(file: &File, hdr: &Header, why: &mut &'static str) -> Result<(Index, 
 
 /// Loads the index of a collection: restores its saved copy if there is a usable one (unless
 /// `rebuild`), or builds it from the records.
-fn load(file: &File, rebuild_it: bool) -> Result<KBox<Loaded>> {
+fn load(file: &File, rebuild_it: bool, charge: &mut Charge<'_>) -> Result<KBox<Loaded>> {
     let mut hdr = read_header(file)?;
     let start = Instant::<Monotonic>::now();
     let mut got = None;
     if hdr.index_off != 0 && !rebuild_it {
         let mut why = "";
-        match restore(file, &hdr, &mut why) {
+        match restore(file, &hdr, charge, &mut why) {
             Ok(r) => got = Some(r),
             Err(e) if e == ENOMEM => return Err(e),
             Err(e) => pr_warn!(
@@ -758,7 +786,7 @@ fn load(file: &File, rebuild_it: bool) -> Result<KBox<Loaded>> {
     let (index, seen_live, changed) = match got {
         Some(r) => r,
         None => {
-            let (index, live) = rebuild(file, &hdr)?;
+            let (index, live) = rebuild(file, &hdr, charge)?;
             let changed = index.len() > 0;
             (index, live, changed)
         }
@@ -844,7 +872,7 @@ pub(crate) fn save(file: &File, inode: &INode<VexFs>) -> Result {
     }
     {
         // Without a change there is nothing to write (nor to wait for on a frozen file system).
-        let state = inode.data().vec.read();
+        let state = inode.data().vec.state.read();
         if !state.index.as_deref().is_some_and(|l| l.dirty) {
             return Ok(());
         }
@@ -854,7 +882,7 @@ pub(crate) fn save(file: &File, inode: &INode<VexFs>) -> Result {
         Err(e) if e == EBADF => return Ok(()),
         Err(e) => return Err(e),
     };
-    let mut state = inode.data().vec.write();
+    let mut state = inode.data().vec.state.write();
     match state.index.as_deref_mut() {
         Some(l) => save_loaded(&w, l),
         None => Ok(()),
@@ -932,20 +960,6 @@ fn create(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     {
         return Err(EINVAL);
     }
-    let w = Writer::new(file)?;
-    let mut state = inode.data().vec.write();
-    {
-        let mut map = inode.data().map.lock();
-        if map.flags & format::INODE_FLAG_COLLECTION != 0 {
-            return Err(EEXIST);
-        }
-        if inode.size() != 0 {
-            return Err(ENOTEMPTY);
-        }
-        // From now on write(2) is refused.
-        map.flags |= format::INODE_FLAG_COLLECTION;
-    }
-    inode.mark_dirty();
     let hdr = Header {
         dim,
         elem_type,
@@ -958,39 +972,87 @@ fn create(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         index_off: 0,
         index_len: 0,
     };
-    let res = (|| -> Result<KBox<Loaded>> {
-        let l = KBox::new(
-            Loaded {
-                hdr,
-                index: Index::new(hdr.params()),
-                dirty: false,
-                restored: false,
-                load_ns: 0,
-            },
-            GFP_KERNEL,
-        )?;
-        write_header(&w, &hdr)?;
-        Ok(l)
-    })();
-    match res {
-        Ok(l) => {
-            state.index = Some(l);
-            Ok(())
+    let w = Writer::new(file)?;
+    with_state(inode, |state, charge| {
+        {
+            let mut map = inode.data().map.lock();
+            if map.flags & format::INODE_FLAG_COLLECTION != 0 {
+                return Err(EEXIST);
+            }
+            if inode.size() != 0 {
+                return Err(ENOTEMPTY);
+            }
+            // From now on write(2) is refused.
+            map.flags |= format::INODE_FLAG_COLLECTION;
         }
-        Err(e) => {
-            inode.data().map.lock().flags &= !format::INODE_FLAG_COLLECTION;
-            inode.mark_dirty();
-            Err(e)
+        inode.mark_dirty();
+        let res = (|| -> Result<KBox<Loaded>> {
+            let index = Index::new(hdr.params());
+            reserve_nodes(&index, charge, 0)?;
+            let l = KBox::new(
+                Loaded {
+                    hdr,
+                    index,
+                    dirty: false,
+                    restored: false,
+                    load_ns: 0,
+                },
+                GFP_KERNEL,
+            )?;
+            write_header(&w, &hdr)?;
+            Ok(l)
+        })();
+        match res {
+            Ok(l) => {
+                state.index = Some(l);
+                Ok(())
+            }
+            Err(e) => {
+                inode.data().map.lock().flags &= !format::INODE_FLAG_COLLECTION;
+                inode.mark_dirty();
+                Err(e)
+            }
         }
-    }
+    })
 }
 
 /// Makes sure the index is loaded, with the semaphore held for writing.
-fn loaded<'a>(file: &File, state: &'a mut State) -> Result<&'a mut Loaded> {
+fn loaded<'a>(
+    file: &File,
+    state: &'a mut State,
+    charge: &mut Charge<'_>,
+) -> Result<&'a mut Loaded> {
     if state.index.is_none() {
-        state.index = Some(load(file, false)?);
+        state.index = Some(load(file, false, charge)?);
     }
     state.index.as_deref_mut().ok_or(EINVAL)
+}
+
+/// Runs `f` on the state of collection `inode` with its semaphore held for writing, then
+/// charges what its index uses against the budget of the mount, whatever `f` did.
+fn with_state<R>(
+    inode: &INode<VexFs>,
+    f: impl FnOnce(&mut State, &mut Charge<'_>) -> Result<R>,
+) -> Result<R> {
+    let slot = &inode.data().vec;
+    let sbi = inode.super_block().data();
+    let mut state = slot.state.write();
+    let mut charge = Charge::new(&sbi.indexes, slot);
+    let res = f(&mut state, &mut charge);
+    charge.settle(state.bytes());
+    res
+}
+
+/// Drops the index of `inode`, which is being evicted.
+pub(crate) fn evict(inode: &INode<VexFs>) {
+    if !is_collection(inode) {
+        return;
+    }
+    let _ = with_state(inode, |state, _| {
+        state.index = None;
+        Ok(())
+    });
+    inode.data().vec.scratch.lock().clear();
 }
 
 fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
@@ -1011,114 +1073,113 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     }
     let count = count as usize;
     let w = Writer::new(file)?;
-    let mut state = inode.data().vec.write();
-    let l = loaded(file, &mut state)?;
-    let hdr = l.hdr;
-    let dim = hdr.dim as usize;
-    let esize = hdr.elem_size();
-    if count.saturating_mul(dim).saturating_mul(4) > BATCH_LIMIT {
-        return Err(E2BIG);
-    }
-
-    // The ids: valid, unique in the batch and new.
-    let mut ids: KVVec<u8> = KVVec::new();
-    UserSlice::new(
-        UserPtr::from_addr(usize::try_from(ids_addr).map_err(|_| EFAULT)?),
-        count * 8,
-    )
-    .read_all(&mut ids, GFP_KERNEL)?;
-    let mut sorted: KVVec<u64> = KVVec::with_capacity(count, GFP_KERNEL)?;
-    for c in ids.chunks_exact(8) {
-        let id = ne64(c, 0);
-        if id > ID_MAX {
-            return Err(EINVAL);
+    with_state(inode, |state, charge| {
+        let l = loaded(file, state, charge)?;
+        let hdr = l.hdr;
+        let dim = hdr.dim as usize;
+        let esize = hdr.elem_size();
+        if count.saturating_mul(dim).saturating_mul(4) > BATCH_LIMIT {
+            return Err(E2BIG);
         }
-        if l.index.find(id).is_some() {
+
+        // The ids: valid, unique in the batch and new.
+        let mut ids: KVVec<u8> = KVVec::new();
+        UserSlice::new(
+            UserPtr::from_addr(usize::try_from(ids_addr).map_err(|_| EFAULT)?),
+            count * 8,
+        )
+        .read_all(&mut ids, GFP_KERNEL)?;
+        let mut sorted: KVVec<u64> = KVVec::with_capacity(count, GFP_KERNEL)?;
+        for c in ids.chunks_exact(8) {
+            let id = ne64(c, 0);
+            if id > ID_MAX {
+                return Err(EINVAL);
+            }
+            if l.index.find(id).is_some() {
+                return Err(EEXIST);
+            }
+            sorted.push(id, GFP_KERNEL)?;
+        }
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|p| p[0] == p[1]) {
             return Err(EEXIST);
         }
-        sorted.push(id, GFP_KERNEL)?;
-    }
-    sorted.sort_unstable();
-    if sorted.windows(2).any(|p| p[0] == p[1]) {
-        return Err(EEXIST);
-    }
-    drop(sorted);
+        drop(sorted);
 
-    // Memory: the index after the batch must stay under the limit.
-    if l.index.bytes().saturating_add(l.index.bytes_for(count)) > INDEX_LIMIT {
-        return Err(ENOMEM);
-    }
-    l.index.reserve(count)?;
+        // Memory: room in the budget for the index after the batch.
+        reserve_nodes(&l.index, charge, count)?;
+        l.index.reserve(count)?;
 
-    // Convert and check every vector, building the records, before changing anything.
-    let first = l.index.len();
-    let rs = hdr.record_size as usize;
-    let mut recs: VVec<u8> = VVec::with_capacity(count * rs, GFP_KERNEL)?;
-    recs.resize(count * rs, 0, GFP_KERNEL)?;
-    let mut m: KVec<i32> = KVec::with_capacity(dim, GFP_KERNEL)?;
-    m.resize(dim, 0, GFP_KERNEL)?;
-    let mut reader = UserSlice::new(
-        UserPtr::from_addr(usize::try_from(vecs_addr).map_err(|_| EFAULT)?),
-        count * dim * esize,
-    )
-    .reader();
-    let res = (|| -> Result {
-        for (i, r) in recs.chunks_exact_mut(rs).enumerate() {
-            let id = ne64(&ids, i * 8);
-            put(&mut r[0..8], &id.to_le_bytes());
-            let raw = &mut r[8..8 + dim * esize];
-            reader.read_slice(raw)?;
-            if esize == 4 {
-                // User space passes native-endian patterns; the file holds little-endian.
-                for c in raw.chunks_exact_mut(4) {
-                    let v = ne32(c, 0);
-                    put(c, &v.to_le_bytes());
+        // Convert and check every vector, building the records, before changing anything.
+        let first = l.index.len();
+        let rs = hdr.record_size as usize;
+        let mut recs: VVec<u8> = VVec::with_capacity(count * rs, GFP_KERNEL)?;
+        recs.resize(count * rs, 0, GFP_KERNEL)?;
+        let mut m: KVec<i32> = KVec::with_capacity(dim, GFP_KERNEL)?;
+        m.resize(dim, 0, GFP_KERNEL)?;
+        let mut reader = UserSlice::new(
+            UserPtr::from_addr(usize::try_from(vecs_addr).map_err(|_| EFAULT)?),
+            count * dim * esize,
+        )
+        .reader();
+        let res = (|| -> Result {
+            for (i, r) in recs.chunks_exact_mut(rs).enumerate() {
+                let id = ne64(&ids, i * 8);
+                put(&mut r[0..8], &id.to_le_bytes());
+                let raw = &mut r[8..8 + dim * esize];
+                reader.read_slice(raw)?;
+                if esize == 4 {
+                    // User space passes native-endian patterns; the file holds little-endian.
+                    for c in raw.chunks_exact_mut(4) {
+                        let v = ne32(c, 0);
+                        put(c, &v.to_le_bytes());
+                    }
                 }
+                let scale = hdr.convert(raw, &mut m)?;
+                l.index.push(id, hdr.records + i as u64, &m, scale)?;
             }
-            let scale = hdr.convert(raw, &mut m)?;
-            l.index.push(id, hdr.records + i as u64, &m, scale)?;
+            Ok(())
+        })();
+        if let Err(e) = res {
+            l.index.truncate(first);
+            return Err(e);
+        }
+
+        // Write the records, then the header.
+        let mut new_hdr = hdr;
+        new_hdr.records += count as u64;
+        new_hdr.live += count as u64;
+        if u64::try_from(new_hdr.offset(new_hdr.records)?).map_err(|_| EFBIG)? > hdr.index_off {
+            // The records overwrite the saved index (or there is none).
+            new_hdr.index_off = 0;
+            new_hdr.index_len = 0;
+        }
+        let res = (|| -> Result {
+            let start = hdr.offset(hdr.records)?;
+            let mut done = 0;
+            while done < recs.len() {
+                let n = (recs.len() - done).min(IO_CHUNK);
+                w.write_all_at(start + done as i64, &recs[done..done + n])?;
+                done += n;
+            }
+            write_header(&w, &new_hdr)
+        })();
+        if let Err(e) = res {
+            l.index.truncate(first);
+            return Err(e);
+        }
+        l.hdr = new_hdr;
+        l.dirty = true;
+
+        // Link the new nodes into the graph. On failure the index is dropped: the file is right
+        // and the next operation rebuilds it.
+        let mut scratch = Scratch::new();
+        let res = (first..l.index.len()).try_for_each(|n| l.index.link(n as u32, &mut scratch));
+        if res.is_err() {
+            state.index = None;
         }
         Ok(())
-    })();
-    if let Err(e) = res {
-        l.index.truncate(first);
-        return Err(e);
-    }
-
-    // Write the records, then the header.
-    let mut new_hdr = hdr;
-    new_hdr.records += count as u64;
-    new_hdr.live += count as u64;
-    if u64::try_from(new_hdr.offset(new_hdr.records)?).map_err(|_| EFBIG)? > hdr.index_off {
-        // The records overwrite the saved index (or there is none).
-        new_hdr.index_off = 0;
-        new_hdr.index_len = 0;
-    }
-    let res = (|| -> Result {
-        let start = hdr.offset(hdr.records)?;
-        let mut done = 0;
-        while done < recs.len() {
-            let n = (recs.len() - done).min(IO_CHUNK);
-            w.write_all_at(start + done as i64, &recs[done..done + n])?;
-            done += n;
-        }
-        write_header(&w, &new_hdr)
-    })();
-    if let Err(e) = res {
-        l.index.truncate(first);
-        return Err(e);
-    }
-    l.hdr = new_hdr;
-    l.dirty = true;
-
-    // Link the new nodes into the graph. On failure the index is dropped: the file is right
-    // and the next operation rebuilds it.
-    let mut scratch = Scratch::new();
-    let res = (first..l.index.len()).try_for_each(|n| l.index.link(n as u32, &mut scratch));
-    if res.is_err() {
-        state.index = None;
-    }
-    Ok(())
+    })
 }
 
 fn delete(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
@@ -1142,42 +1203,44 @@ fn delete(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     )
     .read_all(&mut ids, GFP_KERNEL)?;
     let w = Writer::new(file)?;
-    let mut state = inode.data().vec.write();
-    let l = loaded(file, &mut state)?;
-    let mut deleted = 0u32;
-    let tomb = TOMBSTONE.to_le_bytes();
-    let mut res = Ok(());
-    for c in ids.chunks_exact(8) {
-        let id = ne64(c, 0);
-        let Some(node) = l.index.find(id) else {
-            continue;
-        };
-        let slot_off = match l.index.slot(node).and_then(|s| l.hdr.offset(s)) {
-            Ok(o) => o,
-            Err(e) => {
+    let deleted = with_state(inode, |state, charge| {
+        let l = loaded(file, state, charge)?;
+        let mut deleted = 0u32;
+        let tomb = TOMBSTONE.to_le_bytes();
+        let mut res = Ok(());
+        for c in ids.chunks_exact(8) {
+            let id = ne64(c, 0);
+            let Some(node) = l.index.find(id) else {
+                continue;
+            };
+            let slot_off = match l.index.slot(node).and_then(|s| l.hdr.offset(s)) {
+                Ok(o) => o,
+                Err(e) => {
+                    res = Err(e);
+                    break;
+                }
+            };
+            if let Err(e) = w.write_all_at(slot_off, &tomb) {
                 res = Err(e);
                 break;
             }
-        };
-        if let Err(e) = w.write_all_at(slot_off, &tomb) {
-            res = Err(e);
-            break;
+            l.index.delete(id);
+            l.hdr.live -= 1;
+            l.dirty = true;
+            deleted += 1;
         }
-        l.index.delete(id);
-        l.hdr.live -= 1;
-        l.dirty = true;
-        deleted += 1;
-    }
-    if deleted > 0 {
-        let hdr = l.hdr;
-        if let Err(e) = write_header(&w, &hdr) {
-            // The records are tombstoned but the header says otherwise: drop the index so
-            // that the next load reports the mismatch.
-            state.index = None;
-            return Err(e);
+        if deleted > 0 {
+            let hdr = l.hdr;
+            if let Err(e) = write_header(&w, &hdr) {
+                // The records are tombstoned but the header says otherwise: drop the index so
+                // that the next load reports the mismatch.
+                state.index = None;
+                return Err(e);
+            }
         }
-    }
-    res?;
+        res?;
+        Ok(deleted)
+    })?;
     write_user(arg as u64 + 16, &deleted.to_ne_bytes())
 }
 
@@ -1213,29 +1276,28 @@ fn search(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     with_index(file, inode, |l| search_loaded(file, inode, l, &a))
 }
 
-/// Calls `f` with the loaded index of collection `inode`, with the semaphore shared; loads the
-/// index first (with the semaphore held exclusively) if needed.
+/// Calls `f` with the loaded index of collection `inode`, with the semaphore shared; if the
+/// index is not loaded, loads it and calls `f` with the semaphore held exclusively.
 fn with_index<R>(
     file: &File,
     inode: &INode<VexFs>,
     f: impl FnOnce(&Loaded) -> Result<R>,
 ) -> Result<R> {
-    let mut f = Some(f);
-    loop {
-        {
-            let state = inode.data().vec.read();
-            if let Some(l) = state.index.as_deref() {
-                return f.take().ok_or(EINVAL)?(l);
-            }
+    let slot = &inode.data().vec;
+    {
+        let state = slot.state.read();
+        if let Some(l) = state.index.as_deref() {
+            inode.super_block().data().indexes.touch(slot);
+            return f(l);
         }
-        let mut state = inode.data().vec.write();
-        loaded(file, &mut state)?;
     }
+    // Used right away, before the shrinker could drop it again.
+    with_state(inode, |state, charge| f(loaded(file, state, charge)?))
 }
 
 /// A scratch of an earlier search of `inode`, or a new one.
 fn take_scratch(inode: &INode<VexFs>) -> Result<KBox<Scratch>> {
-    let popped = inode.data().scratch.lock().pop();
+    let popped = inode.data().vec.scratch.lock().pop();
     match popped {
         Some(s) => Ok(s),
         None => Ok(KBox::new(Scratch::new(), GFP_KERNEL)?),
@@ -1244,7 +1306,7 @@ fn take_scratch(inode: &INode<VexFs>) -> Result<KBox<Scratch>> {
 
 /// Gives a scratch back to the pool of `inode`.
 fn put_scratch(inode: &INode<VexFs>, s: KBox<Scratch>) {
-    let mut pool = inode.data().scratch.lock();
+    let mut pool = inode.data().vec.scratch.lock();
     if pool.len() < SCRATCH_KEEP {
         // Keeping it is an optimisation: if there is no room, it is freed.
         let _ = pool.push(s, GFP_KERNEL);
@@ -1589,16 +1651,17 @@ fn build(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         Err(e) if e == EBADF && flags & BUILD_COMPACT == 0 => None,
         Err(e) => return Err(e),
     };
-    let mut state = inode.data().vec.write();
-    state.index = None;
-    if let (Some(w), true) = (&w, flags & BUILD_COMPACT != 0) {
-        compact(file, w)?;
-    }
-    let l = state.index.insert(load(file, true)?);
-    match &w {
-        Some(w) => save_loaded(w, l),
-        None => Ok(()),
-    }
+    with_state(inode, |state, charge| {
+        state.index = None;
+        if let (Some(w), true) = (&w, flags & BUILD_COMPACT != 0) {
+            compact(file, w)?;
+        }
+        let l = state.index.insert(load(file, true, charge)?);
+        match &w {
+            Some(w) => save_loaded(w, l),
+            None => Ok(()),
+        }
+    })
 }
 
 /// Moves the live records of the collection to the front, in order, and updates the header.
@@ -1640,7 +1703,7 @@ fn stats(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     if !is_collection(inode) {
         return Err(ENOTTY);
     }
-    let state = inode.data().vec.read();
+    let state = inode.data().vec.state.read();
     let (hdr, index_state, index_bytes, load_ns, mut iflags) = match state.index.as_deref() {
         Some(l) => {
             let mut f = 0;
@@ -1676,6 +1739,8 @@ fn stats(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     put64(104, hdr.index_len);
     put64(112, load_ns);
     put(&mut out[120..124], &iflags.to_ne_bytes());
+    let resident = inode.super_block().data().indexes.resident();
+    put(&mut out[128..136], &(resident as u64).to_ne_bytes());
     write_user(arg as u64, &out)
 }
 

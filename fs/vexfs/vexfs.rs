@@ -23,6 +23,7 @@ use kernel::{
 };
 
 mod alloc;
+mod cache;
 mod dir;
 mod file;
 // The on-disk format is shared with the user tools (mkfs.vexfs, fsck.vexfs), which use the
@@ -63,9 +64,13 @@ enum ErrorBehaviour {
 #[derive(Default)]
 struct Options {
     errors: ErrorBehaviour,
+    /// Bytes the vector indexes of the mount may use (`index_budget=`); default: a quarter of
+    /// memory.
+    index_budget: Option<usize>,
 }
 
 const OPT_ERRORS: u8 = 0;
+const OPT_INDEX_BUDGET: u8 = 1;
 
 #[vtable]
 impl fs::FileSystem for VexFs {
@@ -77,6 +82,7 @@ impl fs::FileSystem for VexFs {
     const SUPER_TYPE: fs::SuperType = fs::SuperType::BlockDev;
     const PARAMS: param::SpecTable<'static> = param::SpecTable::new(&[
         param::Spec::string(c_str!("errors"), OPT_ERRORS),
+        param::Spec::string(c_str!("index_budget"), OPT_INDEX_BUDGET),
         param::Spec::END,
     ]);
 
@@ -90,6 +96,15 @@ impl fs::FileSystem for VexFs {
                     return Err(EINVAL);
                 }
             };
+            return Ok(());
+        }
+        if opt == u32::from(OPT_INDEX_BUDGET) {
+            let size = value.as_str().and_then(|s| cache::parse_size(s.to_bytes()));
+            let Some(size) = size else {
+                pr_err!("index_budget= takes a size in bytes, with an optional k, m, g or t\n");
+                return Err(EINVAL);
+            };
+            options.index_budget = Some(size);
             return Ok(());
         }
         Err(ENOPARAM)
@@ -128,6 +143,19 @@ impl fs::FileSystem for VexFs {
         if !sb.rdonly() {
             let _ = super_block::write_super(sb, format::STATE_CLEAN, true);
         }
+    }
+
+    /// Pages of vector indexes, for global reclaim only: they are not charged to memory
+    /// cgroups.
+    fn nr_cached_objects(sb: &SuperBlock<Self>, sc: &vfs_sb::ShrinkControl) -> usize {
+        if !sc.is_root() {
+            return 0;
+        }
+        sb.data().indexes.count()
+    }
+
+    fn free_cached_objects(sb: &SuperBlock<Self>, sc: &vfs_sb::ShrinkControl) -> usize {
+        sb.data().indexes.scan(sc.nr_to_scan())
     }
 }
 

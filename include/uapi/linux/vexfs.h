@@ -306,9 +306,12 @@ struct vexfs_build_index {
  *	or rebuilt; 0 while it is not loaded)
  * @index_flags: out: VEXFS_INDEX_RESTORED, VEXFS_INDEX_SAVED
  * @__pad: must be zero
- * @reserved: must be zero
+ * @mount_index_bytes: out: kernel memory used by the indexes of all collections
+ *	of the file system, which share its index budget (mount option
+ *	index_budget=); must be zero on input
  *
- * Kernels before @saved_bytes leave it and the fields after it zero.
+ * Kernels before @saved_bytes leave it and the fields after it zero; kernels
+ * before @mount_index_bytes leave that zero.
  */
 struct vexfs_stats {
 	__u32 version;
@@ -322,7 +325,7 @@ struct vexfs_stats {
 	__u64 load_nanoseconds;
 	__u32 index_flags;
 	__u32 __pad;
-	__u64 reserved;
+	__u64 mount_index_bytes;
 };
 
 #define VEXFS_IOC_MAGIC		0xBE

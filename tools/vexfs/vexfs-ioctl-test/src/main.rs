@@ -1073,10 +1073,10 @@ fn test_errors(dir: &Path) -> Res<()> {
             },
         ),
         (
-            "reserved",
+            "mount_index_bytes set on input",
             u::Stats {
                 version: 1,
-                reserved: 1,
+                mount_index_bytes: 1,
                 ..Default::default()
             },
         ),
@@ -2049,12 +2049,171 @@ fn test_saved_verify(dir: &Path) -> Res<()> {
     Ok(())
 }
 
+/// The `index_budget=` the VM test mounts with for [`test_budget`].
+const BUDGET: u64 = 2 << 20;
+/// Vectors per collection of [`test_budget`]: two indexes fit in [`BUDGET`], three do not.
+const BUDGET_N: usize = 2400;
+
+/// Drops clean caches as `echo 2 > /proc/sys/vm/drop_caches` does: the slab shrinkers, and
+/// with them the super block's, which drops clean indexes.
+fn drop_caches() -> Res<()> {
+    std::fs::write("/proc/sys/vm/drop_caches", "2\n").map_err(|e| format!("drop_caches: {e}"))
+}
+
+/// The index state of the collection at `path`, and the index memory of the mount.
+fn residency(path: &Path) -> Res<(u32, u64)> {
+    let s = stats(&File::open(path).map_err(|e| e.to_string())?)?;
+    Ok((s.index_state, s.mount_index_bytes))
+}
+
+/// Checks which of `names` (in `dir`) have their index loaded, and that the mount stays in
+/// its budget.
+fn expect_resident(dir: &Path, what: &str, names: &[(&str, bool)]) -> Res<u64> {
+    let mut total = 0;
+    for &(name, want) in names {
+        let (state, mount) = residency(&dir.join(name))?;
+        if (state == u::INDEX_READY) != want {
+            return err(format!(
+                "{what}: index of {name} {}loaded",
+                if want { "not " } else { "" }
+            ));
+        }
+        if mount > BUDGET {
+            return err(format!("{what}: {mount} bytes of indexes, budget {BUDGET}"));
+        }
+        total = mount;
+    }
+    Ok(total)
+}
+
+/// The index budget of a mount (`index_budget=2m`) and the shrinker: the least recently used
+/// clean index makes room for another, a dropped index comes back from its saved copy with
+/// the same results, an index with unsaved changes is never dropped, `drop_caches` drops the
+/// clean ones, a collection larger than the budget gets `ENOMEM` and stays intact, and an
+/// unlinked collection gives its memory back.
+fn test_budget(dir: &Path) -> Res<()> {
+    let dim = 50;
+    let data: Vec<Data> = (0..3)
+        .map(|i| Data::random(u::ELEM_F32, dim, BUDGET_N, 900 + i, 16))
+        .collect();
+    let names = ["a", "b", "c"];
+    let mut before = Vec::new();
+    for (name, d) in names.iter().zip(&data) {
+        let f = create(&dir.join(name), dim, u::ELEM_F32, u::METRIC_COSINE, 16, 64)?;
+        insert_all(&f, d, 1200)?;
+        before.push(hnsw_results(&f, d)?);
+        // Closing the writer saves the index: it is clean from now on.
+    }
+    let first = stats(&File::open(dir.join("c")).map_err(|e| e.to_string())?)?;
+    let one = first.index_bytes.max(1);
+    if BUDGET / one != 2 {
+        return err(format!(
+            "{} bytes per index: BUDGET_N is off",
+            first.index_bytes
+        ));
+    }
+    // c's insert made room by dropping a, the least recently used.
+    expect_resident(
+        dir,
+        "after three inserts",
+        &[("a", false), ("b", true), ("c", true)],
+    )?;
+
+    // A search of a restores it (same results), dropping b.
+    let fa = File::open(dir.join("a")).map_err(|e| e.to_string())?;
+    expect(
+        "results of a after its reload",
+        &before[0],
+        &hnsw_results(&fa, &data[0])?,
+    )?;
+    let s = stats(&fa)?;
+    if s.index_flags & u::INDEX_RESTORED == 0 {
+        return err("a was rebuilt, not restored from its saved copy");
+    }
+    expect_resident(dir, "a searched", &[("a", true), ("b", false), ("c", true)])?;
+
+    // Unsaved changes pin c (a delete: no growth): b's reload drops a, not c.
+    let fc = open_rw(&dir.join("c"), false)?;
+    expect("deleted from c", 1, delete(&fc, &data[2].ids[..1])?)?;
+    let fb = File::open(dir.join("b")).map_err(|e| e.to_string())?;
+    expect(
+        "results of b after its reload",
+        &before[1],
+        &hnsw_results(&fb, &data[1])?,
+    )?;
+    expect_resident(dir, "b searched", &[("a", false), ("b", true), ("c", true)])?;
+    drop_caches()?;
+    let left = expect_resident(
+        dir,
+        "drop_caches",
+        &[("a", false), ("b", false), ("c", true)],
+    )?;
+    if left == 0 {
+        return err("drop_caches: the index of c is loaded but not counted");
+    }
+    drop(fc);
+    drop_caches()?;
+    let left = expect_resident(
+        dir,
+        "drop_caches",
+        &[("a", false), ("b", false), ("c", false)],
+    )?;
+    expect("index bytes after drop_caches", 0, left)?;
+    expect(
+        "results of a after drop_caches",
+        &before[0],
+        &hnsw_results(&fa, &data[0])?,
+    )?;
+
+    // Larger than the budget: ENOMEM, and the collection keeps what it had.
+    let big = Data::random(u::ELEM_F32, dim, 3 * BUDGET_N, 999, 16);
+    let fd = create(&dir.join("d"), dim, u::ELEM_F32, u::METRIC_COSINE, 16, 64)?;
+    let mut done = 0;
+    let res = loop {
+        let end = (done + 1200).min(big.ids.len());
+        if let Err(e) = insert(&fd, &big, done..end) {
+            break e;
+        }
+        done = end;
+        if done == big.ids.len() {
+            return err("3x the vectors that fit the budget: inserted");
+        }
+    };
+    if !res.contains("os error 12") {
+        return err(format!("insert beyond the budget: {res}, not ENOMEM"));
+    }
+    let s = stats(&fd)?;
+    expect("vectors kept after ENOMEM", done as u64, s.count)?;
+    let (ids, _) = search(&fd, &big, &big.vecs[0], 1, 64, true)?;
+    expect("exact search after ENOMEM", vec![big.ids[0]], ids)?;
+    drop(fd);
+
+    // Unlinking a collection gives its index memory back.
+    drop(fa);
+    drop(fb);
+    drop_caches()?;
+    let fa = File::open(dir.join("a")).map_err(|e| e.to_string())?;
+    hnsw_results(&fa, &data[0])?;
+    drop(fa);
+    let (_, with_a) = residency(&dir.join("b"))?;
+    std::fs::remove_file(dir.join("a")).map_err(|e| e.to_string())?;
+    let (_, without) = residency(&dir.join("b"))?;
+    if with_a == 0 || without >= with_a {
+        return err(format!("unlink: {with_a} -> {without} bytes of indexes"));
+    }
+    println!(
+        "# {} bytes per index of {BUDGET_N} x {dim}, budget {BUDGET}: evicted and restored",
+        first.index_bytes
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 3 {
         eprintln!(
             "usage: vexfs-ioctl-test exact|recall|delete|errors|corrupt|concurrent|batch|filter|\
-             persist-write|persist-verify|saved-write|saved-verify DIR"
+             budget|persist-write|persist-verify|saved-write|saved-verify DIR"
         );
         return ExitCode::from(2);
     }
@@ -2070,6 +2229,7 @@ fn main() -> ExitCode {
         "persist-verify" => test_persist_verify(dir),
         "batch" => test_batch(dir),
         "filter" => test_filter(dir),
+        "budget" => test_budget(dir),
         "saved-write" => test_saved_write(dir),
         "saved-verify" => test_saved_verify(dir),
         t => err(format!("unknown test {t}")),

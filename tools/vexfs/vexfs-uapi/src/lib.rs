@@ -275,8 +275,9 @@ pub struct Stats {
     pub index_flags: u32,
     /// Must be zero.
     pub pad: u32,
-    /// Must be zero.
-    pub reserved: u64,
+    /// Out: kernel memory used by the indexes of all collections of the file system, which
+    /// share its index budget (mount option `index_budget=`).
+    pub mount_index_bytes: u64,
 }
 
 const _: () = {
@@ -416,7 +417,7 @@ mod tests {
         assert_eq!(offset_of!(Stats, saved_bytes), 104);
         assert_eq!(offset_of!(Stats, load_nanoseconds), 112);
         assert_eq!(offset_of!(Stats, index_flags), 120);
-        assert_eq!(offset_of!(Stats, reserved), 128);
+        assert_eq!(offset_of!(Stats, mount_index_bytes), 128);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# Mount options: errors= takes continue or remount-ro; anything else, and any
-# unknown option, is refused with EINVAL.
+# Mount options: errors= takes continue or remount-ro, index_budget= a size
+# with an optional k/m/g/t suffix; anything else, and any unknown option, is
+# refused with EINVAL.
 . /vexfs/lib.sh
 
 mkfs.vexfs -q -L options $DISK2
@@ -39,6 +40,14 @@ case "$(mount_err frobnicate=1)" in
 *"Invalid argument"*) ok "an unknown option is refused with EINVAL" ;;
 *) fail "-o frobnicate=1: $(cat /tmp/mount.err)" ;;
 esac
+check "-o index_budget=64m is accepted" mount -t vexfs -o index_budget=64m $DISK2 $MNT
+umount $MNT
+for bad in index_budget=12x index_budget=m index_budget= index_budget=99999999999999999999; do
+	case "$(mount_err $bad)" in
+	*"Invalid argument"*) ok "-o $bad is refused with EINVAL" ;;
+	*) fail "-o $bad: $(cat /tmp/mount.err)" ;;
+	esac
+done
 case "$(mount_err nosuchflag)" in
 *"Invalid argument"*) ok "an unknown flag is refused with EINVAL" ;;
 *) fail "-o nosuchflag: $(cat /tmp/mount.err)" ;;

@@ -3,7 +3,8 @@
 # Vector collections: exact search against a binary64 brute force within the
 # documented error bound (every metric, f32 and i8), HNSW recall, delete,
 # rebuild, compaction, statistics, and every rejection path of the ioctls;
-# the saved index across a remount, damaged and stale saved indexes.
+# the index budget and the shrinker; the saved index across a remount, damaged
+# and stale saved indexes.
 # Leaves a collection that phase 2 checks after the reboot.
 . /vexfs/lib.sh
 . /vexfs/tests/vector.inc
@@ -24,6 +25,14 @@ check "searches in parallel with changes" vexfs-ioctl-test concurrent $D
 check "batch search and get by id" vexfs-ioctl-test batch $D
 check "filtered search by id range and allow-list" vexfs-ioctl-test filter $D
 rm -rf $D
+check "umount" umount $VECTOR_MNT
+check "mount with index_budget=2m" mount -t vexfs -o index_budget=2m "$LOOP" $VECTOR_MNT
+mkdir -p $D
+check "index budget and shrinker: LRU drop, restore, drop_caches, ENOMEM" \
+	vexfs-ioctl-test budget $D
+rm -rf $D
+check "umount" umount $VECTOR_MNT
+check "mount" mount -t vexfs "$LOOP" $VECTOR_MNT
 check "collection for phase 2" vexfs-ioctl-test persist-write $VECTOR_MNT
 mkdir -p $VECTOR_MNT/saved
 check "saved indexes, damaged and stale" vexfs-ioctl-test saved-write $VECTOR_MNT/saved
