@@ -111,7 +111,7 @@ class FakeKernel:
         elif self.params is None:
             self.fail(errno.EINVAL)
         elif request == vexfs.IOC_STATS:
-            self.check_zero(arg, "reserved")
+            self.check_zero(arg, "mount_index_bytes")
             arg.index_state = 1
             arg.params = self.params
             arg.count = len(self.vectors)

@@ -130,7 +130,7 @@ class Stats(ctypes.Structure):
     _fields_ = [("version", u32), ("index_state", u32), ("params", CollectionParams),
                 ("count", u64), ("deleted", u64), ("file_bytes", u64),
                 ("index_bytes", u64), ("saved_bytes", u64), ("load_nanoseconds", u64),
-                ("index_flags", u32), ("_pad", u32), ("reserved", u64)]
+                ("index_flags", u32), ("_pad", u32), ("mount_index_bytes", u64)]
 
 
 def _ioc(direction, nr, size):
@@ -336,6 +336,7 @@ class Collection:
             "load_seconds": s.load_nanoseconds / 1e9,
             "restored": bool(s.index_flags & INDEX_RESTORED),
             "saved": bool(s.index_flags & INDEX_SAVED),
+            "mount_index_bytes": s.mount_index_bytes,
         }
 
     def insert(self, ids, vectors, batch=MAX_BATCH):

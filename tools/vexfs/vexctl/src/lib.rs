@@ -329,6 +329,7 @@ pub fn stats_json(s: &Stats) -> Json {
         .set("load_seconds", load_s)
         .set("file_bytes_per_vector", per(s.file_bytes))
         .set("index_bytes_per_vector", per(s.index_bytes))
+        .set("mount_index_bytes", s.mount_index_bytes)
 }
 
 /// `1.5 MiB`-style sizes.
@@ -370,7 +371,8 @@ pub fn stats_text(path: &str, s: &Stats) -> String {
     format!(
         "collection {}\n  dimension        {}\n  element type     {}\n  metric           {}\n  \
          HNSW M           {}\n  ef_construction  {}\n  vectors          {}\n  deleted          {}\n  \
-         file size        {}{}\n  index            {}, {}{}\n  saved index      {}\n",
+         file size        {}{}\n  index            {}, {}{}\n  saved index      {}\n  \
+         all indexes      {} in memory on this file system\n",
         path,
         p.dim,
         elem_type_name(p.elem_type),
@@ -385,6 +387,7 @@ pub fn stats_text(path: &str, s: &Stats) -> String {
         human_bytes(s.index_bytes),
         per(s.index_bytes),
         saved_text(s),
+        human_bytes(s.mount_index_bytes),
     )
 }
 
