@@ -343,7 +343,7 @@ VM_SCRIPT = r"""#!/bin/sh
 D=/vexfs/bench
 # Under User-Mode Linux the disks are ubd devices.
 [ -b $DISK1 ] || DISK1=/dev/ubda
-check "mkfs.vexfs" mkfs.vexfs -q $DISK1
+check "mkfs.vexfs" mkfs.vexfs -f -q $DISK1
 check "mount" mount -t vexfs $DISK1 $MNT
 for n in $(cat $D/sizes); do
 	c=$MNT/glove$n

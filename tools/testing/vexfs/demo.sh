@@ -9,7 +9,7 @@ echo
 echo "=== VexFS demo: $(uname -sr) ==="
 run grep vexfs /proc/filesystems
 if command -v mkfs.vexfs >/dev/null 2>&1; then
-	run mkfs.vexfs -L demo /dev/vda
+	run mkfs.vexfs -f -L demo /dev/vda
 	run mount -t vexfs /dev/vda /mnt || exit 0
 	run mkdir /mnt/notes
 	say "echo 'hello from VexFS' > /mnt/notes/hello.txt"

@@ -63,6 +63,7 @@ impl Image {
             quiet: true,
             label: b"test".to_vec(),
             inodes: None,
+            force: true,
         };
         mkfs_vexfs::mkfs(&options).expect("mkfs");
         let file = OpenOptions::new()

@@ -3,13 +3,16 @@
 //! `mkfs.vexfs`: creates a VexFS filesystem on a block device or image file.
 //!
 //! ```text
-//! mkfs.vexfs [-L label] [-N inodes] [-q] DEVICE|IMAGE [SIZE]
+//! mkfs.vexfs [-f] [-L label] [-N inodes] [-q] DEVICE|IMAGE [SIZE]
 //! ```
 //!
 //! The size of the filesystem is the size of the device or file, or `SIZE`
 //! bytes (with an optional `K`, `M`, `G` or `T` binary suffix). A regular
-//! file shorter than `SIZE` is created or extended. The library is also used
-//! by the integration tests of `fsck.vexfs`.
+//! file shorter than `SIZE` is created or extended. Like `mkfs.xfs`, it
+//! refuses a target that already holds a filesystem it recognises (VexFS,
+//! ext2/3/4, XFS, btrfs, F2FS, FAT, ISO 9660, squashfs, swap, LUKS) or a
+//! partition table, unless `-f` is given. The library is also used by the
+//! integration tests of `fsck.vexfs`.
 
 use std::{
     ffi::OsString,
@@ -56,7 +59,7 @@ use format::{
 };
 
 /// Usage line of `mkfs.vexfs`.
-pub const USAGE: &str = "usage: mkfs.vexfs [-L label] [-N inodes] [-q] DEVICE|IMAGE [SIZE]";
+pub const USAGE: &str = "usage: mkfs.vexfs [-f] [-L label] [-N inodes] [-q] DEVICE|IMAGE [SIZE]";
 
 /// `O_EXCL`: on a block device, fail if it is mounted or otherwise in use.
 const O_EXCL: i32 = 0o200;
@@ -73,6 +76,8 @@ pub struct Options {
     pub inodes: Option<u64>,
     /// Print nothing on success (`-q`).
     pub quiet: bool,
+    /// Overwrite an existing filesystem or partition table (`-f`).
+    pub force: bool,
     /// Block device or image file.
     pub device: PathBuf,
     /// Filesystem size in bytes; a shorter regular file is created or extended.
@@ -150,6 +155,7 @@ pub fn parse_args(args: &[OsString]) -> Result<Command, Error> {
             b"--" => only_positional = true,
             b"-h" | b"--help" => return Ok(Command::Help),
             b"-q" => options.quiet = true,
+            b"-f" => options.force = true,
             [b'-', opt @ (b'L' | b'N'), rest @ ..] => {
                 let value = if rest.is_empty() {
                     iter.next()
@@ -280,6 +286,79 @@ fn open_target(options: &Options) -> Result<(File, u64), Error> {
     Ok((file, size))
 }
 
+/// Bytes at the start of a target that [`existing_signature`] looks at.
+pub const PROBE_BYTES: usize = 68 << 10;
+
+/// The kind of filesystem (or partition table) whose signature starts `head`
+/// (the first [`PROBE_BYTES`] of a target, or fewer if it is shorter), if any.
+pub fn existing_signature(head: &[u8]) -> Option<&'static str> {
+    let at = |off: usize, magic: &[u8]| head.get(off..off + magic.len()) == Some(magic);
+    let le32 = |off: usize| {
+        head.get(off..off + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    if le32(0) == Some(format::MAGIC) {
+        return Some("a VexFS filesystem");
+    }
+    let signatures: [(usize, &[u8], &str); 10] = [
+        (1080, &[0x53, 0xef], "an ext2/ext3/ext4 filesystem"),
+        (0, b"XFSB", "an XFS filesystem"),
+        (65536 + 64, b"_BHRfS_M", "a btrfs filesystem"),
+        (1024, &[0x10, 0x20, 0xf5, 0xf2], "an F2FS filesystem"),
+        (0, b"hsqs", "a squashfs filesystem"),
+        (32769, b"CD001", "an ISO 9660 filesystem"),
+        (4086, b"SWAPSPACE2", "swap space"),
+        (4086, b"SWAP-SPACE", "swap space"),
+        (0, b"LUKS\xba\xbe", "a LUKS volume"),
+        (512, b"EFI PART", "a GPT partition table"),
+    ];
+    for (off, magic, what) in signatures {
+        if at(off, magic) {
+            return Some(what);
+        }
+    }
+    if at(510, &[0x55, 0xaa]) {
+        if at(54, b"FAT1") || at(82, b"FAT32") {
+            return Some("a FAT filesystem");
+        }
+        // An MBR: a partition entry with a type and a non-zero size.
+        let used = (0..4).any(|i| {
+            let e = 446 + 16 * i;
+            head[e + 4] != 0 && le32(e + 12).is_some_and(|n| n != 0)
+        });
+        if used {
+            return Some("an MBR partition table");
+        }
+    }
+    None
+}
+
+/// Refuses to overwrite a filesystem or partition table on `file` unless
+/// `force`.
+fn check_existing(file: &File, options: &Options) -> Result<(), Error> {
+    if options.force {
+        return Ok(());
+    }
+    let mut head = vec![0u8; PROBE_BYTES];
+    let mut got = 0;
+    while got < head.len() {
+        match file.read_at(&mut head[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err("cannot read", &options.device, e)),
+        }
+    }
+    head.truncate(got);
+    match existing_signature(&head) {
+        Some(what) => Err(err(format!(
+            "{} contains {what}; use -f to overwrite it",
+            options.device.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Reads a random version 4 UUID from `/dev/urandom`.
 fn random_uuid() -> Result<[u8; 16], Error> {
     let mut uuid = [0u8; 16];
@@ -340,6 +419,7 @@ pub fn mkfs(options: &Options) -> Result<Summary, Error> {
         return Err(err("label longer than 32 bytes"));
     }
     let (file, size) = open_target(options)?;
+    check_existing(&file, options)?;
     let block_count = size / 4096;
     if block_count > format::MAX_BLOCKS {
         return Err(err(format!(
@@ -543,6 +623,42 @@ mod tests {
     }
 
     #[test]
+    fn signatures() {
+        let mut head = vec![0u8; PROBE_BYTES];
+        assert_eq!(existing_signature(&head), None);
+        assert_eq!(existing_signature(&[]), None);
+        head[..4].copy_from_slice(&format::MAGIC.to_le_bytes());
+        assert_eq!(existing_signature(&head), Some("a VexFS filesystem"));
+        let cases: [(usize, &[u8], &str); 6] = [
+            (1080, &[0x53, 0xef], "ext2/ext3/ext4"),
+            (1024, &[0x10, 0x20, 0xf5, 0xf2], "F2FS"),
+            (32769, b"CD001", "ISO 9660"),
+            (0, b"hsqs", "squashfs"),
+            (0, b"LUKS\xba\xbe", "LUKS"),
+            (4086, b"SWAP-SPACE", "swap"),
+        ];
+        for (off, magic, what) in cases {
+            head.fill(0);
+            head[off..off + magic.len()].copy_from_slice(magic);
+            assert!(
+                existing_signature(&head).is_some_and(|s| s.contains(what)),
+                "{what}"
+            );
+            // A target too short to hold the signature has none.
+            assert_eq!(existing_signature(&head[..off]), None);
+        }
+        head.fill(0);
+        head[510..512].copy_from_slice(&[0x55, 0xaa]);
+        assert_eq!(existing_signature(&head), None, "boot signature alone");
+        head[82..87].copy_from_slice(b"FAT32");
+        assert_eq!(existing_signature(&head), Some("a FAT filesystem"));
+        head[82..87].fill(0);
+        head[446 + 4] = 0x83;
+        head[446 + 12] = 1;
+        assert_eq!(existing_signature(&head), Some("an MBR partition table"));
+    }
+
+    #[test]
     fn arguments() {
         assert_eq!(
             options(&["img"]),
@@ -557,10 +673,13 @@ mod tests {
                 label: b"my label".to_vec(),
                 inodes: Some(1000),
                 quiet: true,
+                force: false,
                 device: "img".into(),
                 size: Some(64 << 20),
             }
         );
+        assert!(options(&["-f", "img"]).force);
+        assert!(!options(&["img"]).force);
         let o = options(&["-Lx", "-N64", "--", "-img"]);
         assert_eq!(o.label, b"x");
         assert_eq!(o.inodes, Some(64));

@@ -160,14 +160,14 @@ fn options() {
     assert_eq!(sb.label, [0; 32]);
 
     // Reformat in place with the size of the existing file.
-    let (code, _, err) = mkfs(&["-q", "-L", &"L".repeat(32), path.as_str()]);
+    let (code, _, err) = mkfs(&["-q", "-f", "-L", &"L".repeat(32), path.as_str()]);
     assert_eq!(code, 0, "{err}");
     let sb = check_image(&path);
     assert_eq!(sb.block_count, 153_600);
     assert_eq!(sb.label, [b'L'; 32]);
 
     // A smaller SIZE does not truncate the file.
-    let (code, _, err) = mkfs(&["-q", path.as_str(), "1M"]);
+    let (code, _, err) = mkfs(&["-q", "-f", path.as_str(), "1M"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(fs::metadata(&path.0).unwrap().len(), 600 << 20);
     let image = read_metadata(&path);
@@ -177,7 +177,7 @@ fn options() {
     );
 
     // A larger one extends it.
-    let (code, _, err) = mkfs(&["-q", path.as_str(), "700M"]);
+    let (code, _, err) = mkfs(&["-f", "-q", path.as_str(), "700M"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(fs::metadata(&path.0).unwrap().len(), 700 << 20);
     check_image(&path);
@@ -234,4 +234,45 @@ fn errors() {
     let (code, out, _) = mkfs(&["-h"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("usage: mkfs.vexfs"));
+}
+
+#[test]
+fn refuses_existing_filesystems() {
+    let path = TempPath::new("existing");
+    let (code, _, err) = mkfs(&["-q", path.as_str(), "4M"]);
+    assert_eq!(code, 0, "{err}");
+    let before = read_metadata(&path);
+
+    // A VexFS: refused without -f, and left as it was.
+    let (code, _, err) = mkfs(&["-q", path.as_str()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("contains a VexFS filesystem; use -f"), "{err}");
+    assert_eq!(read_metadata(&path), before);
+    let (code, _, err) = mkfs(&["-q", "-f", path.as_str()]);
+    assert_eq!(code, 0, "{err}");
+    assert_ne!(read_metadata(&path), before, "a new UUID at least");
+
+    // Other filesystems and partition tables.
+    let file = fs::OpenOptions::new().write(true).open(&path.0).unwrap();
+    for (off, magic, what) in [
+        (1080u64, &[0x53u8, 0xef][..], "ext2/ext3/ext4"),
+        (0, b"XFSB", "XFS"),
+        (65536 + 64, b"_BHRfS_M", "btrfs"),
+        (4086, b"SWAPSPACE2", "swap space"),
+        (512, b"EFI PART", "GPT partition table"),
+    ] {
+        file.write_all_at(&[0; 128 << 10], 0).unwrap();
+        file.write_all_at(magic, off).unwrap();
+        let (code, _, err) = mkfs(&["-q", path.as_str()]);
+        assert_eq!(code, 1, "{what}");
+        assert!(err.contains(what), "{what}: {err}");
+        let (code, _, err) = mkfs(&["-q", "-f", path.as_str()]);
+        assert_eq!(code, 0, "{what}: {err}");
+        check_image(&path);
+    }
+
+    // Zeros or unrecognised data are overwritten without -f.
+    file.write_all_at(&[0x5a; 128 << 10], 0).unwrap();
+    let (code, _, err) = mkfs(&["-q", path.as_str()]);
+    assert_eq!(code, 0, "{err}");
 }

@@ -3,7 +3,7 @@
 # mkfs, mount and a POSIX workout with content checks; fsck clean afterwards.
 . /vexfs/lib.sh
 
-check "mkfs.vexfs formats the disk" mkfs.vexfs -q -L posix $DISK1
+check "mkfs.vexfs formats the disk" mkfs.vexfs -f -q -L posix $DISK1
 check "fsck.vexfs: fresh file system is clean" fsck.vexfs $DISK1
 check "mount -t vexfs" mount -t vexfs $DISK1 $MNT
 check "root is an empty directory" sh -c "[ -d $MNT ] && [ -z \"\$(ls -A $MNT)\" ]"

@@ -1,11 +1,18 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# Mount options: errors= takes continue or remount-ro, index_budget= a size
+# mkfs.vexfs refuses an existing file system without -f. Mount options:
+# errors= takes continue or remount-ro, index_budget= a size
 # with an optional k/m/g/t suffix; anything else, and any unknown option, is
 # refused with EINVAL.
 . /vexfs/lib.sh
 
-mkfs.vexfs -q -L options $DISK2
+mkfs.vexfs -f -q -L options $DISK2
+
+# mkfs.vexfs refuses a device holding a file system unless forced (-f).
+case "$(mkfs.vexfs -q $DISK2 2>&1)" in
+*"contains a VexFS filesystem; use -f"*) ok "mkfs.vexfs refuses an existing VexFS without -f" ;;
+*) fail "mkfs.vexfs over an existing VexFS: $(mkfs.vexfs -q $DISK2 2>&1)" ;;
+esac
 
 # mount_err OPTIONS: the error message of a mount that must fail.
 mount_err() {

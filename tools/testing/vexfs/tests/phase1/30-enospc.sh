@@ -16,7 +16,7 @@ free_inodes() {
 	stat -f -c %d $MNT
 }
 
-check "mkfs.vexfs" mkfs.vexfs -q -L enospc $DISK2
+check "mkfs.vexfs" mkfs.vexfs -f -q -L enospc $DISK2
 check "mount" mount -t vexfs $DISK2 $MNT
 total=$(stat -f -c %b $MNT)
 note "$total blocks of 4 KiB, $(free_blocks) free, $(free_inodes) free inodes"
@@ -140,7 +140,7 @@ check "umount" umount $MNT
 check "fsck.vexfs clean after running out of blocks" fsck.vexfs $DISK2
 
 # 3. Out of inodes: a file system with few inodes.
-check "mkfs.vexfs -N 64" mkfs.vexfs -q -N 64 $DISK2
+check "mkfs.vexfs -N 64" mkfs.vexfs -f -q -N 64 $DISK2
 mount -t vexfs $DISK2 $MNT
 inodes=$(free_inodes)
 n=0 err=

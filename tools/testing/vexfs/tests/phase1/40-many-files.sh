@@ -5,7 +5,7 @@
 . /vexfs/lib.sh
 
 N=10000
-check "mkfs.vexfs" mkfs.vexfs -q -L many $DISK1
+check "mkfs.vexfs" mkfs.vexfs -f -q -L many $DISK1
 check "mount" mount -t vexfs $DISK1 $MNT
 mkdir $MNT/d
 free_inodes=$(stat -f -c %d $MNT)

@@ -4,7 +4,7 @@
 # one file (O_APPEND), and cp -a of a directory tree.
 . /vexfs/lib.sh
 
-check "mkfs.vexfs" mkfs.vexfs -q -L concurrent $DISK1
+check "mkfs.vexfs" mkfs.vexfs -f -q -L concurrent $DISK1
 check "mount" mount -t vexfs $DISK1 $MNT
 
 # Four writers, each to its own file, interleaving their block allocations.

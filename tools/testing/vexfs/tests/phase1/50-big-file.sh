@@ -6,7 +6,7 @@
 . /vexfs/lib.sh
 
 MIB=700
-check "mkfs.vexfs" mkfs.vexfs -q -L big $DISK1
+check "mkfs.vexfs" mkfs.vexfs -f -q -L big $DISK1
 check "mount" mount -t vexfs $DISK1 $MNT
 
 # pattern: MIB MiB of a 1 MiB random chunk, each copy headed by its number,

@@ -7,7 +7,7 @@
 . /vexfs/lib.sh
 . /vexfs/tests/persist.inc
 
-check "mkfs.vexfs (${PERSIST_MIB} MiB of the disk)" mkfs.vexfs -q -L persist $DISK1 ${PERSIST_MIB}M
+check "mkfs.vexfs (${PERSIST_MIB} MiB of the disk)" mkfs.vexfs -f -q -L persist $DISK1 ${PERSIST_MIB}M
 check "mount" mount -t vexfs $DISK1 $MNT
 T=$MNT/tree
 mkdir -p $T/sizes $T/sparse $T/deep/a/b/c/d/e/f/g $T/links $T/many $T/modes

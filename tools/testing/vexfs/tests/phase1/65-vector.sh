@@ -11,7 +11,7 @@
 
 LOOP=$(vector_loop)
 check "loop device on the end of the disk" test -b "$LOOP"
-check "mkfs.vexfs" mkfs.vexfs -q -L vector "$LOOP"
+check "mkfs.vexfs" mkfs.vexfs -f -q -L vector "$LOOP"
 mkdir -p $VECTOR_MNT
 check "mount" mount -t vexfs "$LOOP" $VECTOR_MNT
 D=$VECTOR_MNT/scratch

@@ -13,7 +13,7 @@ V=/tmp/vexctl.bvecs
 truncate -s 32M $IMG
 LOOP=$(losetup -f)
 check "loop device" losetup $LOOP $IMG
-check "mkfs.vexfs" mkfs.vexfs -q $LOOP
+check "mkfs.vexfs" mkfs.vexfs -f -q $LOOP
 mkdir -p $M
 check "mount" mount -t vexfs $LOOP $M
 

@@ -18,7 +18,7 @@ fi
 truncate -s 32M $IMG
 LOOP=$(losetup -f)
 check "loop device" losetup $LOOP $IMG
-check "mkfs.vexfs" mkfs.vexfs -q $LOOP
+check "mkfs.vexfs" mkfs.vexfs -f -q $LOOP
 mkdir -p $M
 check "mount" mount -t vexfs $LOOP $M
 check "create a cosine collection (dim 50, M 16, ef_construction 200)" \

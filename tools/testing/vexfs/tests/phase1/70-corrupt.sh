@@ -126,7 +126,7 @@ esac
 check_fails "fsck.vexfs refuses a random device" step "fsck of a random device" "fsck.vexfs $DISK2"
 
 # A bad superblock checksum (a byte of the label changed).
-mkfs.vexfs -q -L checksum $DISK2
+mkfs.vexfs -f -q -L checksum $DISK2
 printf 'X' | dd of=$DISK2 bs=1 seek=170 conv=notrunc 2>/dev/null
 check_fails "fsck.vexfs finds the bad superblock checksum" step "fsck, bad checksum" "fsck.vexfs $DISK2"
 try_mount "a bad superblock checksum"
@@ -136,7 +136,7 @@ case "$msg" in
 esac
 
 # A file system larger than the device: the super block of a 1 GiB image.
-mkfs.vexfs -q /tmp/large.img 1G
+mkfs.vexfs -f -q /tmp/large.img 1G
 dd if=/tmp/large.img of=$DISK2 bs=$BS count=1 conv=notrunc 2>/dev/null
 rm /tmp/large.img
 try_mount "a file system larger than the device"
@@ -148,7 +148,7 @@ esac
 # A populated small image, then random damage to its metadata: the super
 # block, the bitmaps, the inode table and the first data blocks (directories
 # and small files).
-check "mkfs.vexfs of a 4 MiB file system" mkfs.vexfs -q -N 64 -L fuzz $DISK2 4M
+check "mkfs.vexfs of a 4 MiB file system" mkfs.vexfs -f -q -N 64 -L fuzz $DISK2 4M
 mount -t vexfs $DISK2 $MNT
 mkdir -p $MNT/a/b/c $MNT/d
 for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
@@ -337,7 +337,7 @@ for opt in continue remount-ro; do
 done
 
 # The disk is usable again after all that.
-check "mkfs.vexfs after the damage" mkfs.vexfs -q $DISK2
+check "mkfs.vexfs after the damage" mkfs.vexfs -f -q $DISK2
 check "mount" mount -t vexfs $DISK2 $MNT
 echo fine >$MNT/f
 check_eq "a fresh file system works" fine "$(cat $MNT/f)"

@@ -6,7 +6,7 @@
 # Must stay the last test of the phase.
 . /vexfs/lib.sh
 
-check "mkfs.vexfs" mkfs.vexfs -q -L crash $DISK2
+check "mkfs.vexfs" mkfs.vexfs -f -q -L crash $DISK2
 check "mount" mount -t vexfs $DISK2 $MNT
 mkdir $MNT/durable $MNT/volatile
 
