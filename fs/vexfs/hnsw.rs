@@ -636,10 +636,19 @@ impl Index {
 
     /// Marks the node of live vector `id` deleted; returns its record number.
     pub(crate) fn delete(&mut self, id: u64) -> Option<u64> {
-        let node = self.find(id)? as usize;
-        self.deleted[node] = true;
-        self.live -= 1;
-        Some(self.slots[node])
+        let node = self.find(id)?;
+        Some(self.delete_node(node))
+    }
+
+    /// Marks live `node` deleted (an upsert replacing it, after a newer node of its id was
+    /// pushed); returns its record number.
+    pub(crate) fn delete_node(&mut self, node: u32) -> u64 {
+        let n = node as usize;
+        if !self.deleted[n] {
+            self.deleted[n] = true;
+            self.live -= 1;
+        }
+        self.slots[n]
     }
 
     /// The exact vector of `node` (L2 and inner product: a cosine index keeps none).

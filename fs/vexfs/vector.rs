@@ -34,7 +34,10 @@
 //! `u64` id (`u64::MAX`: deleted), then the `dim` elements (binary32 bit patterns as `u32`, or
 //! `i8`), then zero padding to a multiple of 8 bytes. Bytes after the last record are not part
 //! of the collection. An insert writes its records after the last one, then the header: a
-//! crash in between loses the batch, nothing else. A delete overwrites ids with `u64::MAX`.
+//! crash in between loses the batch, nothing else. A delete overwrites ids with `u64::MAX`. An
+//! upsert (`VEXFS_INSERT_UPSERT`) writes its records and the header, then tombstones the
+//! records it replaced; of two live records of one id, which only a crash in between can
+//! leave, the later one holds the id ([`supersede`]).
 //!
 //! # Index
 //!
@@ -128,6 +131,7 @@ const ID_MAX: u64 = u64::MAX - 1;
 const TOMBSTONE: u64 = u64::MAX;
 const ELEM_F32: u32 = uapi::VEXFS_ELEM_F32;
 const ELEM_I8: u32 = uapi::VEXFS_ELEM_I8;
+const INSERT_UPSERT: u32 = uapi::VEXFS_INSERT_UPSERT;
 const SEARCH_EXACT: u32 = uapi::VEXFS_SEARCH_EXACT;
 const SEARCH_STATS: u32 = uapi::VEXFS_SEARCH_STATS;
 const SEARCH_FILTER: u32 = uapi::VEXFS_SEARCH_FILTER;
@@ -504,6 +508,25 @@ fn push_record(
     index.push(id, slot, m, scale)
 }
 
+/// Marks deleted the node of `id` if `index` has one: record `slot`, a later record of the same
+/// id, supersedes it. An upsert writes its records and the header before it tombstones the
+/// records it replaces, so a crash in between leaves both live, the newer winning. Returns
+/// whether a node was superseded.
+fn supersede(index: &mut Index, id: u64, slot: u64) -> bool {
+    let Some(old) = index.find(id) else {
+        return false;
+    };
+    let was = index.delete_node(old);
+    if crate::super_block::log_ratelimit() {
+        pr_warn!(
+            "collection: record {} supersedes record {} of the same id (an interrupted upsert)\n",
+            slot,
+            was
+        );
+    }
+    true
+}
+
 /// Makes room in the budget (`charge`) for `n` more nodes in `index`; logs the first refusal
 /// of a collection too large for the budget.
 fn reserve_nodes(index: &Index, charge: &mut Charge<'_>, n: usize) -> Result {
@@ -534,10 +557,13 @@ fn rebuild(file: &File, hdr: &Header, charge: &mut Charge<'_>) -> Result<(Index,
         if id == TOMBSTONE {
             return Ok(());
         }
-        seen_live += 1;
-        if id > ID_MAX || index.find(id).is_some() {
-            pr_err!("collection: bad or duplicate id in record {}\n", slot);
+        if id > ID_MAX {
+            pr_err!("collection: bad id in record {}\n", slot);
             return Err(EUCLEAN);
+        }
+        seen_live += 1;
+        if supersede(&mut index, id, slot) {
+            seen_live -= 1;
         }
         // More live records than the header says (see `load`) get room as they come.
         let node = push_record(&mut index, charge, hdr, slot, id, r, &mut m)?;
@@ -716,8 +742,8 @@ fn restore(
                 return Ok(());
             }
             changed = true;
-            if index.find(id).is_some() {
-                return Err(EUCLEAN);
+            if supersede(&mut index, id, slot) {
+                live -= 1;
             }
             return push_record(&mut index, charge, hdr, slot, id, r, &mut m).map(|_| ());
         }
@@ -1062,7 +1088,7 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     if version != UAPI_VERSION
         || count == 0
         || count > MAX_BATCH
-        || flags != 0
+        || flags & !INSERT_UPSERT != 0
         || pad != 0
         || !all_zero(&b[32..])
     {
@@ -1072,6 +1098,7 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         return Err(ENOTTY);
     }
     let count = count as usize;
+    let upsert = flags & INSERT_UPSERT != 0;
     let w = Writer::new(file)?;
     with_state(inode, |state, charge| {
         let l = loaded(file, state, charge)?;
@@ -1082,7 +1109,8 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
             return Err(E2BIG);
         }
 
-        // The ids: valid, unique in the batch and new.
+        // The ids: valid, unique in the batch and new, or with an upsert the nodes they
+        // replace.
         let mut ids: KVVec<u8> = KVVec::new();
         UserSlice::new(
             UserPtr::from_addr(usize::try_from(ids_addr).map_err(|_| EFAULT)?),
@@ -1090,13 +1118,17 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         )
         .read_all(&mut ids, GFP_KERNEL)?;
         let mut sorted: KVVec<u64> = KVVec::with_capacity(count, GFP_KERNEL)?;
+        let mut replaced: KVVec<u32> = KVVec::new();
         for c in ids.chunks_exact(8) {
             let id = ne64(c, 0);
             if id > ID_MAX {
                 return Err(EINVAL);
             }
-            if l.index.find(id).is_some() {
-                return Err(EEXIST);
+            if let Some(node) = l.index.find(id) {
+                if !upsert {
+                    return Err(EEXIST);
+                }
+                replaced.push(node, GFP_KERNEL)?;
             }
             sorted.push(id, GFP_KERNEL)?;
         }
@@ -1148,7 +1180,7 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         // Write the records, then the header.
         let mut new_hdr = hdr;
         new_hdr.records += count as u64;
-        new_hdr.live += count as u64;
+        new_hdr.live += (count - replaced.len()) as u64;
         if u64::try_from(new_hdr.offset(new_hdr.records)?).map_err(|_| EFBIG)? > hdr.index_off {
             // The records overwrite the saved index (or there is none).
             new_hdr.index_off = 0;
@@ -1170,6 +1202,23 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         }
         l.hdr = new_hdr;
         l.dirty = true;
+
+        // The batch is in: an upsert's new records supersede the old ones (a later live
+        // record of an id wins, see `supersede`), which are now tombstoned.
+        let tomb = TOMBSTONE.to_le_bytes();
+        for &node in replaced.iter() {
+            let slot = l.index.delete_node(node);
+            let res = l.hdr.offset(slot).and_then(|o| w.write_all_at(o, &tomb));
+            if let Err(e) = res {
+                if crate::super_block::log_ratelimit() {
+                    pr_warn!(
+                        "collection: replaced record {} not tombstoned (error {}); superseded\n",
+                        slot,
+                        e.to_errno()
+                    );
+                }
+            }
+        }
 
         // Link the new nodes into the graph. On failure the index is dropped: the file is right
         // and the next operation rebuilds it.
@@ -1665,9 +1714,27 @@ fn build(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
 }
 
 /// Moves the live records of the collection to the front, in order, and updates the header.
-/// The file keeps its size; the bytes after the last record are no longer part of it.
+/// The file keeps its size; the bytes after the last record are no longer part of it. A live
+/// record that a later one of the same id supersedes (an interrupted upsert) is dropped too.
 fn compact(file: &File, w: &Writer<'_>) -> Result {
     let hdr = read_header(file)?;
+    let mut live: KVVec<(u64, u64)> = KVVec::new();
+    for_each_record(file, &hdr, |slot, r| {
+        let id = le64(r, 0);
+        if id != TOMBSTONE {
+            live.push((id, slot), GFP_KERNEL)?;
+        }
+        Ok(())
+    })?;
+    live.sort_unstable();
+    let mut superseded: KVVec<u64> = KVVec::new();
+    for p in live.windows(2) {
+        if p[0].0 == p[1].0 {
+            superseded.push(p[0].1, GFP_KERNEL)?;
+        }
+    }
+    drop(live);
+    superseded.sort_unstable();
     let rs = hdr.record_size as usize;
     let mut rec: KVec<u8> = KVec::with_capacity(rs, GFP_KERNEL)?;
     rec.resize(rs, 0, GFP_KERNEL)?;
@@ -1676,7 +1743,7 @@ fn compact(file: &File, w: &Writer<'_>) -> Result {
         if kernel_io::read_at(file, hdr.offset(i)?, &mut rec)? != rs {
             return Err(EUCLEAN);
         }
-        if le64(&rec, 0) == TOMBSTONE {
+        if le64(&rec, 0) == TOMBSTONE || superseded.binary_search(&i).is_ok() {
             continue;
         }
         if out != i {
@@ -1685,10 +1752,16 @@ fn compact(file: &File, w: &Writer<'_>) -> Result {
         out += 1;
     }
     if out != hdr.live {
-        return Err(EUCLEAN);
+        // A crash between a delete's tombstones and its header: the records are right.
+        pr_warn!(
+            "collection: {} live records, header says {}\n",
+            out,
+            hdr.live
+        );
     }
     let mut new_hdr = hdr;
     new_hdr.records = out;
+    new_hdr.live = out;
     // The saved index names records by number: it no longer fits.
     new_hdr.index_off = 0;
     new_hdr.index_len = 0;

@@ -71,16 +71,19 @@ struct vexfs_collection_params {
  * struct vexfs_insert - insert a batch of vectors
  * @version: VEXFS_UAPI_VERSION
  * @count: number of vectors, 1..VEXFS_MAX_BATCH
- * @flags: must be zero
+ * @flags: VEXFS_INSERT_UPSERT or zero
  * @__pad: must be zero
- * @ids: user address of @count __u64 ids, each at most VEXFS_ID_MAX and not
- *	already in the collection (EEXIST otherwise)
+ * @ids: user address of @count __u64 ids, each at most VEXFS_ID_MAX, distinct,
+ *	and not already in the collection (EEXIST otherwise) unless
+ *	VEXFS_INSERT_UPSERT is set: then the vector of an id already present is
+ *	replaced
  * @vectors: user address of @count * dim elements of the collection's type
  *	(__u32 binary32 patterns for VEXFS_ELEM_F32, __s8 for VEXFS_ELEM_I8);
  *	NaN and infinities are refused with EINVAL
  * @reserved: must be zero
  *
- * Either the whole batch is inserted, or none of it.
+ * Either the whole batch is inserted (replacing, with VEXFS_INSERT_UPSERT, the
+ * vectors of the ids already present), or none of it.
  */
 struct vexfs_insert {
 	__u32 version;
@@ -109,6 +112,9 @@ struct vexfs_delete {
 	__u32 __pad;
 	__u64 reserved[4];
 };
+
+/* vexfs_insert.flags */
+#define VEXFS_INSERT_UPSERT	(1U << 0)	/* replace the vectors of present ids */
 
 /* vexfs_search.flags */
 #define VEXFS_SEARCH_EXACT	(1U << 0)	/* scan every vector, no index */

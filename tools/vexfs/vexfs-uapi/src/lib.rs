@@ -41,6 +41,8 @@ pub const METRIC_IP: u32 = 2;
 /// Metric: 1 - cosine similarity.
 pub const METRIC_COSINE: u32 = 3;
 
+/// `vexfs_insert.flags`: replace the vectors of ids already in the collection.
+pub const INSERT_UPSERT: u32 = 1 << 0;
 /// `vexfs_search.flags`: scan every vector, no index.
 pub const SEARCH_EXACT: u32 = 1 << 0;
 /// `vexfs_search.flags`: fill in `vexfs_search.stats`.

@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # Vector collections: exact search against a binary64 brute force within the
 # documented error bound (every metric, f32 and i8), HNSW recall, delete,
-# rebuild, compaction, statistics, and every rejection path of the ioctls;
-# the index budget and the shrinker; the saved index across a remount, damaged
-# and stale saved indexes.
+# rebuild, compaction, upsert, statistics, and every rejection path of the
+# ioctls; the index budget and the shrinker; the saved index across a remount,
+# damaged and stale saved indexes.
 # Leaves a collection that phase 2 checks after the reboot.
 . /vexfs/lib.sh
 . /vexfs/tests/vector.inc
@@ -24,6 +24,8 @@ check "damaged collection files are refused" vexfs-ioctl-test corrupt $D
 check "searches in parallel with changes" vexfs-ioctl-test concurrent $D
 check "batch search and get by id" vexfs-ioctl-test batch $D
 check "filtered search by id range and allow-list" vexfs-ioctl-test filter $D
+check "upsert replaces vectors; an interrupted one resolves to the later record" \
+	vexfs-ioctl-test upsert $D
 rm -rf $D
 check "umount" umount $VECTOR_MNT
 check "mount with index_budget=2m" mount -t vexfs -o index_budget=2m "$LOOP" $VECTOR_MNT
