@@ -117,7 +117,9 @@ class FakeKernel:
             arg.count = len(self.vectors)
             arg.file_bytes = 4096 + len(self.vectors) * (8 + 4 * self.params.dim)
         elif request == vexfs.IOC_INSERT:
-            self.check_zero(arg, "flags", "pad", "reserved")
+            self.check_zero(arg, "pad", "reserved")
+            if arg.flags & ~vexfs.INSERT_UPSERT:
+                self.fail(errno.EINVAL)
             n, dim = arg.count, self.params.dim
             ids = list((ctypes.c_uint64 * n).from_address(arg.ids))
             if self.params.elem_type == 1:
@@ -125,7 +127,8 @@ class FakeKernel:
                 vals = [from_bits(b) for b in raw]
             else:
                 vals = list((ctypes.c_int8 * (n * dim)).from_address(arg.vectors))
-            if any(i in self.vectors for i in ids) or len(set(ids)) != n:
+            present = any(i in self.vectors for i in ids)
+            if (present and not arg.flags & vexfs.INSERT_UPSERT) or len(set(ids)) != n:
                 self.fail(errno.EEXIST)
             for j, i in enumerate(ids):
                 self.vectors[i] = vals[j * dim:(j + 1) * dim]
@@ -276,6 +279,9 @@ class ClientBase:
         with self.assertRaises(vexfs.VexfsError) as e:
             c.insert([10], self.vecs([[1.0, 1.0]]))
         self.assertEqual(e.exception.errno, errno.EEXIST)
+        self.assertEqual(c.insert([10, 500], self.vecs([[7.0, 7.0], [8.0, 8.0]]), upsert=True), 2)
+        self.assertEqual(self.kernel.vectors[10], [7.0, 7.0])
+        self.assertEqual(c.stats()["count"], 5)
         c.build_index(compact=True)
         self.assertEqual(self.kernel.calls[-1],
                          (vexfs.IOC_BUILD_INDEX, struct.pack("<2I4Q", 1, 1, 0, 0, 0, 0)))

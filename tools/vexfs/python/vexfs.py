@@ -53,6 +53,7 @@ ID_MAX = 2**64 - 2
 
 ELEM_TYPES = {"f32": 1, "i8": 2}
 METRICS = {"l2": 1, "ip": 2, "cosine": 3}
+INSERT_UPSERT = 1 << 0
 SEARCH_EXACT = 1 << 0
 SEARCH_STATS = 1 << 1
 SEARCH_FILTER = 1 << 2
@@ -339,9 +340,11 @@ class Collection:
             "mount_index_bytes": s.mount_index_bytes,
         }
 
-    def insert(self, ids, vectors, batch=MAX_BATCH):
+    def insert(self, ids, vectors, batch=MAX_BATCH, upsert=False):
         """Inserts ``vectors`` (rows) with ``ids``, ``batch`` per ioctl. Each
-        batch is inserted whole or not at all. Returns the number inserted."""
+        batch is inserted whole or not at all. With ``upsert``, the vectors of
+        ids already in the collection are replaced (otherwise they fail the
+        batch with EEXIST). Returns the number inserted."""
         dim, elem_type = self._info()
         vectors = _as_rows(vectors)
         vown, vaddr, rows = _vectors_buffer(vectors, dim, elem_type)
@@ -353,7 +356,8 @@ class Collection:
         for start in range(0, rows, batch):
             cnt = min(batch, rows - start)
             a = Insert(version=UAPI_VERSION, count=cnt, ids=iaddr + 8 * start,
-                       vectors=vaddr + start * dim * esize)
+                       vectors=vaddr + start * dim * esize,
+                       flags=INSERT_UPSERT if upsert else 0)
             self._ioctl(IOC_INSERT, a)
         del vown, iown
         return rows

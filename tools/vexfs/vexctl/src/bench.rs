@@ -198,7 +198,7 @@ pub fn cmd_bench(args: &[String]) -> Result<()> {
         let m = load_vectors(base, dim)?;
         let first: u64 = a.num("--ids-from")?.unwrap_or(0);
         let wall = Instant::now();
-        let r = insert_matrix(&c, &st, &m, first, batch as usize, quiet)?;
+        let r = insert_matrix(&c, &st, &m, first, batch as usize, quiet, false)?;
         let wall = wall.elapsed().as_secs_f64();
         #[allow(clippy::cast_precision_loss)]
         let rate = r.count as f64 / r.seconds.max(1e-9);

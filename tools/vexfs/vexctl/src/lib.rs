@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! vexctl create PATH --dim N [--type f32|i8] [--metric l2|ip|cosine] [--m M] [--ef-construction N]
-//! vexctl insert PATH FILE [--ids-from N] [--batch N] [--quiet]
+//! vexctl insert PATH FILE [--ids-from N] [--batch N] [--upsert] [--quiet]
 //! vexctl search PATH --query Q [-k K] [--ef N] [--exact] [--id-range LO:HI] [--ids LIST|@FILE]
 //! vexctl delete PATH ID...
 //! vexctl get PATH ID...
@@ -55,9 +55,10 @@ usage: vexctl COMMAND [ARGS] [--json]
 
   create PATH --dim N [--type f32|i8] [--metric l2|ip|cosine] [--m M]
          [--ef-construction N]       turn an empty file into a collection
-  insert PATH FILE [--ids-from N] [--batch N] [--quiet]
+  insert PATH FILE [--ids-from N] [--batch N] [--upsert] [--quiet]
                                      insert the vectors of FILE (.npy, .fvecs,
-                                     .bvecs) with ids N, N+1, ... (default 0)
+                                     .bvecs) with ids N, N+1, ... (default 0);
+                                     --upsert replaces ids already present
   search PATH --query Q [-k K] [--ef N] [--exact]
          [--id-range LO:HI] [--ids ID,ID,...|@FILE]
                                      the K (default 10) nearest neighbours of Q:
@@ -502,7 +503,8 @@ pub struct Inserted {
     pub seconds: f64,
 }
 
-/// Inserts every row of `m` with ids `first_id..`, `batch` at a time.
+/// Inserts every row of `m` with ids `first_id..`, `batch` at a time; with `upsert`, the
+/// vectors of ids already present are replaced.
 pub fn insert_matrix(
     c: &Collection,
     st: &Stats,
@@ -510,7 +512,9 @@ pub fn insert_matrix(
     first_id: u64,
     batch: usize,
     quiet: bool,
+    upsert: bool,
 ) -> Result<Inserted> {
+    let flags = if upsert { INSERT_UPSERT } else { 0 };
     let rows = u64::try_from(m.rows).map_err(|_| Error::Fail("too many vectors".into()))?;
     match first_id.checked_add(rows - 1) {
         Some(last) if last <= ID_MAX => {}
@@ -524,7 +528,7 @@ pub fn insert_matrix(
         let data = Converted::new(m, st.params.elem_type, done, end)?;
         let ids: Vec<u64> = (done..end).map(|i| first_id + i as u64).collect();
         let t = Instant::now();
-        if let Err(e) = c.insert(&ids, m.dim, data.data()) {
+        if let Err(e) = c.insert(&ids, m.dim, data.data(), flags) {
             progress.finish(done as u64);
             return Err(Error::Fail(format!(
                 "{} (vectors {}..{}; {} inserted before)",
@@ -549,7 +553,7 @@ fn cmd_insert(args: &[String]) -> Result<()> {
     let a = Args::parse(
         args,
         &["--ids-from", "--batch"],
-        &["--json", "--quiet", "-q"],
+        &["--json", "--quiet", "-q", "--upsert"],
     )?;
     let path = path_arg(&a, 2, "insert PATH FILE")?;
     let first: u64 = a.num("--ids-from")?.unwrap_or(0);
@@ -561,7 +565,8 @@ fn cmd_insert(args: &[String]) -> Result<()> {
     let st = ctx(&path, c.stats())?;
     let m = load_vectors(&a.pos[1], st.params.dim)?;
     let quiet = a.flag("--quiet") || a.flag("-q");
-    let r = insert_matrix(&c, &st, &m, first, batch as usize, quiet)?;
+    let upsert = a.flag("--upsert");
+    let r = insert_matrix(&c, &st, &m, first, batch as usize, quiet, upsert)?;
     let last = first + r.count as u64 - 1;
     #[allow(clippy::cast_precision_loss)]
     let rate = if r.seconds > 0.0 {

@@ -161,8 +161,14 @@ impl Collection {
         Ok(s)
     }
 
-    /// `IOC_INSERT` of `ids.len()` vectors of `dim` elements.
-    pub fn insert(&self, ids: &[u64], dim: usize, vectors: VecData<'_>) -> io::Result<()> {
+    /// `IOC_INSERT` of `ids.len()` vectors of `dim` elements, with `flags` (`INSERT_UPSERT`).
+    pub fn insert(
+        &self,
+        ids: &[u64],
+        dim: usize,
+        vectors: VecData<'_>,
+        flags: u32,
+    ) -> io::Result<()> {
         if Some(vectors.len()) != ids.len().checked_mul(dim) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -173,6 +179,7 @@ impl Collection {
             version: UAPI_VERSION,
             count: u32::try_from(ids.len())
                 .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+            flags,
             ids: ids.as_ptr() as u64,
             vectors: vectors.addr(),
             ..Default::default()
