@@ -160,6 +160,10 @@ pub(crate) struct Stats {
     pub(crate) rescored: u64,
     /// Nodes whose links were followed.
     pub(crate) expanded: u64,
+    /// Vectors the search could return: the live ones, or those its filter admits.
+    pub(crate) admitted: u64,
+    /// Whether every admitted vector was considered (the results are exact).
+    pub(crate) scanned: bool,
 }
 
 /// Which vectors a search may return: the live ones whose id is in `lo..=hi` and, with an
@@ -1196,9 +1200,11 @@ impl Index {
         recs: &mut impl Records,
     ) -> Result<&'a [Hit]> {
         s.stats = Stats::default();
+        s.stats.admitted = filter.map_or(self.live, |f| f.admitted) as u64;
         s.hits.clear();
         s.hits.reserve(k + 1, GFP_KERNEL)?;
         if exact || filter.is_some_and(|f| self.scan_pays(f, ef.max(k))) {
+            s.stats.scanned = true;
             self.scan(s, k, filter, recs)?;
         } else {
             self.search_graph(s, k, ef, filter, recs)?;
@@ -2095,6 +2101,9 @@ mod tests {
                         if idx.scan_pays(&f, 64) {
                             assert!(r.iter().zip(want.iter()).all(|(h, w)| h.node == w.1));
                         }
+                        // The statistics name the admitted count and the path taken.
+                        assert_eq!(s.stats.admitted, f.admitted as u64);
+                        assert_eq!(s.stats.scanned, idx.scan_pays(&f, 64));
                     }
                     // Recall@10 of the forced HNSW search.
                     assert!(hits * 100 >= want_all * 90);

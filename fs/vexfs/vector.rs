@@ -135,6 +135,7 @@ const INSERT_UPSERT: u32 = uapi::VEXFS_INSERT_UPSERT;
 const SEARCH_EXACT: u32 = uapi::VEXFS_SEARCH_EXACT;
 const SEARCH_STATS: u32 = uapi::VEXFS_SEARCH_STATS;
 const SEARCH_FILTER: u32 = uapi::VEXFS_SEARCH_FILTER;
+const STATS_SCANNED: u32 = uapi::VEXFS_STATS_SCANNED;
 const FILTER_RANGE: u32 = uapi::VEXFS_FILTER_RANGE;
 const FILTER_IDS: u32 = uapi::VEXFS_FILTER_IDS;
 const MAX_FILTER_IDS: u32 = uapi::VEXFS_MAX_FILTER_IDS;
@@ -1559,12 +1560,15 @@ fn search_loaded(file: &File, inode: &INode<VexFs>, l: &Loaded, a: &SearchArgs) 
             st.rescored,
             st.expanded,
             u64::try_from(ns).unwrap_or(0),
+            st.admitted,
         ]
         .into_iter()
         .enumerate()
         {
             put(&mut out[8 * i..8 * i + 8], &v.to_ne_bytes());
         }
+        let sflags = if st.scanned { STATS_SCANNED } else { 0 };
+        put(&mut out[40..44], &sflags.to_ne_bytes());
         write_user(stats_addr, &out)?;
     }
     write_user(arg as u64 + 40, &(count as u32).to_ne_bytes())

@@ -167,18 +167,31 @@ struct vexfs_filter {
  * @expanded: HNSW nodes whose links were followed
  * @nanoseconds: time spent in the search itself, in the kernel
  *	(CLOCK_MONOTONIC), from the converted query to the ranked results
+ * @admitted: vectors the search could return: the live ones, or those its
+ *	filter admits (counted for an allow-list, estimated for an id range)
+ * @flags: VEXFS_STATS_SCANNED if the search considered every admitted
+ *	vector, so that its results are exact (VEXFS_SEARCH_EXACT, or a filter
+ *	admitting few enough vectors, see Documentation/filesystems/vexfs.rst)
+ * @__pad: zero
  * @reserved: zero
  *
  * The counters help to choose ef: the cost of a search grows with
  * @distances. @nanoseconds leaves out the system call and the copies.
+ * Kernels before @admitted leave it and @flags zero.
  */
 struct vexfs_search_stats {
 	__u64 distances;
 	__u64 rescored;
 	__u64 expanded;
 	__u64 nanoseconds;
-	__u64 reserved[4];
+	__u64 admitted;
+	__u32 flags;
+	__u32 __pad;
+	__u64 reserved[2];
 };
+
+/* vexfs_search_stats.flags */
+#define VEXFS_STATS_SCANNED	(1U << 0)	/* every admitted vector considered */
 
 /**
  * struct vexfs_search - k-nearest-neighbour search

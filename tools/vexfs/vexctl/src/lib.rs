@@ -656,9 +656,17 @@ fn cmd_search(args: &[String]) -> Result<()> {
     let t = Instant::now();
     let hits = ctx(
         &path,
-        c.search_filtered(qc.data(), k, ef, exact, false, filter.as_ref()),
+        c.search_filtered(qc.data(), k, ef, exact, true, filter.as_ref()),
     )?;
     let secs = t.elapsed().as_secs_f64();
+    // What the kernel did: how many vectors it could return, and whether it looked at each.
+    let (admitted, scanned, distances) = hits.stats.map_or((None, exact, None), |s| {
+        (
+            Some(s.admitted),
+            s.flags & STATS_SCANNED != 0,
+            Some(s.distances),
+        )
+    });
     if a.flag("--json") {
         let results: Vec<Json> = hits
             .ids
@@ -666,22 +674,33 @@ fn cmd_search(args: &[String]) -> Result<()> {
             .zip(&hits.distances)
             .map(|(&id, &d)| Json::obj().set("id", id).set("distance", d))
             .collect();
-        let j = Json::obj()
+        let mut j = Json::obj()
             .set("count", hits.ids.len())
             .set("exact", exact)
-            .set("seconds", secs)
-            .set("results", results);
+            .set("scanned", scanned)
+            .set("seconds", secs);
+        if let (Some(a), Some(d)) = (admitted, distances) {
+            j = j.set("admitted", a).set("distances", d);
+        }
+        let j = j.set("results", results);
         println!("{}", j);
     } else {
         println!("rank                    id  distance");
         for (i, (id, d)) in hits.ids.iter().zip(&hits.distances).enumerate() {
             println!("{:>4}  {:>20}  {}", i + 1, id, d);
         }
+        let how = match (exact, scanned) {
+            (true, _) => "exact",
+            (false, true) => "exact: the filter admits few enough vectors to scan them",
+            (false, false) => "index",
+        };
+        let of = admitted.map_or(String::new(), |a| format!(" of {a} admitted"));
         println!(
-            "{} results in {:.3} ms ({})",
+            "{} results{} in {:.3} ms ({})",
             hits.ids.len(),
+            of,
             secs * 1e3,
-            if exact { "exact" } else { "index" }
+            how
         );
         let note = clock::coarse_note(clock::clocksource().as_deref());
         if !note.is_empty() {

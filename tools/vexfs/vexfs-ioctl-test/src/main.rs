@@ -972,9 +972,11 @@ fn test_errors(dir: &Path) -> Res<()> {
         ioctl(&f, u::IOC_SEARCH, &mut a)?;
         expect("search with stats: count", 3, a.count)?;
         // No check of the time: on a jiffies clock a search can take "0 ns".
-        if st.rescored < 3 || st.reserved != [0; 4] {
+        let scanned = st.flags == u::STATS_SCANNED;
+        if st.rescored < 3 || st.reserved != [0; 2] || st.pad != 0 || scanned != exact {
             return err(format!("search stats (exact {exact}): {st:?}"));
         }
+        expect("search stats: admitted (the live vectors)", 3, st.admitted)?;
         if !exact && (st.distances == 0 || st.expanded == 0) {
             return err(format!("HNSW search stats: {st:?}"));
         }

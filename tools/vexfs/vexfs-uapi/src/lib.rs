@@ -49,6 +49,8 @@ pub const SEARCH_EXACT: u32 = 1 << 0;
 pub const SEARCH_STATS: u32 = 1 << 1;
 /// `vexfs_search.flags`: return only what `vexfs_search.filter` admits.
 pub const SEARCH_FILTER: u32 = 1 << 2;
+/// `vexfs_search_stats.flags`: every admitted vector was considered.
+pub const STATS_SCANNED: u32 = 1 << 0;
 /// `vexfs_filter.flags`: ids from `id_min` to `id_max`.
 pub const FILTER_RANGE: u32 = 1 << 0;
 /// `vexfs_filter.flags`: ids in the list at `ids`.
@@ -235,8 +237,14 @@ pub struct SearchStats {
     pub expanded: u64,
     /// Time in the search, in the kernel, in nanoseconds.
     pub nanoseconds: u64,
+    /// Vectors the search could return: the live ones, or those its filter admits.
+    pub admitted: u64,
+    /// [`STATS_SCANNED`] if every admitted vector was considered (exact results).
+    pub flags: u32,
     /// Zero.
-    pub reserved: [u64; 4],
+    pub pad: u32,
+    /// Zero.
+    pub reserved: [u64; 2],
 }
 
 /// `struct vexfs_build_index`.
@@ -409,6 +417,8 @@ mod tests {
         assert_eq!(offset_of!(Filter, count), 32);
         assert_eq!(offset_of!(Filter, reserved), 40);
         assert_eq!(offset_of!(SearchStats, nanoseconds), 24);
+        assert_eq!(offset_of!(SearchStats, admitted), 32);
+        assert_eq!(offset_of!(SearchStats, flags), 40);
         assert_eq!(offset_of!(BuildIndex, reserved), 8);
         assert_eq!(offset_of!(Stats, deleted), 80);
         assert_eq!(offset_of!(Stats, file_bytes), 88);
