@@ -53,13 +53,21 @@ pub(crate) fn setattr(idmap: &MntIdmap, dentry: &DEntry<VexFs>, attr: &Attr) -> 
                 return Err(EPERM);
             }
             attr.newsize_ok(inode, size)?;
-            address_space::truncate_page::<Mapper>(inode, size)?;
-            inode.truncate_setsize(size);
-            truncate_blocks(inode)?;
-            inode.touch_mtime_ctime();
+            truncate(inode, size)?;
         }
     }
     attr.copy(idmap, inode);
+    inode.mark_dirty();
+    Ok(())
+}
+
+/// Changes the size of `inode` to `size`, with the inode lock held: zeroes the tail of the
+/// block holding the new end, drops the page cache beyond it and releases the blocks beyond.
+pub(crate) fn truncate(inode: &INode<VexFs>, size: i64) -> Result {
+    address_space::truncate_page::<Mapper>(inode, size)?;
+    inode.truncate_setsize(size);
+    truncate_blocks(inode)?;
+    inode.touch_mtime_ctime();
     inode.mark_dirty();
     Ok(())
 }

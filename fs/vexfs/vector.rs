@@ -1707,7 +1707,10 @@ fn build(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     with_state(inode, |state, charge| {
         state.index = None;
         if let (Some(w), true) = (&w, flags & BUILD_COMPACT != 0) {
-            compact(file, w)?;
+            let hdr = compact(file, w)?;
+            // Give the space of the dropped records and of the old saved index back.
+            let end = hdr.offset(hdr.records)?;
+            w.truncate(end, |size| crate::file::truncate(inode, size))?;
         }
         let l = state.index.insert(load(file, true, charge)?);
         match &w {
@@ -1717,10 +1720,11 @@ fn build(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     })
 }
 
-/// Moves the live records of the collection to the front, in order, and updates the header.
-/// The file keeps its size; the bytes after the last record are no longer part of it. A live
-/// record that a later one of the same id supersedes (an interrupted upsert) is dropped too.
-fn compact(file: &File, w: &Writer<'_>) -> Result {
+/// Moves the live records of the collection to the front, in order, and updates the header,
+/// which it returns; the bytes after the last record are no longer part of the collection. A
+/// live record that a later one of the same id supersedes (an interrupted upsert) is dropped
+/// too.
+fn compact(file: &File, w: &Writer<'_>) -> Result<Header> {
     let hdr = read_header(file)?;
     let mut live: KVVec<(u64, u64)> = KVVec::new();
     for_each_record(file, &hdr, |slot, r| {
@@ -1769,7 +1773,8 @@ fn compact(file: &File, w: &Writer<'_>) -> Result {
     // The saved index names records by number: it no longer fits.
     new_hdr.index_off = 0;
     new_hdr.index_len = 0;
-    write_header(w, &new_hdr)
+    write_header(w, &new_hdr)?;
+    Ok(new_hdr)
 }
 
 fn stats(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {

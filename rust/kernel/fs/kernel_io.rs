@@ -211,6 +211,33 @@ impl<'a> Writer<'a> {
         ret
     }
 
+    /// Shrinks the file to `size` bytes, as `truncate(2)` would but from kernel code: with the
+    /// inode lock held, calls `shrink(size)`, the file system's own truncation (zeroing the
+    /// tail of the last block, `truncate_setsize()`, releasing the blocks beyond), then updates
+    /// the modification time. Does nothing if the file is not longer than `size`.
+    ///
+    /// Like [`Writer::write_at`], it does not go through `setattr`, so the file system may
+    /// refuse size changes from user space on the file and still shrink it itself.
+    pub fn truncate(&self, size: i64, shrink: impl FnOnce(i64) -> Result) -> Result {
+        if size < 0 {
+            return Err(EINVAL);
+        }
+        // SAFETY: The inode is valid (type invariant).
+        unsafe { bindings::inode_lock(self.inode) };
+        // SAFETY: The inode is valid and locked, which serialises `i_size` updates.
+        let res = if unsafe { bindings::i_size_read(self.inode) } > size {
+            shrink(size).and_then(|()| {
+                // SAFETY: The file is open for writing and the inode lock is held.
+                to_result(unsafe { bindings::file_update_time(self.file.as_ptr()) })
+            })
+        } else {
+            Ok(())
+        };
+        // SAFETY: Locked above.
+        unsafe { bindings::inode_unlock(self.inode) };
+        res
+    }
+
     /// Writes all of `buf` at `pos`, failing with `EIO` on a short write.
     pub fn write_all_at(&self, pos: i64, buf: &[u8]) -> Result {
         if self.write_at(pos, buf)? != buf.len() {

@@ -589,10 +589,24 @@ fn test_delete(dir: &Path) -> Res<()> {
     }
     let r = recall(&f, &d, &live, metric, 30, 10, 0, 78)?;
     println!("# after rebuild: hnsw recall@10={r:.3}");
-    // Compaction drops the tombstones from the file.
+    // Compaction drops the tombstones from the file, which shrinks.
+    let blocks = |f: &File| {
+        f.metadata()
+            .map(|m| std::os::unix::fs::MetadataExt::blocks(&m))
+    };
+    let before = (
+        stats(&f)?.file_bytes,
+        blocks(&f).map_err(|e| e.to_string())?,
+    );
     build(&f, u::BUILD_COMPACT)?;
     let s = stats(&f)?;
     expect("deleted after compaction", 0, s.deleted)?;
+    let after = (s.file_bytes, blocks(&f).map_err(|e| e.to_string())?);
+    if after.0 > before.0 || after.1 >= before.1 {
+        return err(format!(
+            "compaction: (bytes, blocks) {before:?} -> {after:?}"
+        ));
+    }
     expect(
         "count after compaction",
         (d.ids.len() - gone.len()) as u64,
