@@ -171,9 +171,12 @@ impl Cache {
     fn evict(&self, entries: &mut KVec<Entry>, want: usize) -> usize {
         let mut freed = 0;
         // The entries in age order without sorting (no allocation here): each round takes the
-        // oldest entry younger than the last one tried. There are few loaded indexes.
+        // oldest entry younger than the last one tried. There are few loaded indexes. A search
+        // may make an entry younger meanwhile: at most one round per entry all the same.
         let mut after = None;
-        while freed < want {
+        let mut rounds = entries.len();
+        while freed < want && rounds > 0 {
+            rounds -= 1;
             let Some((i, age)) = entries
                 .iter()
                 .enumerate()

@@ -1966,4 +1966,89 @@ mod tests {
         assert_eq!(IOC_SEARCH_BATCH, 0x4050_be07);
         assert_eq!(IOC_GET, 0x4040_be08);
     }
+
+    /// The index budget of a mount: the least recently used clean index makes room; one with
+    /// unsaved changes or in use stays; an index that does not fit is refused; the shrinker
+    /// drops what is clean; the accounting follows.
+    #[test]
+    fn index_budget() -> Result {
+        use crate::cache::{
+            Cache,
+            Charge,
+            Slot, //
+        };
+        use kernel::{
+            page::PAGE_SIZE,
+            sync::Arc, //
+        };
+        const P: usize = PAGE_SIZE;
+        let cache = KBox::pin_init(Cache::new(10 * P), GFP_KERNEL)?;
+        let slot = || Arc::pin_init(Slot::new(), GFP_KERNEL);
+        let (a, b, c, d) = (slot()?, slot()?, slot()?, slot()?);
+        // Loads an index charged `bytes` into `s`, as `with_state()` does.
+        let load = |s: &Arc<Slot>, bytes: usize| -> Result {
+            let mut state = s.state.write();
+            let mut charge = Charge::new(&cache, s);
+            charge.reserve(bytes)?;
+            let index = Index::new(header().params());
+            let l = Loaded {
+                hdr: header(),
+                index,
+                dirty: false,
+                restored: false,
+                load_ns: 0,
+            };
+            state.index = Some(KBox::new(l, GFP_KERNEL)?);
+            charge.settle(bytes);
+            Ok(())
+        };
+        let loaded = |s: &Arc<Slot>| s.state.read().index.is_some();
+
+        load(&a, 4 * P)?;
+        load(&b, 4 * P)?;
+        assert_eq!(cache.resident(), 8 * P);
+        // a, the least recently used, makes room for c.
+        load(&c, 4 * P)?;
+        assert!(!loaded(&a) && loaded(&b) && loaded(&c));
+        assert_eq!(cache.resident(), 8 * P);
+        // b has unsaved changes: d's load drops c instead.
+        if let Some(l) = b.state.write().index.as_deref_mut() {
+            l.dirty = true;
+        }
+        load(&d, 4 * P)?;
+        assert!(loaded(&b) && !loaded(&c) && loaded(&d));
+        // d in use (a search holds its semaphore), b dirty: nothing to drop. Only the
+        // shrinker's try-locks can meet a busy index in one task (lockdep would rightly
+        // object to taking a second collection's semaphore here).
+        {
+            let _search = d.state.read();
+            assert_eq!(cache.scan(100), 0);
+        }
+        // d dirty too: no room for a, and nothing changes.
+        let dirty = |s: &Arc<Slot>, yes: bool| {
+            if let Some(l) = s.state.write().index.as_deref_mut() {
+                l.dirty = yes;
+            }
+        };
+        dirty(&d, true);
+        assert_eq!(load(&a, 4 * P), Err(ENOMEM));
+        assert!(!loaded(&a) && loaded(&b) && loaded(&d));
+        assert_eq!(cache.resident(), 8 * P);
+        dirty(&d, false);
+        // Larger than the whole budget.
+        assert_eq!(load(&a, 11 * P), Err(ENOMEM));
+        // The shrinker counts pages and frees the clean index, d.
+        assert_eq!(cache.count(), 8);
+        assert_eq!(cache.scan(100), 4);
+        assert!(loaded(&b) && !loaded(&d));
+        assert_eq!(cache.resident(), 4 * P);
+        // Dropping an index (eviction of the inode) gives its charge back.
+        let mut state = b.state.write();
+        state.index = None;
+        Charge::new(&cache, &b).settle(0);
+        drop(state);
+        assert_eq!(cache.resident(), 0);
+        assert_eq!(cache.scan(100), 0);
+        Ok(())
+    }
 }
