@@ -232,6 +232,11 @@ impl<'a> Charge<'a> {
         }
     }
 
+    /// The position of this collection's entry in `entries`, if its index is charged.
+    fn entry(&self, entries: &[Entry]) -> Option<usize> {
+        entries.iter().position(|e| Arc::ptr_eq(&e.slot, self.slot))
+    }
+
     /// The budget of the mount, in bytes.
     pub(crate) fn budget(&self) -> usize {
         self.cache.budget
@@ -244,8 +249,7 @@ impl<'a> Charge<'a> {
             return Ok(());
         }
         let mut entries = self.cache.entries.lock();
-        let pos = entries.iter().position(|e| Arc::ptr_eq(&e.slot, self.slot));
-        let own = pos.map_or(0, |i| entries[i].bytes);
+        let own = self.entry(&entries).map_or(0, |i| entries[i].bytes);
         if bytes <= own {
             self.reserved = own;
             return Ok(());
@@ -263,8 +267,8 @@ impl<'a> Charge<'a> {
             }
         }
         // The eviction may have moved our entry.
-        match entries.iter_mut().find(|e| Arc::ptr_eq(&e.slot, self.slot)) {
-            Some(e) => e.bytes = bytes,
+        match self.entry(&entries) {
+            Some(i) => entries[i].bytes = bytes,
             None => entries.push(
                 Entry {
                     slot: self.slot.clone(),
@@ -281,7 +285,7 @@ impl<'a> Charge<'a> {
     /// Records that the index now uses `bytes` (0: none is loaded).
     pub(crate) fn settle(self, bytes: usize) {
         let mut entries = self.cache.entries.lock();
-        let Some(i) = entries.iter().position(|e| Arc::ptr_eq(&e.slot, self.slot)) else {
+        let Some(i) = self.entry(&entries) else {
             // Not charged: an index is loaded only after a reservation, so there is none.
             return;
         };

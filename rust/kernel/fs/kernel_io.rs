@@ -212,9 +212,10 @@ impl<'a> Writer<'a> {
     }
 
     /// Shrinks the file to `size` bytes, as `truncate(2)` would but from kernel code: with the
-    /// inode lock held, calls `shrink(size)`, the file system's own truncation (zeroing the
-    /// tail of the last block, `truncate_setsize()`, releasing the blocks beyond), then updates
-    /// the modification time. Does nothing if the file is not longer than `size`.
+    /// inode lock held, calls `shrink(size)`, the file system's own truncation, the part of its
+    /// `setattr` that changes the size (zeroing the tail of the last block,
+    /// `truncate_setsize()`, releasing the blocks beyond, updating the times). Does nothing if
+    /// the file is not longer than `size`.
     ///
     /// Like [`Writer::write_at`], it does not go through `setattr`, so the file system may
     /// refuse size changes from user space on the file and still shrink it itself.
@@ -226,10 +227,7 @@ impl<'a> Writer<'a> {
         unsafe { bindings::inode_lock(self.inode) };
         // SAFETY: The inode is valid and locked, which serialises `i_size` updates.
         let res = if unsafe { bindings::i_size_read(self.inode) } > size {
-            shrink(size).and_then(|()| {
-                // SAFETY: The file is open for writing and the inode lock is held.
-                to_result(unsafe { bindings::file_update_time(self.file.as_ptr()) })
-            })
+            shrink(size)
         } else {
             Ok(())
         };
