@@ -373,7 +373,8 @@ fn populated_image_is_clean() {
 fn usage_and_operational_errors() {
     assert_eq!(fsck(&[]).0, 16);
     assert_eq!(fsck(&["-x", "img"]).0, 16);
-    assert_eq!(fsck(&["-y", "img"]).0, 16);
+    assert_eq!(fsck(&["-n", "-y", "img"]).0, 16);
+    assert_eq!(fsck(&["-y", "/nonexistent/vexfs.img"]).0, 8);
     assert_eq!(fsck(&["a", "b"]).0, 16);
     assert_eq!(fsck(&["/nonexistent/vexfs.img"]).0, 8);
 
@@ -725,4 +726,224 @@ fn directory_corruption() {
         .edit(p.img.dir_block(ROOT_INO), |b| set_dotdot(b, p.sub).unwrap());
     p.img
         .expect_error("the root directory's '..' is not itself");
+}
+
+impl Image {
+    /// Asserts that `-p` repairs the image (`preen`), or refuses to and
+    /// writes nothing, after which `-y` repairs it; then it checks clean.
+    fn expect_repaired(&self, preen: bool) {
+        let before = fs::read(&self.path).unwrap();
+        let (code, out) = fsck(&["-p", self.path()]);
+        if preen {
+            assert_eq!(code, 1, "-p should repair:\n{out}");
+        } else {
+            assert_eq!(code, 4, "-p should refuse:\n{out}");
+            assert!(out.contains("UNEXPECTED INCONSISTENCY"), "{out}");
+            assert!(fs::read(&self.path).unwrap() == before, "-p wrote");
+            let (code, out) = fsck(&["-y", self.path()]);
+            assert_eq!(code, 1, "-y should repair:\n{out}");
+        }
+        self.expect_clean();
+        let (code, out) = fsck(&["-y", self.path()]);
+        assert_eq!((code, out.as_str()), (0, ""));
+    }
+}
+
+#[test]
+fn repairs() {
+    // What loses nothing: -p.
+    let p = populated("r-nlink");
+    p.img.update_inode(p.small, |i| i.nlink = 1);
+    p.img.expect_repaired(true);
+    assert_eq!(p.img.inode(p.small).nlink, 2);
+
+    let p = populated("r-leak");
+    p.img.set_block_bit(4000, true);
+    p.img.set_inode_bit(60, true);
+    p.img.expect_repaired(true);
+
+    let p = populated("r-count");
+    p.img.update_inode(p.big, |i| i.blocks -= 1);
+    p.img.expect_repaired(true);
+
+    let p = populated("r-pastsize");
+    p.img.update_inode(p.big, |i| i.size = 12 * 4096);
+    p.img.expect_repaired(true);
+    // 12 data blocks; the emptied indirect blocks stay, as holes.
+    assert_eq!(p.img.inode(p.big).blocks, 15);
+
+    let p = populated("r-dangling");
+    p.img.edit(p.img.dir_block(ROOT_INO), |b| {
+        assert!(insert(b, b"ghost", 60, DT_REG).unwrap());
+    });
+    p.img.expect_repaired(true);
+
+    let p = populated("r-dotdot");
+    p.img.edit(p.img.dir_block(p.subsub), |b| {
+        set_dotdot(b, ROOT_INO).unwrap()
+    });
+    p.img.expect_repaired(true);
+
+    let p = populated("r-ftype");
+    p.img.edit(p.img.dir_block(p.sub), |b| {
+        assert!(remove(b, b"small").unwrap());
+        assert!(insert(b, b"small", p.small, DT_DIR).unwrap());
+    });
+    p.img.expect_repaired(true);
+
+    let p = populated("r-dirhuge");
+    p.img
+        .update_inode(p.sub, |i| i.size = format::MAX_FILE_SIZE);
+    p.img.expect_repaired(true);
+    assert_eq!(p.img.inode(p.sub).size, 4096);
+
+    let p = populated("r-dirhole");
+    let b1 = p.img.bmap(&p.img.inode(ROOT_INO), 1);
+    p.img.update_inode(ROOT_INO, |i| {
+        i.block[1] = 0;
+        i.blocks -= 1;
+    });
+    p.img.set_block_bit(u64::from(b1), false);
+    p.img.expect_repaired(true);
+
+    // Detached from the root: to /lost+found, directory and all.
+    let p = populated("r-orphan");
+    p.img.edit(p.img.dir_block(ROOT_INO), |b| {
+        assert!(remove(b, b"sub").unwrap())
+    });
+    p.img.update_inode(ROOT_INO, |i| i.nlink -= 1);
+    p.img.expect_repaired(true);
+    let root = p.img.inode(ROOT_INO);
+    let mut lf = None;
+    for lblk in 0..root.size / 4096 {
+        let block = p.img.read(u64::from(p.img.bmap(&root, lblk)));
+        if let Some((_, ino, _)) = find(&block, b"lost+found").unwrap() {
+            lf = Some(ino);
+        }
+    }
+    let lf = lf.expect("lost+found made");
+    let block = p.img.dir_block(lf);
+    let name = format!("#{}", p.sub);
+    assert_eq!(
+        find(&p.img.read(block), name.as_bytes())
+            .unwrap()
+            .map(|e| e.1),
+        Some(p.sub)
+    );
+    assert_eq!(
+        read_dots(&p.img.read(p.img.dir_block(p.sub))).unwrap().1,
+        lf
+    );
+
+    let mut p = populated("r-cycle");
+    let root_block = p.img.dir_block(ROOT_INO);
+    p.img
+        .edit(root_block, |b| assert!(remove(b, b"sub").unwrap()));
+    p.img.update_inode(ROOT_INO, |i| i.nlink -= 1);
+    let (sub, subsub) = (p.sub, p.subsub);
+    p.img.add_entry(subsub, "loop", sub, DT_DIR);
+    p.img.update_inode(subsub, |i| i.nlink += 1);
+    p.img
+        .edit(p.img.dir_block(sub), |b| set_dotdot(b, subsub).unwrap());
+    p.img.expect_repaired(true);
+
+    // What drops something: only -y.
+    let p = populated("r-dup");
+    let other = p.img.inode(p.big).block[0];
+    p.img.update_inode(p.small, |i| i.block[0] = other);
+    p.img.expect_repaired(false);
+
+    let p = populated("r-range");
+    p.img.update_inode(p.small, |i| i.block[0] = 3);
+    p.img.expect_repaired(false);
+    assert_eq!(p.img.inode(p.small).block[0], 0);
+
+    let p = populated("r-range-ind");
+    let ind = u64::from(p.img.inode(p.big).block[IND_INDEX]);
+    p.img
+        .edit(ind, |b| write_indirect(b, 7, 0xffff_fff0).unwrap());
+    p.img.expect_repaired(false);
+
+    let p = populated("r-icrc");
+    let (block, offset) = p.img.sb.inode_location(u64::from(p.small)).unwrap();
+    p.img.edit(block, |b| b[offset + 20] ^= 0x80);
+    p.img.expect_repaired(false);
+
+    let p = populated("r-malformed");
+    p.img.edit(p.img.dir_block(p.sub), |b| b[16] = 0x13);
+    p.img.expect_repaired(false);
+
+    let p = populated("r-nodots");
+    p.img.edit(p.img.dir_block(p.sub), |b| {
+        let mut fresh = vec![0u8; BLOCK_SIZE];
+        init_empty_block(&mut fresh).unwrap();
+        b.copy_from_slice(&fresh);
+    });
+    p.img.expect_repaired(false);
+
+    let mut p = populated("r-dirlink");
+    let sub = p.sub;
+    p.img.add_entry(ROOT_INO, "sub-again", sub, DT_DIR);
+    p.img.update_inode(sub, |i| i.nlink += 1);
+    p.img.expect_repaired(false);
+
+    let p = populated("r-symlink");
+    p.img.update_inode(p.link, |i| i.size = 0);
+    p.img.expect_repaired(false);
+
+    let img = Image::new("r-root", 1 << 20);
+    let (block, offset) = img.sb.inode_location(1).unwrap();
+    img.edit(block, |b| b[offset + 20] ^= 0x80);
+    img.expect_repaired(false);
+}
+
+/// Random damage to the metadata of a populated image: `-y` always ends in
+/// a filesystem that checks clean, unless the superblock itself is lost.
+#[test]
+fn random_damage_is_repaired() {
+    let p = populated("r-random");
+    let pristine = fs::read(&p.img.path).unwrap();
+    let span = p.img.sb.data_start + 40;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut repaired, mut lost_sb) = (0, 0);
+    for _ in 0..150 {
+        fs::write(&p.img.path, &pristine).unwrap();
+        for _ in 0..(1 + next() % 8) {
+            let block = next() % span;
+            let at = next() % 4096;
+            let byte = u8::try_from(next() % 256).unwrap();
+            p.img.file.write_all_at(&[byte], block * 4096 + at).unwrap();
+            // Reach behind the inode checksums too.
+            if block >= p.img.sb.inode_table_start && block < p.img.sb.data_start {
+                let slot = usize::try_from(at).unwrap() / 256 * 256;
+                p.img.edit(block, |b| {
+                    let crc = crc32c(&b[slot..slot + 252]);
+                    b[slot + 252..slot + 256].copy_from_slice(&crc.to_le_bytes());
+                });
+            }
+        }
+        let (code, out) = fsck(&["-y", p.img.path()]);
+        match code {
+            0 | 1 => {
+                repaired += 1;
+                let (code, out2) = fsck(&["-n", p.img.path()]);
+                assert_eq!(code, 0, "not clean after -y:\n{out}\nthen:\n{out2}");
+            }
+            4 | 8 => {
+                assert!(out.contains("superblock") || out.is_empty(), "{out}");
+                lost_sb += 1;
+            }
+            _ => panic!("exit {code}:\n{out}"),
+        }
+    }
+    assert!(
+        repaired > 100,
+        "{repaired} repaired, {lost_sb} superblocks lost"
+    );
 }
