@@ -470,23 +470,38 @@ impl Checker {
                 self.manual = true;
             }
         }
-        self.reported += 1;
-        if self.reported <= MAX_REPORTED {
-            if repair {
-                println!("fsck.vexfs: {msg}: fixed");
-            } else {
-                println!("fsck.vexfs: {msg}");
-            }
-        }
+        self.report(msg, if repair { ": fixed" } else { "" });
         repair
     }
 
     /// Reports a problem that is never repaired.
     fn error(&mut self, msg: impl fmt::Display) {
         self.errors += 1;
+        self.report(msg, "");
+    }
+
+    /// Prints the line of a problem, `msg` and `suffix`, unless
+    /// [`MAX_REPORTED`] lines were printed already.
+    fn report(&mut self, msg: impl fmt::Display, suffix: &str) {
         self.reported += 1;
         if self.reported <= MAX_REPORTED {
-            println!("fsck.vexfs: {msg}");
+            println!("fsck.vexfs: {msg}{suffix}");
+        }
+    }
+
+    /// Reports a problem of inode `ino` whose repair costs `fix` and, if it
+    /// is repaired, applies `repair` to the inode.
+    fn repair_inode(
+        &mut self,
+        ino: u32,
+        fix: Fix,
+        msg: impl fmt::Display,
+        repair: impl FnOnce(&mut Inode),
+    ) {
+        if self.problem(fix, msg) {
+            if let Some(inode) = self.inode_mut(ino) {
+                repair(inode);
+            }
         }
     }
 
@@ -855,35 +870,17 @@ impl Checker {
             } else {
                 0
             };
-            if inode.block[first..].iter().any(|&p| p != 0)
-                && self.problem(
-                    Fix::Drop,
-                    format!("inode {ino}: special file with block pointers"),
-                )
-            {
-                if let Some(i) = self.inode_mut(ino) {
-                    i.block[first..].fill(0);
-                }
+            if inode.block[first..].iter().any(|&p| p != 0) {
+                let msg = format!("inode {ino}: special file with block pointers");
+                self.repair_inode(ino, Fix::Drop, msg, |i| i.block[first..].fill(0));
             }
-            if inode.size != 0
-                && self.problem(
-                    Fix::Safe,
-                    format!("inode {ino}: special file with size {}", inode.size),
-                )
-            {
-                if let Some(i) = self.inode_mut(ino) {
-                    i.size = 0;
-                }
+            if inode.size != 0 {
+                let msg = format!("inode {ino}: special file with size {}", inode.size);
+                self.repair_inode(ino, Fix::Safe, msg, |i| i.size = 0);
             }
-            if inode.blocks != 0
-                && self.problem(
-                    Fix::Safe,
-                    format!("inode {ino}: special file owns {} blocks", inode.blocks),
-                )
-            {
-                if let Some(i) = self.inode_mut(ino) {
-                    i.blocks = 0;
-                }
+            if inode.blocks != 0 {
+                let msg = format!("inode {ino}: special file owns {} blocks", inode.blocks);
+                self.repair_inode(ino, Fix::Safe, msg, |i| i.blocks = 0);
             }
             return Ok(());
         }
@@ -940,11 +937,8 @@ impl Checker {
                 "inode {ino}: block count is {}, counted {}",
                 inode.blocks, walk.blocks
             );
-            if self.problem(Fix::Safe, msg) {
-                if let Some(i) = self.inode_mut(ino) {
-                    i.blocks = walk.blocks;
-                }
-            }
+            let blocks = walk.blocks;
+            self.repair_inode(ino, Fix::Safe, msg, |i| i.blocks = blocks);
         }
         if inode.is_symlink() {
             let msg = if inode.size == 0 || inode.size >= 4096 {
@@ -1767,32 +1761,45 @@ impl Checker {
             })
             .collect();
         for (ino, msg, refs) in wrong {
-            if self.problem(Fix::Safe, msg) && refs > 0 {
-                if let Some(i) = self.inode_mut(ino) {
+            // Everything is named once repaired: no count stays 0.
+            self.repair_inode(ino, Fix::Safe, msg, |i| {
+                if refs > 0 {
                     i.nlink = u32::try_from(refs).unwrap_or(u32::MAX);
                 }
-            }
+            });
         }
     }
 
-    /// Compares the free counts of the superblock with the bitmaps; returns
-    /// the number of blocks in use.
-    fn check_counts(&mut self) -> u64 {
-        let used_blocks = format::count_set_bits(&self.block_bitmap, bit(self.sb.block_count));
-        let used_inodes = format::count_set_bits(&self.inode_bitmap, bit(self.sb.inode_count));
+    /// Compares the free counts of the superblock with the bitmaps
+    /// `block_map` and `inode_map`; returns the number of blocks in use, the
+    /// free block and inode counts, and a line for each count that differs.
+    fn free_counts(&self, block_map: &[u8], inode_map: &[u8]) -> (u64, u64, u64, Vec<String>) {
+        let used_blocks = format::count_set_bits(block_map, bit(self.sb.block_count));
+        let used_inodes = format::count_set_bits(inode_map, bit(self.sb.inode_count));
         let free_blocks = self.sb.block_count.saturating_sub(used_blocks);
         let free_inodes = self.sb.inode_count.saturating_sub(used_inodes);
+        let mut wrong = Vec::new();
         if free_blocks != self.sb.free_blocks {
-            self.warn(format!(
+            wrong.push(format!(
                 "free block count is {} in the superblock, counted {free_blocks}",
                 self.sb.free_blocks
             ));
         }
         if free_inodes != self.sb.free_inodes {
-            self.warn(format!(
+            wrong.push(format!(
                 "free inode count is {} in the superblock, counted {free_inodes}",
                 self.sb.free_inodes
             ));
+        }
+        (used_blocks, free_blocks, free_inodes, wrong)
+    }
+
+    /// Warns of free counts of the superblock that disagree with the
+    /// bitmaps; returns the number of blocks in use.
+    fn check_counts(&mut self) -> u64 {
+        let (used_blocks, _, _, wrong) = self.free_counts(&self.block_bitmap, &self.inode_bitmap);
+        for msg in wrong {
+            self.warn(msg);
         }
         used_blocks
     }
@@ -1855,26 +1862,13 @@ impl Checker {
                 }
             }
         }
-        let used_blocks = format::count_set_bits(&block_map, bit(self.sb.block_count));
-        let used_inodes = format::count_set_bits(&inode_map, bit(self.sb.inode_count));
-        let free_blocks = self.sb.block_count.saturating_sub(used_blocks);
-        let free_inodes = self.sb.inode_count.saturating_sub(used_inodes);
-        if free_blocks != self.sb.free_blocks {
-            let msg = format!(
-                "free block count is {} in the superblock, counted {free_blocks}",
-                self.sb.free_blocks
-            );
+        let (used_blocks, free_blocks, free_inodes, wrong) =
+            self.free_counts(&block_map, &inode_map);
+        for msg in wrong {
             self.problem(Fix::Safe, msg);
-            self.sb.free_blocks = free_blocks;
         }
-        if free_inodes != self.sb.free_inodes {
-            let msg = format!(
-                "free inode count is {} in the superblock, counted {free_inodes}",
-                self.sb.free_inodes
-            );
-            self.problem(Fix::Safe, msg);
-            self.sb.free_inodes = free_inodes;
-        }
+        self.sb.free_blocks = free_blocks;
+        self.sb.free_inodes = free_inodes;
         if self.errors == 0 {
             self.sb.state = STATE_CLEAN;
         }

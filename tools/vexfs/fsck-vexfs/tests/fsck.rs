@@ -421,10 +421,12 @@ fn superblock_corruption() {
     img.sb.state = STATE_ERRORS;
     img.write_sb();
     img.expect_error("marked as having errors");
+    img.expect_repaired(true);
 
     let img = Image::new("block0", 1 << 20);
     img.edit(0, |b| b[4000] = 1);
     img.expect_error("block 0 is not zero");
+    img.expect_repaired(true);
 }
 
 #[test]
@@ -461,14 +463,17 @@ fn inode_bitmap_corruption() {
     let img = Image::new("ibit-free", 1 << 20);
     img.set_inode_bit(5, true);
     img.expect_error("inode 5 is marked in the inode bitmap but free");
+    img.expect_repaired(true);
 
     let img = Image::new("ibit-root", 1 << 20);
     img.set_inode_bit(1, false);
     img.expect_error("inode 1 is in use but not marked in the inode bitmap");
+    img.expect_repaired(true);
 
     let img = Image::new("ibit-zero", 1 << 20);
     img.set_inode_bit(0, false);
     img.expect_error("inode 0 is not marked in use");
+    img.expect_repaired(true);
 
     let img = Image::new("ibit-pad", 1 << 20);
     img.edit(img.sb.inode_bitmap_start, |b| {
@@ -476,6 +481,7 @@ fn inode_bitmap_corruption() {
         clear_bit(b, bit).unwrap();
     });
     img.expect_error("inode bitmap bits past the last inode are clear");
+    img.expect_repaired(true);
 }
 
 #[test]
@@ -486,22 +492,26 @@ fn block_bitmap_corruption() {
     img.expect_error(&format!(
         "inode 1: data block {root_block} is not marked in the block bitmap"
     ));
+    img.expect_repaired(true);
 
     let img = Image::new("bbit-leak", 1 << 20);
     img.set_block_bit(200, true);
     img.set_block_bit(201, true);
     img.set_block_bit(255, true);
     img.expect_error("3 blocks marked in the block bitmap but not used: 200-201, 255");
+    img.expect_repaired(true);
 
     let img = Image::new("bbit-meta", 1 << 20);
     img.set_block_bit(2, false);
     img.expect_error("metadata blocks not marked in the block bitmap: 2");
+    img.expect_repaired(true);
 
     let img = Image::new("bbit-pad", 1 << 20);
     img.edit(img.sb.block_bitmap_start, |b| {
         clear_bit(b, 300).unwrap();
     });
     img.expect_error("block bitmap bits past the last block are clear: 300");
+    img.expect_repaired(true);
 }
 
 #[test]
@@ -510,10 +520,12 @@ fn inode_corruption() {
     let (block, offset) = img.sb.inode_location(1).unwrap();
     img.edit(block, |b| b[offset + 20] ^= 0x80);
     img.expect_error("inode 1: checksum mismatch");
+    img.expect_repaired(false);
 
     let img = Image::new("islot0", 1 << 20);
     img.edit(img.sb.inode_table_start, |b| b[10] = 1);
     img.expect_error("inode slot 0 is not zeroed");
+    img.expect_repaired(true);
 
     let img = Image::new("iflags", 1 << 20);
     let (block, offset) = img.sb.inode_location(1).unwrap();
@@ -523,6 +535,7 @@ fn inode_corruption() {
         b[offset + 252..offset + 256].copy_from_slice(&crc.to_le_bytes());
     });
     img.expect_error("inode 1: corrupt metadata: unknown inode flags");
+    img.expect_repaired(false);
 }
 
 #[test]
@@ -532,12 +545,14 @@ fn dangling_entry() {
         assert!(insert(b, b"ghost", 9, DT_REG).unwrap());
     });
     img.expect_error("directory 1: entry 'ghost' refers to free inode 9");
+    img.expect_repaired(true);
 
     let img = Image::new("badino", 1 << 20);
     img.edit(img.dir_block(ROOT_INO), |b| {
         assert!(insert(b, b"far", 1_000_000, DT_REG).unwrap());
     });
     img.expect_error("entry 'far' has invalid inode number 1000000");
+    img.expect_repaired(true);
 }
 
 #[test]
@@ -545,21 +560,26 @@ fn wrong_link_counts() {
     let img = Image::new("nlink-root", 1 << 20);
     img.update_inode(ROOT_INO, |i| i.nlink = 3);
     img.expect_error("inode 1: link count is 3, counted 2");
+    img.expect_repaired(true);
 
     let p = populated("nlink-file");
     p.img.update_inode(p.small, |i| i.nlink = 1);
     p.img
         .expect_error(&format!("inode {}: link count is 1, counted 2", p.small));
+    p.img.expect_repaired(true);
+    assert_eq!(p.img.inode(p.small).nlink, 2);
 
     let p = populated("nlink-dir");
     p.img.update_inode(p.sub, |i| i.nlink = 2);
     p.img
         .expect_error(&format!("inode {}: link count is 2, counted 4", p.sub));
+    p.img.expect_repaired(true);
 
     let mut img = Image::new("nlink-zero", 1 << 20);
     let ino = img.create_file(ROOT_INO, "f", 0);
     img.update_inode(ino, |i| i.nlink = 0);
     img.expect_error(&format!("inode {ino} is in use with no links"));
+    img.expect_repaired(true);
 }
 
 #[test]
@@ -577,6 +597,7 @@ fn unreachable_inode() {
     img.expect_error(&format!(
         "inode {ino} is not connected to the root directory"
     ));
+    img.expect_repaired(true);
 
     // A directory cycle detached from the root.
     let mut p = populated("cycle");
@@ -592,6 +613,7 @@ fn unreachable_inode() {
     p.img.expect_error(&format!(
         "inode {sub} is not connected to the root directory"
     ));
+    p.img.expect_repaired(true);
 }
 
 #[test]
@@ -601,10 +623,13 @@ fn block_map_corruption() {
     p.img.update_inode(p.small, |i| i.block[0] = other);
     p.img
         .expect_error(&format!("data block {other} is also used"));
+    p.img.expect_repaired(false);
 
     let p = populated("range");
     p.img.update_inode(p.small, |i| i.block[0] = 3);
     p.img.expect_error("data block 3 is outside the data area");
+    p.img.expect_repaired(false);
+    assert_eq!(p.img.inode(p.small).block[0], 0);
 
     let p = populated("range-ind");
     let ind = u64::from(p.img.inode(p.big).block[IND_INDEX]);
@@ -612,6 +637,7 @@ fn block_map_corruption() {
         .edit(ind, |b| write_indirect(b, 7, 0xffff_fff0).unwrap());
     p.img
         .expect_error("data block 4294967280 is outside the data area");
+    p.img.expect_repaired(false);
 
     let p = populated("count");
     p.img.update_inode(p.big, |i| i.blocks -= 1);
@@ -619,6 +645,7 @@ fn block_map_corruption() {
         "inode {}: block count is 1102, counted 1103",
         p.big
     ));
+    p.img.expect_repaired(true);
 
     let p = populated("pastsize");
     p.img.update_inode(p.big, |i| i.size = 12 * 4096);
@@ -626,10 +653,14 @@ fn block_map_corruption() {
         "inode {}: 1088 blocks mapped past the end of the file",
         p.big
     ));
+    p.img.expect_repaired(true);
+    // 12 data blocks; the emptied indirect blocks stay, as holes.
+    assert_eq!(p.img.inode(p.big).blocks, 15);
 
     let p = populated("symlink");
     p.img.update_inode(p.link, |i| i.size = 0);
     p.img.expect_error("symbolic link of size 0");
+    p.img.expect_repaired(false);
 
     let p = populated("special");
     let small_block = p.img.inode(p.small).block[0];
@@ -637,6 +668,7 @@ fn block_map_corruption() {
     let fifo = find(&p.img.read(sub_block), b"fifo").unwrap().unwrap().1;
     p.img.update_inode(fifo, |i| i.block[3] = small_block);
     p.img.expect_error("special file with block pointers");
+    p.img.expect_repaired(false);
 
     let p = populated("dirhole");
     let root_block_1 = {
@@ -650,6 +682,7 @@ fn block_map_corruption() {
     p.img.set_block_bit(u64::from(root_block_1), false);
     p.img
         .expect_error("directory 1 has a hole at logical block 1");
+    p.img.expect_repaired(true);
 
     // A directory claiming the largest size: reported as a hole, without
     // a table of its billion blocks.
@@ -662,6 +695,8 @@ fn block_map_corruption() {
         "directory {} has a hole at logical block 1",
         p.sub
     ));
+    p.img.expect_repaired(true);
+    assert_eq!(p.img.inode(p.sub).size, 4096);
     assert!(start.elapsed().as_secs() < 10);
 }
 
@@ -676,6 +711,7 @@ fn directory_corruption() {
         "entry 'small' has file type 4, inode {} has type 8",
         p.small
     ));
+    p.img.expect_repaired(true);
 
     let p = populated("dotdot");
     p.img.edit(p.img.dir_block(p.subsub), |b| {
@@ -685,11 +721,13 @@ fn directory_corruption() {
         "directory {}: '..' is inode 1, its parent is {}",
         p.subsub, p.sub
     ));
+    p.img.expect_repaired(true);
 
     let p = populated("dot");
     p.img.edit(p.img.dir_block(p.sub), |b| b[0] = 1);
     p.img
         .expect_error(&format!("directory {}: '.' is inode 1", p.sub));
+    p.img.expect_repaired(true);
 
     let p = populated("malformed");
     p.img.edit(p.img.dir_block(p.sub), |b| b[16] = 0x13);
@@ -697,6 +735,7 @@ fn directory_corruption() {
         "directory {}, logical block 0: corrupt metadata",
         p.sub
     ));
+    p.img.expect_repaired(false);
 
     let p = populated("nodots");
     p.img.edit(p.img.dir_block(p.sub), |b| {
@@ -705,6 +744,7 @@ fn directory_corruption() {
         b.copy_from_slice(&fresh);
     });
     p.img.expect_error("missing '.' entry");
+    p.img.expect_repaired(false);
 
     let p = populated("duplicate");
     p.img.edit(p.img.dir_block(p.sub), |b| {
@@ -713,6 +753,7 @@ fn directory_corruption() {
     p.img.update_inode(p.small, |i| i.nlink += 1);
     p.img
         .expect_error(&format!("directory {}: duplicate entry 'small'", p.sub));
+    p.img.expect_repaired(false);
 
     let mut p = populated("dirlink");
     let (sub, root) = (p.sub, ROOT_INO);
@@ -720,12 +761,14 @@ fn directory_corruption() {
     p.img.update_inode(sub, |i| i.nlink += 1);
     p.img
         .expect_error(&format!("directory {sub} is named by 2 entries"));
+    p.img.expect_repaired(false);
 
     let p = populated("rootdotdot");
     p.img
         .edit(p.img.dir_block(ROOT_INO), |b| set_dotdot(b, p.sub).unwrap());
     p.img
         .expect_error("the root directory's '..' is not itself");
+    p.img.expect_repaired(true);
 }
 
 impl Image {
@@ -749,63 +792,10 @@ impl Image {
     }
 }
 
+/// Repairs beyond those of the check tests above, which repair every image
+/// they damage.
 #[test]
 fn repairs() {
-    // What loses nothing: -p.
-    let p = populated("r-nlink");
-    p.img.update_inode(p.small, |i| i.nlink = 1);
-    p.img.expect_repaired(true);
-    assert_eq!(p.img.inode(p.small).nlink, 2);
-
-    let p = populated("r-leak");
-    p.img.set_block_bit(4000, true);
-    p.img.set_inode_bit(60, true);
-    p.img.expect_repaired(true);
-
-    let p = populated("r-count");
-    p.img.update_inode(p.big, |i| i.blocks -= 1);
-    p.img.expect_repaired(true);
-
-    let p = populated("r-pastsize");
-    p.img.update_inode(p.big, |i| i.size = 12 * 4096);
-    p.img.expect_repaired(true);
-    // 12 data blocks; the emptied indirect blocks stay, as holes.
-    assert_eq!(p.img.inode(p.big).blocks, 15);
-
-    let p = populated("r-dangling");
-    p.img.edit(p.img.dir_block(ROOT_INO), |b| {
-        assert!(insert(b, b"ghost", 60, DT_REG).unwrap());
-    });
-    p.img.expect_repaired(true);
-
-    let p = populated("r-dotdot");
-    p.img.edit(p.img.dir_block(p.subsub), |b| {
-        set_dotdot(b, ROOT_INO).unwrap()
-    });
-    p.img.expect_repaired(true);
-
-    let p = populated("r-ftype");
-    p.img.edit(p.img.dir_block(p.sub), |b| {
-        assert!(remove(b, b"small").unwrap());
-        assert!(insert(b, b"small", p.small, DT_DIR).unwrap());
-    });
-    p.img.expect_repaired(true);
-
-    let p = populated("r-dirhuge");
-    p.img
-        .update_inode(p.sub, |i| i.size = format::MAX_FILE_SIZE);
-    p.img.expect_repaired(true);
-    assert_eq!(p.img.inode(p.sub).size, 4096);
-
-    let p = populated("r-dirhole");
-    let b1 = p.img.bmap(&p.img.inode(ROOT_INO), 1);
-    p.img.update_inode(ROOT_INO, |i| {
-        i.block[1] = 0;
-        i.blocks -= 1;
-    });
-    p.img.set_block_bit(u64::from(b1), false);
-    p.img.expect_repaired(true);
-
     // Detached from the root: to /lost+found, directory and all.
     let p = populated("r-orphan");
     p.img.edit(p.img.dir_block(ROOT_INO), |b| {
@@ -835,66 +825,11 @@ fn repairs() {
         lf
     );
 
-    let mut p = populated("r-cycle");
-    let root_block = p.img.dir_block(ROOT_INO);
-    p.img
-        .edit(root_block, |b| assert!(remove(b, b"sub").unwrap()));
-    p.img.update_inode(ROOT_INO, |i| i.nlink -= 1);
-    let (sub, subsub) = (p.sub, p.subsub);
-    p.img.add_entry(subsub, "loop", sub, DT_DIR);
-    p.img.update_inode(subsub, |i| i.nlink += 1);
-    p.img
-        .edit(p.img.dir_block(sub), |b| set_dotdot(b, subsub).unwrap());
-    p.img.expect_repaired(true);
-
-    // What drops something: only -y.
-    let p = populated("r-dup");
-    let other = p.img.inode(p.big).block[0];
-    p.img.update_inode(p.small, |i| i.block[0] = other);
-    p.img.expect_repaired(false);
-
-    let p = populated("r-range");
-    p.img.update_inode(p.small, |i| i.block[0] = 3);
-    p.img.expect_repaired(false);
-    assert_eq!(p.img.inode(p.small).block[0], 0);
-
-    let p = populated("r-range-ind");
-    let ind = u64::from(p.img.inode(p.big).block[IND_INDEX]);
-    p.img
-        .edit(ind, |b| write_indirect(b, 7, 0xffff_fff0).unwrap());
-    p.img.expect_repaired(false);
-
+    // A damaged inode other than the root: cleared, only by -y.
     let p = populated("r-icrc");
     let (block, offset) = p.img.sb.inode_location(u64::from(p.small)).unwrap();
     p.img.edit(block, |b| b[offset + 20] ^= 0x80);
     p.img.expect_repaired(false);
-
-    let p = populated("r-malformed");
-    p.img.edit(p.img.dir_block(p.sub), |b| b[16] = 0x13);
-    p.img.expect_repaired(false);
-
-    let p = populated("r-nodots");
-    p.img.edit(p.img.dir_block(p.sub), |b| {
-        let mut fresh = vec![0u8; BLOCK_SIZE];
-        init_empty_block(&mut fresh).unwrap();
-        b.copy_from_slice(&fresh);
-    });
-    p.img.expect_repaired(false);
-
-    let mut p = populated("r-dirlink");
-    let sub = p.sub;
-    p.img.add_entry(ROOT_INO, "sub-again", sub, DT_DIR);
-    p.img.update_inode(sub, |i| i.nlink += 1);
-    p.img.expect_repaired(false);
-
-    let p = populated("r-symlink");
-    p.img.update_inode(p.link, |i| i.size = 0);
-    p.img.expect_repaired(false);
-
-    let img = Image::new("r-root", 1 << 20);
-    let (block, offset) = img.sb.inode_location(1).unwrap();
-    img.edit(block, |b| b[offset + 20] ^= 0x80);
-    img.expect_repaired(false);
 }
 
 /// Random damage to the metadata of a populated image: `-y` always ends in
