@@ -55,6 +55,16 @@ pub trait Operations {
     fn truncate_blocks(_inode: &INode<Self::FileSystem>) -> Result {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
+
+    /// Decides whether writeback may write the dirty folios of `inode` now (`writepages`). An
+    /// error fails the writeback before any folio is written, and the folios stay dirty: a
+    /// file system that has been shut down returns `EIO`, as ext4 does, so that nothing it
+    /// caches reaches the device any more.
+    ///
+    /// Called from writeback, `sync(2)` and `fsync(2)`, without locks held.
+    fn check_writeback(_inode: &INode<Self::FileSystem>) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// A table of address space operations for inodes of file system `T`.
@@ -160,6 +170,13 @@ impl<U: Operations + ?Sized> Table<U> {
         mapping: *mut bindings::address_space,
         wbc: *mut bindings::writeback_control,
     ) -> c_int {
+        if U::HAS_CHECK_WRITEBACK {
+            // SAFETY: `mapping` belongs to a valid, initialised inode (it has dirty folios).
+            let inode = unsafe { INode::<U::FileSystem>::from_raw((*mapping).host) };
+            if let Err(e) = U::check_writeback(inode) {
+                return e.to_errno();
+            }
+        }
         // SAFETY: `mapping` and `wbc` are valid; `get_block` matches `get_block_t`.
         unsafe { bindings::mpage_writepages(mapping, wbc, Some(Self::get_block)) }
     }

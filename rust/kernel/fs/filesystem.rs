@@ -119,6 +119,17 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// Shuts the file system down because its block device is going away (it was removed, or
+    /// its driver found it dead: `fs_bdev_mark_dead()`). From now on the file system must not
+    /// write to the device, and operations that would should fail with `EIO`.
+    ///
+    /// Called with `s_umount` held shared, on a mounted super block, after the VFS synced it
+    /// (unless the removal was a surprise) and evicted its unused inodes. Without this method
+    /// the file system carries on against a device that fails every request.
+    fn shutdown(_sb: &SuperBlock<Self>) {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Returns how many objects of the file system's own caches the super block's shrinker
     /// may ask [`FileSystem::free_cached_objects`] to free, in units of the file system's
     /// choice (the shrinker scans them in proportion to the super block's dentries and

@@ -230,6 +230,26 @@ impl<T: FileSystem, S: State> SuperBlock<T, S> {
     }
 }
 
+/// A freeze of a super block's block device, taken by [`SuperBlock::bdev_freeze`] and thawed when
+/// dropped.
+///
+/// # Invariants
+///
+/// The super block `.0` has a block device, which a `bdev_freeze()` of this guard froze; the
+/// freeze is counted in the device's `bd_fsfreeze_count` until the guard is dropped.
+#[cfg(CONFIG_BLOCK)]
+#[must_use = "the file system is thawed when the guard is dropped"]
+pub struct BdevFrozen<'a, T: FileSystem>(&'a SuperBlock<T>);
+
+#[cfg(CONFIG_BLOCK)]
+impl<T: FileSystem> Drop for BdevFrozen<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant, `s_bdev` is valid and frozen by this guard, so
+        // `bdev_thaw()` cannot fail with `EINVAL` (not frozen); it returns nothing else.
+        unsafe { bindings::bdev_thaw((*self.0.as_raw()).s_bdev) };
+    }
+}
+
 /// Either an existing (`Left`) or a new (`Right`) object.
 pub enum Either<L, R> {
     /// An existing object.
@@ -308,6 +328,27 @@ impl<T: FileSystem> SuperBlock<T, Ready> {
         unsafe { (*self.as_raw()).s_flags |= SB_RDONLY };
     }
 
+    /// Freezes the file system and its block device (`bdev_freeze()`): writes everything out
+    /// and makes new writes, page faults for writing and inode changes wait, until the returned
+    /// guard is dropped, which thaws them (`bdev_thaw()`). Freezes nest, with `FIFREEZE` too.
+    ///
+    /// Fails with `ENOTBLK` if the super block has no block device. The caller must hold
+    /// neither `s_umount` nor anything a waiting writer may hold (an inode's lock): freezing
+    /// waits for the writers already inside the file system.
+    #[cfg(CONFIG_BLOCK)]
+    pub fn bdev_freeze(&self) -> Result<BdevFrozen<'_, T>> {
+        // SAFETY: `s_bdev` is either null or the block device held for the lifetime of the super
+        // block.
+        let bdev = unsafe { (*self.as_raw()).s_bdev };
+        if bdev.is_null() {
+            return Err(ENOTBLK);
+        }
+        // SAFETY: `bdev` is valid (see above).
+        to_result(unsafe { bindings::bdev_freeze(bdev) })?;
+        // INVARIANT: The freeze succeeded, for the block device of `self`.
+        Ok(BdevFrozen(self))
+    }
+
     /// Returns the data attached to the super block by [`FileSystem::fill_super`].
     pub fn data(&self) -> <T::Data as ForeignOwnable>::Borrowed<'_> {
         // SAFETY: By the type invariant, `s_fs_info` holds a `T::Data` in state `Ready`, and it
@@ -334,6 +375,11 @@ impl<T: FileSystem> Tables<T> {
         evict_inode: Some(Self::evict_inode_callback),
         put_super: if T::HAS_PUT_SUPER {
             Some(Self::put_super_callback)
+        } else {
+            None
+        },
+        shutdown: if T::HAS_SHUTDOWN {
+            Some(Self::shutdown_callback)
         } else {
             None
         },
@@ -439,6 +485,16 @@ impl<T: FileSystem> Tables<T> {
     unsafe extern "C" fn put_super_callback(sb: *mut bindings::super_block) {
         // SAFETY: The super block is valid and `Ready` (see above).
         T::put_super(unsafe { SuperBlock::from_raw(sb) });
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS (`fs_bdev_mark_dead()`) with a valid super block of type `T` that has a
+    /// root and is active, under `s_umount`.
+    unsafe extern "C" fn shutdown_callback(sb: *mut bindings::super_block) {
+        // SAFETY: An active super block with a root was set up by `fill_super`, so it is
+        // `Ready`, and `s_umount` keeps `kill_sb` from releasing its data during the call.
+        T::shutdown(unsafe { SuperBlock::from_raw(sb) });
     }
 
     /// # Safety
