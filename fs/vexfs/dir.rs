@@ -17,7 +17,11 @@ use crate::{
         map_block,
         new_inode, //
     },
-    super_block::corrupted,
+    super_block::{
+        corrupted,
+        ioctl_shutdown,
+        FS_IOC_SHUTDOWN, //
+    },
     VexFs,
 };
 use kernel::{
@@ -220,6 +224,7 @@ fn create_common(
     mode: u16,
     target: Option<&CStr>,
 ) -> Result {
+    dir.super_block().data().check_live()?;
     let name = dentry.name();
     check_name(name)?;
     let typ = Type::from_mode(mode).ok_or(EINVAL)?;
@@ -304,6 +309,7 @@ impl vfs_inode::Operations for DirOps {
     }
 
     fn link(old_dentry: &DEntry<VexFs>, dir: &INode<VexFs>, dentry: &DEntry<VexFs>) -> Result {
+        dir.super_block().data().check_live()?;
         let inode = old_dentry.inode().ok_or(ENOENT)?;
         if inode.nlink() >= LINK_MAX {
             return Err(EMLINK);
@@ -317,6 +323,7 @@ impl vfs_inode::Operations for DirOps {
     }
 
     fn unlink(dir: &INode<VexFs>, dentry: &DEntry<VexFs>) -> Result {
+        dir.super_block().data().check_live()?;
         let inode = dentry.inode().ok_or(ENOENT)?;
         check_linked(inode)?;
         remove_entry(dir, dentry.name())?;
@@ -327,6 +334,7 @@ impl vfs_inode::Operations for DirOps {
     }
 
     fn rmdir(dir: &INode<VexFs>, dentry: &DEntry<VexFs>) -> Result {
+        dir.super_block().data().check_live()?;
         let inode = dentry.inode().ok_or(ENOENT)?;
         if !is_empty(inode)? {
             return Err(ENOTEMPTY);
@@ -353,6 +361,7 @@ impl vfs_inode::Operations for DirOps {
         if flags & !RENAME_NOREPLACE != 0 {
             return Err(EINVAL);
         }
+        old_dir.super_block().data().check_live()?;
         let inode = old_dentry.inode().ok_or(ENOENT)?;
         let is_dir = inode.typ() == Type::Dir;
         let new_name = new_dentry.name();
@@ -451,5 +460,12 @@ impl fops::Operations for DirFileOps {
 
     fn fsync(file: &File, inode: &INode<VexFs>, start: i64, end: i64, datasync: bool) -> Result {
         file::fsync(file, inode, start, end, datasync)
+    }
+
+    fn ioctl(_file: &File, inode: &INode<VexFs>, cmd: u32, arg: usize) -> Result<isize> {
+        if cmd == FS_IOC_SHUTDOWN {
+            return ioctl_shutdown(inode.super_block(), arg);
+        }
+        Err(ENOTTY)
     }
 }

@@ -7,6 +7,10 @@ use crate::{
         truncate_blocks,
         Mapper, //
     },
+    super_block::{
+        ioctl_shutdown,
+        FS_IOC_SHUTDOWN, //
+    },
     VexFs,
 };
 use kernel::{
@@ -46,6 +50,7 @@ impl vfs_inode::Operations for FileInodeOps {
 /// Changes attributes; truncation releases the blocks beyond the new size.
 pub(crate) fn setattr(idmap: &MntIdmap, dentry: &DEntry<VexFs>, attr: &Attr) -> Result {
     let inode = dentry.inode().ok_or(ENOENT)?;
+    inode.super_block().data().check_live()?;
     attr.prepare(idmap, dentry)?;
     if let Some(size) = attr.size() {
         if size != inode.size() {
@@ -80,6 +85,7 @@ impl fops::Operations for FileOps {
 
     /// A collection saves its index first (`fsync(2)` makes the index durable too).
     fn fsync(file: &File, inode: &INode<VexFs>, start: i64, end: i64, datasync: bool) -> Result {
+        inode.super_block().data().check_live()?;
         crate::vector::save(file, inode)?;
         fsync(file, inode, start, end, datasync)
     }
@@ -90,11 +96,16 @@ impl fops::Operations for FileOps {
     }
 
     fn ioctl(file: &File, inode: &INode<VexFs>, cmd: u32, arg: usize) -> Result<isize> {
+        if cmd == FS_IOC_SHUTDOWN {
+            return ioctl_shutdown(inode.super_block(), arg);
+        }
         crate::vector::ioctl(file, inode, cmd, arg)
     }
 
-    /// Collections change only through their ioctls.
+    /// Nothing is written once the file system is shut down; collections change only through
+    /// their ioctls.
     fn check_write(_file: &File, inode: &INode<VexFs>) -> Result {
+        inode.super_block().data().check_live()?;
         if crate::vector::is_collection(inode) {
             return Err(EPERM);
         }
@@ -111,6 +122,7 @@ pub(crate) fn fsync(
     end: i64,
     datasync: bool,
 ) -> Result {
+    inode.super_block().data().check_live()?;
     fops::generic_fsync(file, start, end, datasync)?;
     inode.super_block().sync_blockdev()
 }

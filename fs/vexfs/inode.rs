@@ -233,6 +233,7 @@ pub(crate) fn write_inode(inode: &INode<VexFs>, sync: bool) -> Result {
     if sb.rdonly() {
         return Ok(());
     }
+    sb.data().check_live()?;
     let (block, offset) = sb
         .data()
         .disk
@@ -290,10 +291,10 @@ fn update_slot(
 /// Releases the storage of an inode without links when it leaves the cache.
 pub(crate) fn evict_inode(inode: &INode<VexFs>) {
     vector::evict(inode);
-    if inode.nlink() != 0 || inode.super_block().rdonly() {
+    let sb = inode.super_block();
+    if inode.nlink() != 0 || sb.rdonly() || sb.data().is_shut_down() {
         return;
     }
-    let sb = inode.super_block();
     let ino = inode.ino();
     inode.set_size(0);
     if let Err(e) = truncate_blocks(inode) {
@@ -325,6 +326,7 @@ fn check_ptr(inode: &INode<VexFs>, p: u32) -> Result<u64> {
 /// Allocates a block for `inode` (`zero` for metadata: through the buffer cache, zeroed).
 fn alloc_for(inode: &INode<VexFs>, map: &mut BlockMap, zero: bool) -> Result<u32> {
     let sb = inode.super_block();
+    sb.data().check_live()?;
     let b = sb.data().allocator(sb).alloc_block()?;
     if zero {
         let zeroed = sb.getblk_zeroed(b).map(|bh| bh.lock().mark_dirty());
@@ -464,5 +466,10 @@ impl address_space::Operations for Mapper {
 
     fn truncate_blocks(inode: &INode<VexFs>) -> Result {
         truncate_blocks(inode)
+    }
+
+    /// Nothing is written once the file system is shut down.
+    fn check_writeback(inode: &INode<VexFs>) -> Result {
+        inode.super_block().data().check_live()
     }
 }

@@ -18,20 +18,29 @@ use crate::{
     format_err, ErrorBehaviour, Options, VexFs,
 };
 use core::sync::atomic::{
+    AtomicBool,
     AtomicU32,
     AtomicU64,
     Ordering, //
 };
 use kernel::{
+    cred::{
+        capable,
+        Capability, //
+    },
     fs::inode::Timespec,
     fs::sb::{
         self as vfs_sb,
         Stat,
         SuperBlock, //
     },
-    new_mutex,
+    ioctl, new_mutex,
     prelude::*,
     sync::Mutex,
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
 };
 
 /// `statfs(2)` magic of VexFS (the on-disk magic number).
@@ -47,6 +56,9 @@ pub(crate) struct VexSuper {
     pub(crate) alloc: Mutex<AllocState>,
     /// What to do on corruption.
     errors: ErrorBehaviour,
+    /// Set once the file system is shut down (`FS_IOC_SHUTDOWN`, or its device went away):
+    /// from then on nothing is written to the device and changes fail with `EIO`.
+    shut_down: AtomicBool,
     /// The loaded vector indexes and their budget.
     #[pin]
     pub(crate) indexes: Cache,
@@ -56,6 +68,20 @@ impl VexSuper {
     /// Returns the allocator, locked.
     pub(crate) fn allocator<'a>(&'a self, sb: &'a SuperBlock<VexFs>) -> Allocator<'a> {
         Allocator::new(sb, &self.disk, self.alloc.lock())
+    }
+
+    /// Fails with `EIO` once the file system has been shut down: called first by every
+    /// operation that would change it.
+    pub(crate) fn check_live(&self) -> Result {
+        if self.is_shut_down() {
+            return Err(EIO);
+        }
+        Ok(())
+    }
+
+    /// Whether the file system has been shut down.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Acquire)
     }
 
     pub(crate) fn statfs(&self) -> Stat {
@@ -167,6 +193,7 @@ pub(crate) fn fill_super(
             disk,
             alloc <- new_mutex!(state),
             errors: options.errors,
+            shut_down: AtomicBool::new(false),
             indexes <- Cache::new(options.index_budget.unwrap_or_else(cache::default_budget)),
         }),
         GFP_KERNEL,
@@ -193,10 +220,10 @@ pub(crate) fn now_secs() -> u64 {
 
 /// Writes the super block with the current free counts and `state`; waits for it with `wait`.
 pub(crate) fn write_super(sb: &SuperBlock<VexFs>, state: u32, wait: bool) -> Result {
-    if sb.rdonly() {
+    let data = sb.data();
+    if sb.rdonly() || data.is_shut_down() {
         return Ok(());
     }
-    let data = sb.data();
     let mut d = data.disk;
     {
         let a = data.alloc.lock();
@@ -219,4 +246,68 @@ pub(crate) fn write_super(sb: &SuperBlock<VexFs>, state: u32, wait: bool) -> Res
         sb.sync_blockdev()?;
     }
     Ok(())
+}
+
+/// `FS_IOC_SHUTDOWN` of `include/uapi/linux/fs.h`.
+pub(crate) const FS_IOC_SHUTDOWN: u32 = ioctl::_IOR::<u32>(b'X' as u32, 125);
+/// Write out everything, with the file system frozen, then shut down.
+const FS_SHUTDOWN_FLAGS_DEFAULT: u32 = 0;
+/// Write out the metadata blocks already changed, then shut down.
+const FS_SHUTDOWN_FLAGS_LOGFLUSH: u32 = 1;
+/// Shut down at once.
+const FS_SHUTDOWN_FLAGS_NOLOGFLUSH: u32 = 2;
+
+/// Handles `FS_IOC_SHUTDOWN` on a file or directory of `sb`: `arg` points to the flags.
+pub(crate) fn ioctl_shutdown(sb: &SuperBlock<VexFs>, arg: usize) -> Result<isize> {
+    if !capable(Capability::SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    let flags: u32 = UserSlice::new(UserPtr::from_addr(arg), 4).reader().read()?;
+    shutdown(sb, flags)?;
+    Ok(0)
+}
+
+/// Shuts the file system down, as ext4 and XFS do: operations that would change it fail with
+/// `EIO` from now on, nothing more is written to the device (the super block keeps its "not
+/// cleanly unmounted" state), and it can only be unmounted. `flags` says what is written
+/// first; VexFS has no log, so:
+/// - `FS_SHUTDOWN_FLAGS_DEFAULT`: everything, the file system frozen meanwhile (as `sync`
+///   with no writer running): nothing written before the call is lost;
+/// - `FS_SHUTDOWN_FLAGS_LOGFLUSH`: the metadata blocks already changed in the buffer cache,
+///   not file data nor inodes changed only in memory;
+/// - `FS_SHUTDOWN_FLAGS_NOLOGFLUSH`: nothing. VexFS writes nothing more itself, but the
+///   metadata blocks it changed in the buffer cache before the call still reach the device,
+///   through the block device's writeback or at the unmount, while inodes changed only in
+///   memory and file data do not: the device then holds a state a crash can leave, which
+///   `fsck.vexfs -p` repairs.
+///
+/// Shutting down a file system that is already shut down does nothing.
+pub(crate) fn shutdown(sb: &SuperBlock<VexFs>, flags: u32) -> Result {
+    if flags > FS_SHUTDOWN_FLAGS_NOLOGFLUSH {
+        return Err(EINVAL);
+    }
+    let data = sb.data();
+    if data.is_shut_down() {
+        return Ok(());
+    }
+    pr_warn!("shut down requested ({})\n", flags);
+    match flags {
+        FS_SHUTDOWN_FLAGS_DEFAULT => {
+            let _frozen = sb.bdev_freeze()?;
+            data.shut_down.store(true, Ordering::Release);
+        }
+        FS_SHUTDOWN_FLAGS_LOGFLUSH => {
+            data.shut_down.store(true, Ordering::Release);
+            sb.sync_blockdev()?;
+        }
+        _ => data.shut_down.store(true, Ordering::Release),
+    }
+    Ok(())
+}
+
+/// Shuts the file system down because its device went away (`FileSystem::shutdown`).
+pub(crate) fn device_gone(sb: &SuperBlock<VexFs>) {
+    if !sb.data().shut_down.swap(true, Ordering::AcqRel) {
+        pr_warn!("device gone: shut down\n");
+    }
 }

@@ -897,6 +897,7 @@ pub(crate) fn save(file: &File, inode: &INode<VexFs>) -> Result {
     if !is_collection(inode) {
         return Ok(());
     }
+    inode.super_block().data().check_live()?;
     {
         // Without a change there is nothing to write (nor to wait for on a frozen file system).
         let state = inode.data().vec.state.read();
@@ -919,6 +920,9 @@ pub(crate) fn save(file: &File, inode: &INode<VexFs>) -> Result {
 /// Saves the index of collection `inode` when `file` is closed; on failure the index stays in
 /// memory and the next load after an unmount rebuilds it.
 pub(crate) fn release(file: &File, inode: &INode<VexFs>) {
+    if inode.super_block().data().is_shut_down() {
+        return;
+    }
     if let Err(e) = save(file, inode) {
         pr_warn!(
             "collection: index not saved (error {}); it will be rebuilt\n",
@@ -949,18 +953,21 @@ fn all_zero(b: &[u8]) -> bool {
 }
 
 /// Handles an ioctl on a regular file of VexFS.
+/// Once the file system is shut down, every one fails with `EIO`.
 pub(crate) fn ioctl(file: &File, inode: &INode<VexFs>, cmd: u32, arg: usize) -> Result<isize> {
-    match cmd {
-        IOC_CREATE => create(file, inode, arg),
-        IOC_INSERT => insert(file, inode, arg),
-        IOC_DELETE => delete(file, inode, arg),
-        IOC_SEARCH => search(file, inode, arg),
-        IOC_BUILD_INDEX => build(file, inode, arg),
-        IOC_STATS => stats(file, inode, arg),
-        IOC_SEARCH_BATCH => search_batch(file, inode, arg),
-        IOC_GET => get(file, inode, arg),
-        _ => Err(ENOTTY),
-    }?;
+    let op: fn(&File, &INode<VexFs>, usize) -> Result = match cmd {
+        IOC_CREATE => create,
+        IOC_INSERT => insert,
+        IOC_DELETE => delete,
+        IOC_SEARCH => search,
+        IOC_BUILD_INDEX => build,
+        IOC_STATS => stats,
+        IOC_SEARCH_BATCH => search_batch,
+        IOC_GET => get,
+        _ => return Err(ENOTTY),
+    };
+    inode.super_block().data().check_live()?;
+    op(file, inode, arg)?;
     Ok(0)
 }
 

@@ -135,14 +135,18 @@ impl fs::FileSystem for VexFs {
         inode::evict_inode(inode);
     }
 
+    /// Writes the super block; nothing once shut down.
     fn sync_fs(sb: &SuperBlock<Self>, wait: bool) -> Result {
         super_block::write_super(sb, format::STATE_DIRTY, wait)
     }
 
+    /// Marks the file system cleanly unmounted, unless it is read-only or shut down.
     fn put_super(sb: &SuperBlock<Self>) {
-        if !sb.rdonly() {
-            let _ = super_block::write_super(sb, format::STATE_CLEAN, true);
-        }
+        let _ = super_block::write_super(sb, format::STATE_CLEAN, true);
+    }
+
+    fn shutdown(sb: &SuperBlock<Self>) {
+        super_block::device_gone(sb);
     }
 
     /// Pages of vector indexes, for global reclaim only: they are not charged to memory

@@ -2342,12 +2342,173 @@ fn test_budget(dir: &Path) -> Res<()> {
     Ok(())
 }
 
+/// The errno of an `io::Result`, 0 for success.
+fn errno<T>(r: std::io::Result<T>) -> i32 {
+    match r {
+        Ok(_) => 0,
+        Err(e) => e.raw_os_error().unwrap_or(-1),
+    }
+}
+
+/// `FS_IOC_SHUTDOWN` with `flags` from an unprivileged child (uid and gid 65534): the errno.
+fn shutdown_unprivileged(f: &File, flags: u32) -> Res<i32> {
+    // SAFETY: The child only makes system calls and exits; it touches no locks or allocator
+    // state that the fork could have copied in an inconsistent state.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return err("fork failed");
+    }
+    if pid == 0 {
+        // SAFETY: Plain system calls in the child.
+        let code = unsafe {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                255
+            } else {
+                errno(u::shutdown(f, flags))
+            }
+        };
+        // SAFETY: Leaves the child without running the parent's exit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child and `status` a valid int.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid || !libc::WIFEXITED(status) {
+        return err("the unprivileged child did not exit");
+    }
+    Ok(libc::WEXITSTATUS(status))
+}
+
+/// `FS_IOC_SHUTDOWN` on a mounted VexFS at `dir`, shut down with `NOLOGFLUSH`: the checks
+/// before, then every kind of change fails with `EIO` while reads of what is cached work. The
+/// test script unmounts, checks and repairs the file system afterwards; `dir/kept` was synced.
+fn test_shutdown(dir: &Path) -> Res<()> {
+    use libc::{
+        EFAULT,
+        EINVAL,
+        EIO,
+        EPERM, //
+    };
+    let d = Data::random(u::ELEM_F32, 8, 200, 77, 4);
+    let coll = create(&dir.join("coll"), 8, u::ELEM_F32, u::METRIC_L2, 8, 32)?;
+    insert(&coll, &d, 0..200)?;
+    std::fs::write(dir.join("kept"), b"kept before the shutdown").map_err(|e| e.to_string())?;
+    std::fs::create_dir(dir.join("sub")).map_err(|e| e.to_string())?;
+    let mut cached = open_rw(&dir.join("cached"), true)?;
+    cached.write_all(&[7u8; 10000]).map_err(|e| e.to_string())?;
+    // SAFETY: `sync()` has no preconditions.
+    unsafe { libc::sync() };
+    let root = File::open(dir).map_err(|e| e.to_string())?;
+
+    // Refused without changing anything.
+    expect(
+        "shutdown as an unprivileged user",
+        EPERM,
+        shutdown_unprivileged(&root, 2)?,
+    )?;
+    expect(
+        "shutdown with unknown flags",
+        EINVAL,
+        errno(u::shutdown(&root, 3)),
+    )?;
+    expect(
+        "shutdown with a bad address",
+        EFAULT,
+        errno(u::ioctl_raw(&root, u::FS_IOC_SHUTDOWN, 16)),
+    )?;
+    std::fs::write(dir.join("still-live"), b"x")
+        .map_err(|e| format!("a write after the refused shutdowns: {e}"))?;
+
+    // Shut down through a directory; a second shutdown, through a file, does nothing.
+    u::shutdown(&root, u::FS_SHUTDOWN_FLAGS_NOLOGFLUSH).map_err(|e| format!("shutdown: {e}"))?;
+    expect("a second shutdown", 0, errno(u::shutdown(&cached, 0)))?;
+    expect(
+        "shutdown with unknown flags, after",
+        EINVAL,
+        errno(u::shutdown(&cached, 3)),
+    )?;
+
+    let cases: Vec<(&str, i32)> = vec![
+        ("create", errno(File::create(dir.join("new")))),
+        ("mkdir", errno(std::fs::create_dir(dir.join("newdir")))),
+        ("unlink", errno(std::fs::remove_file(dir.join("kept")))),
+        ("rmdir", errno(std::fs::remove_dir(dir.join("sub")))),
+        (
+            "rename",
+            errno(std::fs::rename(dir.join("kept"), dir.join("moved"))),
+        ),
+        (
+            "link",
+            errno(std::fs::hard_link(dir.join("kept"), dir.join("link"))),
+        ),
+        (
+            "symlink",
+            errno(std::os::unix::fs::symlink("kept", dir.join("sym"))),
+        ),
+        ("write", errno(cached.write_all(b"more"))),
+        ("truncate", errno(cached.set_len(10))),
+        (
+            "chmod",
+            errno(std::fs::set_permissions(
+                dir.join("kept"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )),
+        ),
+        ("fsync", errno(cached.sync_all())),
+        ("fsync of a directory", errno(root.sync_all())),
+    ];
+    for (what, e) in cases {
+        expect(&format!("{what} after the shutdown"), EIO, e)?;
+    }
+    let q = d.vecs[3].clone();
+    let r = search(&coll, &d, &q, 5, 0, true);
+    match r {
+        Err(e) if e.contains("Input/output error") => {}
+        other => return err(format!("a search after the shutdown: {other:?}")),
+    }
+    expect(
+        "an insert after the shutdown",
+        Err(EIO),
+        insert_flags(&coll, &d, 0..1, 0),
+    )?;
+    let mut back = [0u8; 10000];
+    std::io::Read::read_exact(
+        &mut File::open(dir.join("cached")).map_err(|e| e.to_string())?,
+        &mut back,
+    )
+    .map_err(|e| format!("reading a cached file after the shutdown: {e}"))?;
+    expect(
+        "the cached file reads back",
+        true,
+        back.iter().all(|&b| b == 7),
+    )?;
+    let names = std::fs::read_dir(dir).map_err(|e| e.to_string())?.count();
+    expect("readdir after the shutdown", true, names >= 5)?;
+    Ok(())
+}
+
+/// `godown PATH FLAGS`: shuts down the file system of PATH, like xfstests' godown.
+fn godown(path: &Path, flags: &str) -> Res<()> {
+    let flags: u32 = flags.parse().map_err(|_| format!("bad flags {flags}"))?;
+    let f = File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    u::shutdown(&f, flags).map_err(|e| format!("FS_IOC_SHUTDOWN: {e}"))
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() == 4 && args[1] == "godown" {
+        return match godown(Path::new(&args[2]), &args[3]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("vexfs-ioctl-test godown: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.len() != 3 {
         eprintln!(
             "usage: vexfs-ioctl-test exact|recall|delete|errors|corrupt|concurrent|batch|filter|\
-             budget|upsert|persist-write|persist-verify|saved-write|saved-verify DIR"
+             budget|upsert|shutdown|persist-write|persist-verify|saved-write|saved-verify DIR\n\
+             \x20      vexfs-ioctl-test godown PATH FLAGS"
         );
         return ExitCode::from(2);
     }
@@ -2365,6 +2526,7 @@ fn main() -> ExitCode {
         "filter" => test_filter(dir),
         "budget" => test_budget(dir),
         "upsert" => test_upsert(dir),
+        "shutdown" => test_shutdown(dir),
         "saved-write" => test_saved_write(dir),
         "saved-verify" => test_saved_verify(dir),
         t => err(format!("unknown test {t}")),

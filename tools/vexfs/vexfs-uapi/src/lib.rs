@@ -379,6 +379,33 @@ pub fn params(dim: u32, elem_type: u32, metric: u32) -> CollectionParams {
     }
 }
 
+/// `FS_IOC_SHUTDOWN` of `<linux/fs.h>` (`_IOR('X', 125, __u32)`), which VexFS supports.
+pub const FS_IOC_SHUTDOWN: u32 = (2 << 30) | (4 << 16) | ((b'X' as u32) << 8) | 125;
+/// `FS_SHUTDOWN_FLAGS_DEFAULT`: write everything out, frozen, then shut down.
+pub const FS_SHUTDOWN_FLAGS_DEFAULT: u32 = 0;
+/// `FS_SHUTDOWN_FLAGS_LOGFLUSH`: write out the changed metadata blocks, then shut down.
+pub const FS_SHUTDOWN_FLAGS_LOGFLUSH: u32 = 1;
+/// `FS_SHUTDOWN_FLAGS_NOLOGFLUSH`: shut down at once.
+pub const FS_SHUTDOWN_FLAGS_NOLOGFLUSH: u32 = 2;
+
+/// Shuts down the file system of `fd` (`FS_IOC_SHUTDOWN`) with `flags`.
+pub fn shutdown(fd: &impl AsRawFd, flags: u32) -> io::Result<()> {
+    let mut flags = flags;
+    // SAFETY: The argument is a valid `__u32` that the kernel only reads.
+    let ret = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::Ioctl::from(FS_IOC_SHUTDOWN),
+            &mut flags as *mut u32,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
