@@ -12,10 +12,11 @@
 #   VEXFS_FUZZ_ITERATIONS=N      iterations of each pass (default 30)
 #   VEXFS_FUZZ_FROM=K            start at iteration K (replay: FROM=K ITERATIONS=K)
 #   VEXFS_FUZZ_STEP_TIMEOUT=SEC  a step on a damaged image taking longer hangs (default 120)
-# A hung step fails the test with its name, the seed and the iteration; the
-# kernel console gets the task stacks (sysrq l and t) first. A step that
-# cannot even be killed loops in the kernel: the VM is crashed (sysrq c) so
-# that the run fails at once instead of at the VM timeout.
+# After the steps, fsck.vexfs -y repairs the image, which must then check
+# clean and work. A hung step fails the test with its name, the seed and the
+# iteration; the kernel console gets the task stacks (sysrq l and t) first. A
+# step that cannot even be killed loops in the kernel: the VM is crashed
+# (sysrq c) so that the run fails at once instead of at the VM timeout.
 . /vexfs/lib.sh
 
 ITERATIONS=${VEXFS_FUZZ_ITERATIONS:-30}
@@ -98,6 +99,13 @@ READ_FILES='find $MNT -type f | while read -r f; do
 		dd if="$f" bs=4096 skip=$b count=1 2>/dev/null
 	done
 done >/dev/null 2>&1'
+# The same reads, failing on the first error (for repaired images).
+READ_CHECK='find $MNT -type f -exec sh -c '"'"'for f; do
+	head -c 262144 "$f" >/dev/null || exit 1
+	for b in 12 1036 1049612; do
+		dd if="$f" of=/dev/null bs=4096 skip=$b count=1 2>/dev/null || exit 1
+	done
+done'"'"' sh {} +'
 
 # try_mount WHAT: mounts $DISK2, which should fail; sets $msg to the error
 # message, or to "mounted".
@@ -174,12 +182,65 @@ unmount() {
 	fi
 }
 
+# repair: after the steps of an iteration, fsck.vexfs -y repairs the image
+# as the damage and the kernel left it; the repaired image must check clean,
+# mount, read and unmount clean. Only a lost superblock may be beyond repair
+# ($sb_hit: the damage reached block 0). Counts go to $repaired, $lost and
+# $repair_bad.
+repair() {
+	step "fsck.vexfs -y" "fsck.vexfs -y $DISK2 >/tmp/repair.out 2>&1"
+	_rc=$?
+	case $_rc in
+	0 | 1) ;;
+	4 | 8)
+		if [ $sb_hit = 1 ] && ! grep -q ': fixed$' /tmp/repair.out; then
+			lost=$((lost + 1))
+			return
+		fi
+		repair_bad=$((repair_bad + 1))
+		note "fsck.vexfs -y exit $_rc ($ctx)"
+		sed 's/^/#   /' /tmp/repair.out | head -5
+		return
+		;;
+	*)
+		repair_bad=$((repair_bad + 1))
+		note "fsck.vexfs -y exit $_rc ($ctx)"
+		return
+		;;
+	esac
+	if ! step "fsck.vexfs -n after -y" "fsck.vexfs -n $DISK2 >/tmp/repair.out 2>&1"; then
+		repair_bad=$((repair_bad + 1))
+		note "not clean after fsck.vexfs -y ($ctx)"
+		sed 's/^/#   /' /tmp/repair.out | head -5
+		return
+	fi
+	if ! step "mount after -y" "mount -t vexfs $DISK2 $MNT"; then
+		repair_bad=$((repair_bad + 1))
+		note "a repaired image does not mount ($ctx)"
+		return
+	fi
+	_ok=1
+	step "ls -lR after -y" 'ls -lR $MNT >/dev/null' || _ok=0
+	step "read files after -y" "$READ_CHECK" || _ok=0
+	step "write after -y" 'mkdir -p $MNT/lost+found/x && echo x >$MNT/lost+found/x/y' || _ok=0
+	step "umount after -y" "umount $MNT" || { _ok=0; umount -l $MNT 2>/dev/null; }
+	step "fsck.vexfs -n after use" "fsck.vexfs -n $DISK2 >/tmp/repair.out 2>&1" || _ok=0
+	if [ $_ok = 1 ]; then
+		repaired=$((repaired + 1))
+	else
+		repair_bad=$((repair_bad + 1))
+		note "a repaired image fails in use ($ctx)"
+		sed 's/^/#   /' /tmp/repair.out | head -5
+	fi
+}
+
 start=$(now)
-mounted=0 refused=0 fsck_bad=0 umount_bad=0
+mounted=0 refused=0 fsck_bad=0 umount_bad=0 repaired=0 lost=0 repair_bad=0
 it=$((FROM - 1))
 while [ $it -lt $ITERATIONS ]; do
 	it=$((it + 1))
 	reseed 1 $it
+	sb_hit=0
 	dd if=/tmp/pristine of=$DISK2 bs=1M conv=notrunc 2>/dev/null
 	flips=$((RANDOM % 8 + 1))
 	where=
@@ -187,6 +248,7 @@ while [ $it -lt $ITERATIONS ]; do
 		flips=$((flips - 1))
 		if [ $((RANDOM % 6)) = 0 ]; then
 			off=$((RANDOM % 512))
+			sb_hit=1
 		else
 			off=$(( (1 + RANDOM % (SPAN - 1)) * BS + RANDOM % BS ))
 		fi
@@ -219,10 +281,12 @@ while [ $it -lt $ITERATIONS ]; do
 	else
 		refused=$((refused + 1))
 	fi
+	repair
 done
-note "$((ITERATIONS - FROM + 1)) damaged images: $mounted mounted, $refused refused, $(elapsed $start) s"
+note "$((ITERATIONS - FROM + 1)) damaged images: $mounted mounted, $refused refused, $repaired repaired, $lost with a lost superblock, $(elapsed $start) s"
 check_eq "fsck.vexfs always ends with 0, 4 or 8" 0 $fsck_bad
 check_eq "every mounted damaged image unmounts" 0 $umount_bad
+check_eq "fsck.vexfs -y repairs every image with a superblock" 0 $repair_bad
 
 # Inodes have checksums, so most random damage to them is caught at once.
 # Damage their fields and write a matching checksum, to reach the checks
@@ -259,11 +323,12 @@ check_eq "the test's CRC32C matches the checksum of the root inode" \
 	"$(crc32c $root 252)"
 
 start=$(now)
-mounted=0 refused=0 fsck_bad=0 umount_bad=0
+mounted=0 refused=0 fsck_bad=0 umount_bad=0 repaired=0 lost=0 repair_bad=0
 it=$((FROM - 1))
 while [ $it -lt $ITERATIONS ]; do
 	it=$((it + 1))
 	reseed 2 $it
+	sb_hit=0
 	dd if=/tmp/pristine of=$DISK2 bs=1M conv=notrunc 2>/dev/null
 	ino=$((1 + RANDOM % USED_INODES))
 	slot=$(( (INODE_TABLE + ino / 16) * BS + (ino % 16) * 256 ))
@@ -298,10 +363,12 @@ while [ $it -lt $ITERATIONS ]; do
 	else
 		refused=$((refused + 1))
 	fi
+	repair
 done
-note "$((ITERATIONS - FROM + 1)) images with damaged inodes and good checksums: $mounted mounted, $refused refused, $(elapsed $start) s"
+note "$((ITERATIONS - FROM + 1)) images with damaged inodes and good checksums: $mounted mounted, $refused refused, $repaired repaired, $(elapsed $start) s"
 check_eq "fsck.vexfs always ends with 0, 4 or 8 (inodes)" 0 $fsck_bad
 check_eq "every mounted image with damaged inodes unmounts" 0 $umount_bad
+check_eq "fsck.vexfs -y repairs every image with damaged inodes" 0 $repair_bad
 check_eq "no step on a damaged image hangs" 0 $hung
 ctx="seed $SEED"
 
