@@ -312,6 +312,13 @@ impl<T: FileSystem> INode<T> {
         unsafe { (*self.as_raw()).i_blocks = blocks };
     }
 
+    /// The device number of a character or block device inode (`i_rdev`, the kernel's
+    /// `dev_t`: `MKDEV(major, minor)`); zero for other inodes.
+    pub fn rdev(&self) -> u32 {
+        // SAFETY: The inode is valid; `i_rdev` is set when it is initialised and never changes.
+        unsafe { (*self.as_raw()).i_rdev }
+    }
+
     /// The inode generation number.
     pub fn generation(&self) -> u32 {
         // SAFETY: The inode is valid.
@@ -550,6 +557,19 @@ impl<T: FileSystem> New<T> {
         self
     }
 
+    /// Makes the inode a special file of type `typ`, a character or block device with device
+    /// number `rdev` (`MKDEV(major, minor)`, ignored for the other types), a named pipe or a
+    /// socket (`init_special_inode()`): opening it opens the device or the pipe, not the file
+    /// system. Fails with `EINVAL` for the other types.
+    pub fn init_special_inode(&mut self, typ: Type, rdev: u32) -> Result<&mut Self> {
+        if !matches!(typ, Type::Chr | Type::Blk | Type::Fifo | Type::Sock) {
+            return Err(EINVAL);
+        }
+        // SAFETY: The new inode is exclusively ours; the mode is that of a special file.
+        unsafe { bindings::init_special_inode(self.0.as_ptr(), typ.mode_bits(), rdev) };
+        Ok(self)
+    }
+
     /// Initialises the inode from `params` and its file system data with `value`, and makes
     /// it available to other lookups.
     ///
@@ -684,6 +704,20 @@ pub trait Operations {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// Creates a special file for the negative `dentry` in `dir`: a character or block device
+    /// with device number `rdev` (the kernel's `dev_t`), a named pipe or a socket, as the type
+    /// bits of `mode` say (`mknod(2)`, `mkfifo(3)`, `bind(2)` of a Unix socket; regular files
+    /// go to [`Operations::create`]).
+    fn mknod(
+        _idmap: &MntIdmap,
+        _dir: &INode<Self::FileSystem>,
+        _dentry: &DEntry<Self::FileSystem>,
+        _mode: u16,
+        _rdev: u32,
+    ) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Creates a symbolic link to `target` for the negative `dentry` in `dir`.
     fn symlink(
         _idmap: &MntIdmap,
@@ -778,6 +812,11 @@ impl<U: Operations + ?Sized> OpsTable<U> {
         },
         symlink: if U::HAS_SYMLINK {
             Some(Self::symlink_callback)
+        } else {
+            None
+        },
+        mknod: if U::HAS_MKNOD {
+            Some(Self::mknod_callback)
         } else {
             None
         },
@@ -896,6 +935,30 @@ impl<U: Operations + ?Sized> OpsTable<U> {
                 )
             };
             U::symlink(idmap, dir, dentry, target)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// See [`Self::lookup_callback`].
+    unsafe extern "C" fn mknod_callback(
+        idmap: *mut bindings::mnt_idmap,
+        dir: *mut bindings::inode,
+        dentry: *mut bindings::dentry,
+        mode: bindings::umode_t,
+        rdev: bindings::dev_t,
+    ) -> c_int {
+        from_result(|| {
+            // SAFETY: See `lookup_callback`.
+            let (idmap, dir, dentry) = unsafe {
+                (
+                    MntIdmap::from_raw(idmap),
+                    INode::from_raw(dir),
+                    DEntry::from_raw(dentry),
+                )
+            };
+            U::mknod(idmap, dir, dentry, mode, rdev)?;
             Ok(0)
         })
     }
