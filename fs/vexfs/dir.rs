@@ -223,6 +223,7 @@ fn create_common(
     dentry: &DEntry<VexFs>,
     mode: u16,
     target: Option<&CStr>,
+    rdev: u32,
 ) -> Result {
     dir.super_block().data().check_live()?;
     let name = dentry.name();
@@ -231,7 +232,7 @@ fn create_common(
     if typ == Type::Dir && dir.nlink() >= LINK_MAX {
         return Err(EMLINK);
     }
-    let inode = new_inode(idmap, dir, mode)?;
+    let inode = new_inode(idmap, dir, mode, rdev)?;
     let result = (|| -> Result {
         if let Some(target) = target {
             inode.page_symlink(target.to_bytes())?;
@@ -283,11 +284,26 @@ impl vfs_inode::Operations for DirOps {
     }
 
     fn create(idmap: &MntIdmap, dir: &INode<VexFs>, dentry: &DEntry<VexFs>, mode: u16) -> Result {
-        create_common(idmap, dir, dentry, mode, None)
+        create_common(idmap, dir, dentry, mode, None, 0)
     }
 
     fn mkdir(idmap: &MntIdmap, dir: &INode<VexFs>, dentry: &DEntry<VexFs>, mode: u16) -> Result {
-        create_common(idmap, dir, dentry, mode, None)
+        create_common(idmap, dir, dentry, mode, None, 0)
+    }
+
+    fn mknod(
+        idmap: &MntIdmap,
+        dir: &INode<VexFs>,
+        dentry: &DEntry<VexFs>,
+        mode: u16,
+        rdev: u32,
+    ) -> Result {
+        match Type::from_mode(mode) {
+            Some(Type::Chr | Type::Blk | Type::Fifo | Type::Sock) => {
+                create_common(idmap, dir, dentry, mode, None, rdev)
+            }
+            _ => Err(EINVAL),
+        }
     }
 
     fn symlink(
@@ -305,6 +321,7 @@ impl vfs_inode::Operations for DirOps {
             dentry,
             Type::Lnk.mode_bits() | 0o777,
             Some(target),
+            0,
         )
     }
 

@@ -29,6 +29,9 @@ use kernel::{
     prelude::*,
 };
 
+/// Inode operations of devices, named pipes and sockets: attribute changes.
+pub(crate) const SPECIAL_INODE_OPS: vfs_inode::Ops<VexFs> =
+    vfs_inode::Ops::new::<SpecialInodeOps>();
 /// Inode operations of regular files.
 pub(crate) const INODE_OPS: vfs_inode::Ops<VexFs> = vfs_inode::Ops::new::<FileInodeOps>();
 /// File operations of regular files.
@@ -44,6 +47,22 @@ impl vfs_inode::Operations for FileInodeOps {
 
     fn setattr(idmap: &MntIdmap, dentry: &DEntry<VexFs>, attr: &Attr) -> Result {
         setattr(idmap, dentry, attr)
+    }
+}
+
+struct SpecialInodeOps;
+
+#[vtable]
+impl vfs_inode::Operations for SpecialInodeOps {
+    type FileSystem = VexFs;
+
+    fn setattr(idmap: &MntIdmap, dentry: &DEntry<VexFs>, attr: &Attr) -> Result {
+        let inode = dentry.inode().ok_or(ENOENT)?;
+        inode.super_block().data().check_live()?;
+        attr.prepare(idmap, dentry)?;
+        attr.copy(idmap, inode);
+        inode.mark_dirty();
+        Ok(())
     }
 }
 

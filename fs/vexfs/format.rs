@@ -917,6 +917,24 @@ pub(crate) fn file_type_of_mode(mode: u16) -> u8 {
     }
 }
 
+/// Bits of the minor number in the kernel's in-memory device number (`MINORBITS`).
+const MINOR_BITS: u32 = 20;
+
+/// Encodes the kernel's device number `dev` (`MKDEV(major, minor)`) for block pointer 0 of a
+/// device inode, as `new_encode_dev()` does: the low byte of the minor, the 12-bit major, then
+/// the other 12 bits of the minor (the encoding of user space's `makedev()` for such values).
+pub(crate) fn encode_dev(dev: u32) -> u32 {
+    let (major, minor) = (dev >> MINOR_BITS, dev & ((1 << MINOR_BITS) - 1));
+    (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
+}
+
+/// Decodes a device number stored by [`encode_dev`] (`new_decode_dev()`).
+pub(crate) fn decode_dev(raw: u32) -> u32 {
+    let major = (raw & 0xfff00) >> 8;
+    let minor = (raw & 0xff) | ((raw >> 12) & 0xfff00);
+    (major << MINOR_BITS) | minor
+}
+
 /// Returns whether `file_type` is one of the `DT_*` values.
 pub(crate) fn is_valid_file_type(file_type: u8) -> bool {
     matches!(

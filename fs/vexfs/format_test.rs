@@ -197,6 +197,25 @@ mod tests {
     }
 
     #[test]
+    fn device_numbers() {
+        let mkdev = |major: u32, minor: u32| (major << 20) | minor;
+        // `makedev()` of user space: /dev/null, /dev/sda, and both numbers at their limits.
+        assert_eq!(format::encode_dev(mkdev(1, 3)), 0x103);
+        assert_eq!(format::encode_dev(mkdev(8, 0)), 0x800);
+        assert_eq!(format::encode_dev(mkdev(0xfff, 0xfffff)), 0xffff_ffff);
+        assert_eq!(format::encode_dev(mkdev(259, 0x12345)), 0x1231_0345);
+        for dev in [
+            0,
+            mkdev(1, 3),
+            mkdev(4095, 1),
+            mkdev(7, 0xfffff),
+            mkdev(0xfff, 0xfffff),
+        ] {
+            assert_eq!(format::decode_dev(format::encode_dev(dev)), dev);
+        }
+    }
+
+    #[test]
     fn block_paths() {
         let path = |lblk: u64| format::block_path(lblk).map(|p| (p.depth, p.offsets));
         assert_eq!(path(0), Ok((1, [0, 0, 0, 0])));

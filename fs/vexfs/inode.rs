@@ -71,7 +71,8 @@ impl VexInode {
 }
 
 /// Sets the operations of a new inode according to its type.
-fn set_ops(new: &mut vfs_inode::New<VexFs>, typ: Type) -> Result {
+/// Sets the operations of a new inode of type `typ`; `rdev` is the device number of a device.
+fn set_ops(new: &mut vfs_inode::New<VexFs>, typ: Type, rdev: u32) -> Result {
     match typ {
         Type::Dir => {
             new.set_inode_ops(dir::INODE_OPS)
@@ -85,7 +86,10 @@ fn set_ops(new: &mut vfs_inode::New<VexFs>, typ: Type) -> Result {
         Type::Lnk => {
             new.set_page_symlink(file::AOPS);
         }
-        _ => return Err(EUCLEAN),
+        Type::Chr | Type::Blk | Type::Fifo | Type::Sock => {
+            new.set_inode_ops(file::SPECIAL_INODE_OPS)
+                .init_special_inode(typ, rdev)?;
+        }
     }
     Ok(())
 }
@@ -131,7 +135,16 @@ pub(crate) fn iget(sb: &SuperBlock<VexFs>, ino: u64) -> Result<ARef<INode<VexFs>
     {
         return Err(corrupted(sb, ino, "bad size"));
     }
-    set_ops(&mut new, typ).map_err(|_| corrupted(sb, ino, "unsupported file type"))?;
+    // Block pointer 0 of a device holds its number, not a block.
+    let mut ptrs = raw.block;
+    let rdev = if raw.has_data_blocks() {
+        0
+    } else {
+        let dev = format::decode_dev(ptrs[0]);
+        ptrs = [0; format::N_BLOCK_PTRS];
+        dev
+    };
+    set_ops(&mut new, typ, rdev).map_err(|_| corrupted(sb, ino, "unsupported file type"))?;
     new.init(
         Params {
             mode: raw.mode,
@@ -148,7 +161,7 @@ pub(crate) fn iget(sb: &SuperBlock<VexFs>, ino: u64) -> Result<ARef<INode<VexFs>
             ctime: ts(raw.ctime_sec, raw.ctime_nsec),
         },
         VexInode::new(BlockMap {
-            ptrs: raw.block,
+            ptrs,
             blocks: raw.blocks,
             flags: raw.flags,
         }),
@@ -156,17 +169,15 @@ pub(crate) fn iget(sb: &SuperBlock<VexFs>, ino: u64) -> Result<ARef<INode<VexFs>
 }
 
 /// Creates a new inode of `mode` in directory `dir`: allocates its number and, for a directory,
-/// its first block with `.` and `..`.
+/// its first block with `.` and `..`. `rdev` is the device number of a device.
 pub(crate) fn new_inode(
     idmap: &vfs_inode::MntIdmap,
     dir: &INode<VexFs>,
     mode: u16,
+    rdev: u32,
 ) -> Result<ARef<INode<VexFs>>> {
     let sb = dir.super_block();
     let typ = Type::from_mode(mode).ok_or(EINVAL)?;
-    if !matches!(typ, Type::Dir | Type::Reg | Type::Lnk) {
-        return Err(EPERM);
-    }
     let data = sb.data();
     let ino = data.allocator(sb).alloc_inode()?;
     let mut new = match sb.iget(ino) {
@@ -180,7 +191,7 @@ pub(crate) fn new_inode(
             return Err(e);
         }
     };
-    set_ops(&mut new, typ)?;
+    set_ops(&mut new, typ, rdev)?;
     let now = Timespec::now();
     let inode = new.init(
         Params {
@@ -242,6 +253,10 @@ pub(crate) fn write_inode(inode: &INode<VexFs>, sync: bool) -> Result {
     let raw = {
         let map = inode.data().map.lock();
         let (a, m, c) = (inode.atime(), inode.mtime(), inode.ctime());
+        let mut block = map.ptrs;
+        if matches!(inode.typ(), Type::Chr | Type::Blk) {
+            block[0] = format::encode_dev(inode.rdev());
+        }
         Inode {
             mode: inode.mode(),
             uid: inode.uid(),
@@ -257,7 +272,7 @@ pub(crate) fn write_inode(inode: &INode<VexFs>, sync: bool) -> Result {
             flags: map.flags,
             blocks: map.blocks,
             generation: inode.generation(),
-            block: map.ptrs,
+            block,
         }
     };
     let bh = update_slot(sb, block, offset, |slot| raw.encode(slot))?;

@@ -2493,8 +2493,34 @@ fn godown(path: &Path, flags: &str) -> Res<()> {
     u::shutdown(&f, flags).map_err(|e| format!("FS_IOC_SHUTDOWN: {e}"))
 }
 
+/// `mksock PATH`: makes a socket inode at PATH with `mknod(2)`, which busybox's mknod cannot
+/// (and the test kernel has no networking for `bind(2)`; both end in the file system's
+/// `mknod`).
+fn mksock(path: &Path) -> Res<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| "a NUL in the path".to_string())?;
+    // SAFETY: `c` is a valid NUL-terminated path.
+    if unsafe { libc::mknod(c.as_ptr(), libc::S_IFSOCK | 0o755, 0) } != 0 {
+        return err(format!(
+            "mknod {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() == 3 && args[1] == "mksock" {
+        return match mksock(Path::new(&args[2])) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("vexfs-ioctl-test mksock: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.len() == 4 && args[1] == "godown" {
         return match godown(Path::new(&args[2]), &args[3]) {
             Ok(()) => ExitCode::SUCCESS,
@@ -2508,7 +2534,8 @@ fn main() -> ExitCode {
         eprintln!(
             "usage: vexfs-ioctl-test exact|recall|delete|errors|corrupt|concurrent|batch|filter|\
              budget|upsert|shutdown|persist-write|persist-verify|saved-write|saved-verify DIR\n\
-             \x20      vexfs-ioctl-test godown PATH FLAGS"
+             \x20      vexfs-ioctl-test godown PATH FLAGS\n\
+             \x20      vexfs-ioctl-test mksock PATH"
         );
         return ExitCode::from(2);
     }

@@ -52,6 +52,25 @@ cp /tmp/big $MNT/big
 check_eq "3 MB file (indirect blocks) reads back" "$(md5sum </tmp/big)" "$(md5sum <$MNT/big)"
 check_eq "mmap read matches (via cmp)" 0 "$(cmp /tmp/big $MNT/big >/dev/null 2>&1; echo $?)"
 
+# Special files: devices, a named pipe, a socket.
+check "mknod of a character device" mknod $MNT/null c 1 3
+check "mknod of a block device" mknod $MNT/blk b 259 74565
+check "mkfifo" mkfifo $MNT/fifo
+check "mknod of a socket" vexfs-ioctl-test mksock $MNT/sock
+check_eq "the types and device numbers" \
+	"character special file 1 3|block special file 103 12345|fifo 0 0|socket 0 0" \
+	"$(for f in null blk fifo sock; do stat -c '%F %t %T' $MNT/$f; done | tr '\n' '|' | sed 's/|$//')"
+check "writing to the character device (/dev/null)" sh -c "echo gone >$MNT/null"
+check_eq "reading it" "" "$(cat $MNT/null)"
+(echo through the pipe >$MNT/fifo) &
+check_eq "the named pipe" "through the pipe" "$(cat $MNT/fifo)"
+wait
+chmod 640 $MNT/null
+check_eq "chmod of a device" 640 "$(stat -c %a $MNT/null)"
+check_fails "truncate of a device" truncate -s 0 $MNT/blk
+ln $MNT/fifo $MNT/fifo2
+check_eq "a hard link to the pipe" 2 "$(stat -c %h $MNT/fifo)"
+
 long=$(printf 'n%.0s' $(seq 1 255))
 check "255-byte name" touch $MNT/$long
 check_fails "256-byte name is refused" touch $MNT/${long}x
@@ -60,5 +79,10 @@ check "fsck.vexfs clean after the workout" fsck.vexfs $DISK1
 check "remount" mount -t vexfs $DISK1 $MNT
 check_eq "data survives remount" "$(md5sum </tmp/big)" "$(md5sum <$MNT/big)"
 check_eq "symlink survives remount" d/b "$(readlink $MNT/sym)"
+check_eq "special files survive remount" \
+	"character special file 1 3 640|block special file 103 12345 644|fifo 0 0 644|socket 0 0 755" \
+	"$(for f in null blk fifo sock; do stat -c '%F %t %T %a' $MNT/$f; done | tr '\n' '|' | sed 's/|$//')"
+check "removing them" rm $MNT/null $MNT/blk $MNT/fifo $MNT/fifo2 $MNT/sock
 umount $MNT
+check "fsck.vexfs clean after removing them" fsck.vexfs $DISK1
 finish
