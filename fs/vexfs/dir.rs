@@ -56,7 +56,15 @@ pub(crate) const FILE_OPS: fops::Ops<VexFs> = fops::Ops::new_dir::<DirFileOps>()
 /// Most hard links an inode may have.
 const LINK_MAX: u32 = 65000;
 
-const RENAME_NOREPLACE: u32 = 1;
+/// `renameat2(2)` flags (`<uapi/linux/fs.h>`): fail if the target exists, exchange the two
+/// names, leave a whiteout at the old name (for overlayfs).
+const RENAME_NOREPLACE: u32 = 1 << 0;
+const RENAME_EXCHANGE: u32 = 1 << 1;
+const RENAME_WHITEOUT: u32 = 1 << 2;
+/// The mode and device number of a whiteout: a character device 0:0 (`WHITEOUT_MODE`,
+/// `WHITEOUT_DEV`).
+const WHITEOUT_MODE: u16 = format::S_IFCHR;
+const WHITEOUT_DEV: u32 = 0;
 
 fn nblocks(dir: &INode<VexFs>) -> u64 {
     dir.size() as u64 / format::BLOCK_SIZE as u64
@@ -173,6 +181,82 @@ fn add_entry(dir: &INode<VexFs>, name: &[u8], ino: u64, typ: Type) -> Result {
     dir.set_size(((n + 1) * format::BLOCK_SIZE as u64) as i64);
     dir.touch_mtime_ctime();
     dir.mark_dirty();
+    Ok(())
+}
+
+/// Points the existing entry `name` of `dir` at `inode`, in place.
+fn set_entry(dir: &INode<VexFs>, name: &[u8], inode: &INode<VexFs>) -> Result {
+    let found = find_entry(dir, name)?.ok_or(ENOENT)?;
+    let ino = u32::try_from(inode.ino()).map_err(|_| EOVERFLOW)?;
+    let bh = dir_block(dir, found.block)?;
+    let mut guard = bh.lock();
+    if !format::retarget(guard.data_mut(), name, ino, inode.typ().dirent_type())
+        .map_err(format_err)?
+    {
+        return Err(ENOENT);
+    }
+    guard.mark_dirty();
+    dir.touch_mtime_ctime();
+    dir.mark_dirty();
+    Ok(())
+}
+
+/// Points the `..` of directory `inode` at `parent`.
+fn set_parent(inode: &INode<VexFs>, parent: &INode<VexFs>) -> Result {
+    let bh = dir_block(inode, 0)?;
+    let mut guard = bh.lock();
+    format::set_dotdot(guard.data_mut(), parent.ino() as u32).map_err(format_err)?;
+    guard.mark_dirty();
+    Ok(())
+}
+
+/// Exchanges the inodes of two existing names (`RENAME_EXCHANGE`). A directory that moves to
+/// another parent takes its `..` along, and the parents' link counts follow the directories.
+fn exchange(
+    old_dir: &INode<VexFs>,
+    old_dentry: &DEntry<VexFs>,
+    new_dir: &INode<VexFs>,
+    new_dentry: &DEntry<VexFs>,
+) -> Result {
+    let a = old_dentry.inode().ok_or(ENOENT)?;
+    let b = new_dentry.inode().ok_or(ENOENT)?;
+    check_linked(a)?;
+    check_linked(b)?;
+    let (a_dir, b_dir) = (a.typ() == Type::Dir, b.typ() == Type::Dir);
+    let cross = !core::ptr::eq(old_dir, new_dir);
+    if cross && a_dir != b_dir {
+        // One directory changes parent: the new one gains a link, the old one loses it.
+        let (gains, loses) = if a_dir {
+            (new_dir, old_dir)
+        } else {
+            (old_dir, new_dir)
+        };
+        if gains.nlink() >= LINK_MAX {
+            return Err(EMLINK);
+        }
+        check_parent_linked(loses)?;
+    }
+    set_entry(old_dir, old_dentry.name(), b)?;
+    set_entry(new_dir, new_dentry.name(), a)?;
+    if cross {
+        if a_dir {
+            set_parent(a, new_dir)?;
+        }
+        if b_dir {
+            set_parent(b, old_dir)?;
+        }
+        if a_dir && !b_dir {
+            new_dir.inc_nlink();
+            old_dir.drop_nlink();
+        } else if b_dir && !a_dir {
+            old_dir.inc_nlink();
+            new_dir.drop_nlink();
+        }
+    }
+    for inode in [a, b, old_dir, new_dir] {
+        inode.touch_ctime();
+        inode.mark_dirty();
+    }
     Ok(())
 }
 
@@ -368,59 +452,79 @@ impl vfs_inode::Operations for DirOps {
     }
 
     fn rename(
-        _idmap: &MntIdmap,
+        idmap: &MntIdmap,
         old_dir: &INode<VexFs>,
         old_dentry: &DEntry<VexFs>,
         new_dir: &INode<VexFs>,
         new_dentry: &DEntry<VexFs>,
         flags: u32,
     ) -> Result {
-        if flags & !RENAME_NOREPLACE != 0 {
+        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0 {
             return Err(EINVAL);
         }
         old_dir.super_block().data().check_live()?;
+        check_name(new_dentry.name())?;
+        if flags & RENAME_EXCHANGE != 0 {
+            // The VFS refuses it with the other flags.
+            return exchange(old_dir, old_dentry, new_dir, new_dentry);
+        }
         let inode = old_dentry.inode().ok_or(ENOENT)?;
         let is_dir = inode.typ() == Type::Dir;
         let new_name = new_dentry.name();
-        check_name(new_name)?;
 
         check_linked(inode)?;
         if is_dir && !core::ptr::eq(old_dir, new_dir) {
             check_parent_linked(old_dir)?;
         }
-        if let Some(target) = new_dentry.inode() {
+        let target = new_dentry.inode();
+        if let Some(target) = target {
             if target.typ() == Type::Dir && !is_empty(target)? {
                 return Err(ENOTEMPTY);
             }
             check_linked(target)?;
-            remove_entry(new_dir, new_name)?;
-            add_entry(new_dir, new_name, inode.ino(), inode.typ())?;
-            target.touch_ctime();
-            if target.typ() == Type::Dir {
-                // The directory moved in takes the place of the target in the link count of
-                // `new_dir`.
-                target.set_nlink(0);
-            } else {
-                target.drop_nlink();
-            }
-            target.mark_dirty();
-        } else {
-            if is_dir && !core::ptr::eq(old_dir, new_dir) && new_dir.nlink() >= LINK_MAX {
-                return Err(EMLINK);
-            }
-            add_entry(new_dir, new_name, inode.ino(), inode.typ())?;
-            if is_dir {
-                new_dir.inc_nlink();
-            }
+        } else if is_dir && !core::ptr::eq(old_dir, new_dir) && new_dir.nlink() >= LINK_MAX {
+            return Err(EMLINK);
         }
-        remove_entry(old_dir, old_dentry.name())?;
+        // The whiteout first: failing to make it changes nothing.
+        let whiteout = if flags & RENAME_WHITEOUT != 0 {
+            Some(new_inode(idmap, old_dir, WHITEOUT_MODE, WHITEOUT_DEV)?)
+        } else {
+            None
+        };
+        let moved = (|| -> Result {
+            if let Some(target) = target {
+                set_entry(new_dir, new_name, inode)?;
+                target.touch_ctime();
+                if target.typ() == Type::Dir {
+                    // The directory moved in takes the place of the target in the link count
+                    // of `new_dir`.
+                    target.set_nlink(0);
+                } else {
+                    target.drop_nlink();
+                }
+                target.mark_dirty();
+            } else {
+                add_entry(new_dir, new_name, inode.ino(), inode.typ())?;
+                if is_dir {
+                    new_dir.inc_nlink();
+                }
+            }
+            match &whiteout {
+                Some(w) => set_entry(old_dir, old_dentry.name(), w),
+                None => remove_entry(old_dir, old_dentry.name()),
+            }
+        })();
+        if let Err(e) = moved {
+            if let Some(w) = whiteout {
+                // Not linked anywhere: dropping it frees it.
+                w.set_nlink(0);
+            }
+            return Err(e);
+        }
         if is_dir {
             old_dir.drop_nlink();
             if !core::ptr::eq(old_dir, new_dir) {
-                let bh = dir_block(inode, 0)?;
-                let mut guard = bh.lock();
-                format::set_dotdot(guard.data_mut(), new_dir.ino() as u32).map_err(format_err)?;
-                guard.mark_dirty();
+                set_parent(inode, new_dir)?;
             }
         }
         inode.touch_ctime();

@@ -1531,6 +1531,28 @@ pub(crate) fn insert(block: &mut [u8], name: &[u8], ino: u32, file_type: u8) -> 
     Ok(true)
 }
 
+/// Points the entry `name` of the directory block `block` at inode `ino` of
+/// type `file_type`, in place (for renames that replace or exchange names).
+/// Returns `false` if there is no such entry. `.` and `..` are refused.
+pub(crate) fn retarget(block: &mut [u8], name: &[u8], ino: u32, file_type: u8) -> Result<bool> {
+    check_name(name)?;
+    if is_dot_or_dotdot(name) {
+        return Err(FormatError::Invalid("cannot retarget '.' or '..'"));
+    }
+    if ino == 0 {
+        return Err(FormatError::Invalid("inode number 0"));
+    }
+    if !is_valid_file_type(file_type) {
+        return Err(FormatError::Invalid("bad file type"));
+    }
+    let Some((offset, _, _)) = find(block, name)? else {
+        return Ok(false);
+    };
+    put_u32(block, offset, ino)?;
+    put_u8(block, offset + 7, file_type)?;
+    Ok(true)
+}
+
 /// Removes the entry `name` from the directory block `block`.
 ///
 /// The record is merged into the previous one or, if it is the first of the

@@ -267,6 +267,21 @@ mod tests {
             format::find(&buf, b"ccc").map(|f| f.map(|(_, i, _)| i)),
             Ok(Some(12))
         );
+        assert_eq!(
+            format::retarget(&mut buf, b"ccc", 13, format::DT_CHR),
+            Ok(true)
+        );
+        assert_eq!(
+            format::find(&buf, b"ccc").map(|f| f.map(|(_, i, t)| (i, t))),
+            Ok(Some((13, format::DT_CHR)))
+        );
+        assert_eq!(
+            format::retarget(&mut buf, b"bb", 13, format::DT_REG),
+            Ok(false)
+        );
+        assert!(format::retarget(&mut buf, b"..", 13, format::DT_DIR).is_err());
+        assert!(format::retarget(&mut buf, b"a", 0, format::DT_REG).is_err());
+        assert!(format::validate_dir_block(&buf).is_ok());
         assert!(format::insert(&mut buf, b".", 3, format::DT_DIR).is_err());
         assert!(format::insert(&mut buf, b"x/y", 3, format::DT_REG).is_err());
         assert!(format::insert(&mut buf, b"x", 0, format::DT_REG).is_err());

@@ -1447,3 +1447,47 @@ fn errors_display() {
         "corrupt metadata: bad thing"
     );
 }
+
+#[test]
+fn device_numbers() {
+    let mkdev = |major: u32, minor: u32| (major << 20) | minor;
+    // What glibc's makedev() gives for these.
+    assert_eq!(encode_dev(mkdev(1, 3)), 0x103);
+    assert_eq!(encode_dev(mkdev(8, 17)), 0x811);
+    assert_eq!(encode_dev(mkdev(259, 0x12345)), 0x1231_0345);
+    assert_eq!(encode_dev(mkdev(0xfff, 0xfffff)), 0xffff_ffff);
+    let mut rng = Rng::new(7);
+    for _ in 0..10000 {
+        let dev = mkdev(rng.below(0x1000) as u32, rng.below(0x10_0000) as u32);
+        assert_eq!(decode_dev(encode_dev(dev)), dev);
+    }
+}
+
+#[test]
+fn dir_block_retarget() {
+    let mut buf = block();
+    init_dir(&mut buf, 5, 1).unwrap();
+    assert!(insert(&mut buf, b"a", 10, DT_REG).unwrap());
+    assert!(insert(&mut buf, b"bb", 11, DT_DIR).unwrap());
+    let before: Vec<(usize, usize)> = dir_iter(&buf)
+        .map(|e| e.map(|e| (e.offset, e.rec_len)).unwrap())
+        .collect();
+    assert!(retarget(&mut buf, b"bb", 12, DT_CHR).unwrap());
+    assert_eq!(
+        find(&buf, b"bb").unwrap().map(|(_, i, t)| (i, t)),
+        Some((12, DT_CHR))
+    );
+    assert_eq!(
+        find(&buf, b"a").unwrap().map(|(_, i, t)| (i, t)),
+        Some((10, DT_REG))
+    );
+    let after: Vec<(usize, usize)> = dir_iter(&buf)
+        .map(|e| e.map(|e| (e.offset, e.rec_len)).unwrap())
+        .collect();
+    assert_eq!(before, after, "records stay where they were");
+    assert!(!retarget(&mut buf, b"c", 12, DT_REG).unwrap());
+    assert!(retarget(&mut buf, b".", 12, DT_DIR).is_err());
+    assert!(retarget(&mut buf, b"a", 0, DT_REG).is_err());
+    assert!(retarget(&mut buf, b"a", 3, 99).is_err());
+    assert!(validate_dir_block(&buf).is_ok());
+}

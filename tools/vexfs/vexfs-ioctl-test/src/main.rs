@@ -2510,8 +2510,39 @@ fn mksock(path: &Path) -> Res<()> {
     Ok(())
 }
 
+/// `rename2 OLD NEW FLAGS`: `renameat2(2)` with FLAGS (1 noreplace, 2 exchange, 4 whiteout),
+/// which busybox's mv cannot pass.
+fn rename2(old: &str, new: &str, flags: &str) -> Res<()> {
+    let flags: u32 = flags.parse().map_err(|_| format!("bad flags {flags}"))?;
+    let c = |p: &str| std::ffi::CString::new(p).map_err(|_| "a NUL in a path".to_string());
+    let (o, n) = (c(old)?, c(new)?);
+    // SAFETY: Both paths are valid NUL-terminated strings.
+    let ret = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            o.as_ptr(),
+            libc::AT_FDCWD,
+            n.as_ptr(),
+            flags,
+        )
+    };
+    if ret != 0 {
+        return err(format!("renameat2: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() == 5 && args[1] == "rename2" {
+        return match rename2(&args[2], &args[3], &args[4]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("vexfs-ioctl-test rename2: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.len() == 3 && args[1] == "mksock" {
         return match mksock(Path::new(&args[2])) {
             Ok(()) => ExitCode::SUCCESS,
@@ -2535,7 +2566,8 @@ fn main() -> ExitCode {
             "usage: vexfs-ioctl-test exact|recall|delete|errors|corrupt|concurrent|batch|filter|\
              budget|upsert|shutdown|persist-write|persist-verify|saved-write|saved-verify DIR\n\
              \x20      vexfs-ioctl-test godown PATH FLAGS\n\
-             \x20      vexfs-ioctl-test mksock PATH"
+             \x20      vexfs-ioctl-test mksock PATH\n\
+             \x20      vexfs-ioctl-test rename2 OLD NEW FLAGS"
         );
         return ExitCode::from(2);
     }

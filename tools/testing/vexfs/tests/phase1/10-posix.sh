@@ -71,6 +71,30 @@ check_fails "truncate of a device" truncate -s 0 $MNT/blk
 ln $MNT/fifo $MNT/fifo2
 check_eq "a hard link to the pipe" 2 "$(stat -c %h $MNT/fifo)"
 
+# renameat2(2) flags.
+mkdir -p $MNT/x/sub $MNT/y
+echo one >$MNT/x/one
+echo two >$MNT/y/two
+check_fails "RENAME_NOREPLACE over an existing name" vexfs-ioctl-test rename2 $MNT/x/one $MNT/y/two 1
+check "RENAME_EXCHANGE of two files" vexfs-ioctl-test rename2 $MNT/x/one $MNT/y/two 2
+check_eq "the files are exchanged" "two one" "$(cat $MNT/x/one) $(cat $MNT/y/two)"
+check "RENAME_EXCHANGE of a directory and a file in another directory" \
+	vexfs-ioctl-test rename2 $MNT/x/sub $MNT/y/two 2
+check_eq "link counts follow the directory" "2 3" "$(stat -c %h $MNT/x) $(stat -c %h $MNT/y)"
+check_eq "its .. too" "$(stat -c %i $MNT/y)" "$(stat -c %i $MNT/y/two/..)"
+check_eq "the file is in the other directory" one "$(cat $MNT/x/sub)"
+check_fails "RENAME_EXCHANGE with a missing name" vexfs-ioctl-test rename2 $MNT/x/sub $MNT/y/none 2
+check "RENAME_WHITEOUT" vexfs-ioctl-test rename2 $MNT/x/one $MNT/y/moved 4
+check_eq "the name moved" two "$(cat $MNT/y/moved)"
+check_eq "a whiteout (character device 0:0) is left behind" "character special file 0 0 0" \
+	"$(stat -c '%F %t %T %a' $MNT/x/one)"
+check "umount after the renames" umount $MNT
+check "fsck.vexfs clean after the renames" fsck.vexfs $DISK1
+mount -t vexfs $DISK1 $MNT
+check_eq "the renames survive a remount" "one two 0 0" \
+	"$(cat $MNT/x/sub) $(cat $MNT/y/moved) $(stat -c '%t %T' $MNT/x/one)"
+rm -r $MNT/x $MNT/y
+
 long=$(printf 'n%.0s' $(seq 1 255))
 check "255-byte name" touch $MNT/$long
 check_fails "256-byte name is refused" touch $MNT/${long}x
