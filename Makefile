@@ -5,7 +5,8 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: all setup tree kernel tools initramfs run test bench vm-shell patches check bisect-check fmt \
+.PHONY: all setup tree kernel tools initramfs run test torture bench vm-shell patches check \
+	bisect-check fmt \
 	clean distclean
 
 all: kernel
@@ -50,6 +51,18 @@ bisect-check: tree
 fmt: tree
 	@$$(. $(S)/lib.sh; echo $$RUSTFMT) --edition 2021 --config-path build/linux/.rustfmt.toml \
 		$$(git ls-files 'rust/kernel/fs/*.rs' 'fs/vexfs/*.rs')
+
+# The long torture runs, in the VM: 100 rounds of the shutdown crash loop, 200
+# damaged images of each kind, and the stress testers at 10^4 operations per
+# process, 10^5 fsx operations and 10^5 fuzzed ioctls. Any of the VM_KNOBS of
+# scripts/vexfs_test.py set in the environment overrides these.
+TORTURE_KNOBS := VEXFS_CRASH_ROUNDS=100 VEXFS_FUZZ_ITERATIONS=200 VEXFS_STRESS_OPS=10000 \
+	VEXFS_FSX_OPS=100000 VEXFS_FUZZ_CALLS=100000 VEXFS_STRESS_LIMIT=7200 \
+	VEXFS_TEST_TIMEOUT=10800
+torture: tree
+	@env $(TORTURE_KNOBS) $$(env | grep -E '^VEXFS_[A-Z_]+=' || true) \
+		python3 $(S)/vexfs_test.py --no-host --no-check --timeout 36000 \
+		--only '[27][05]-[cs][hot]*' $(TEST_ARGS)
 
 # Vector search benchmarks: VexFS in the VM against hnswlib and faiss on the
 # host (GloVe 50-d from PyPI). Not part of `test`; prints figures only.

@@ -43,9 +43,16 @@ EXPECTED_KUNIT_SUITES = [s for s in os.environ.get(
     "VEXFS_KUNIT_SUITES",
     "vexfs_format vexfs_vecmath vexfs_hnsw vexfs_collection vexfs_cache").split() if s]
 
-# Environment variables of tests/phase1/70-corrupt.sh passed to the VM.
-FUZZ_VARS = ("VEXFS_FUZZ_SEED", "VEXFS_FUZZ_ITERATIONS", "VEXFS_FUZZ_FROM",
-             "VEXFS_FUZZ_STEP_TIMEOUT")
+# Environment variables passed to the VM (numbers only): the seeds and counts of
+# 70-corrupt (VEXFS_FUZZ_*, but VEXFS_FUZZ_CALLS), 25-shutdown's crash loop
+# (VEXFS_CRASH_*), 75-stress (VEXFS_STRESS_*, VEXFS_FSX_OPS, VEXFS_FUZZ_CALLS),
+# and the watchdog of each test script (VEXFS_TEST_TIMEOUT). `make torture`
+# sets them to its long runs.
+VM_KNOBS = ("VEXFS_FUZZ_SEED", "VEXFS_FUZZ_ITERATIONS", "VEXFS_FUZZ_FROM",
+            "VEXFS_FUZZ_STEP_TIMEOUT", "VEXFS_CRASH_ROUNDS", "VEXFS_CRASH_SEED",
+            "VEXFS_STRESS_OPS", "VEXFS_STRESS_PROCS", "VEXFS_STRESS_SEED",
+            "VEXFS_STRESS_LIMIT", "VEXFS_FSX_OPS", "VEXFS_FUZZ_CALLS",
+            "VEXFS_TEST_TIMEOUT")
 
 # Kernel console lines that fail a boot.
 BAD_CONSOLE = re.compile(
@@ -415,7 +422,7 @@ def vm_phase(t, phase, disks, kunit, timeout, only=None):
         append.append(f"vexfs.only={only}")
     # The damaged-image test's knobs (seed, iterations, ...): the kernel passes NAME=VALUE
     # on its command line to /init as environment.
-    for name in FUZZ_VARS:
+    for name in VM_KNOBS:
         value = os.environ.get(name, "")
         if value:
             if not value.isdigit():
