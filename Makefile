@@ -52,7 +52,8 @@ fmt: tree
 	@$$(. $(S)/lib.sh; echo $$RUSTFMT) --edition 2021 --config-path build/linux/.rustfmt.toml \
 		$$(git ls-files 'rust/kernel/fs/*.rs' 'fs/vexfs/*.rs')
 
-# The long torture runs, in the VM: 100 rounds of the shutdown crash loop, 200
+# The long torture runs, in the VM, on the debug kernel (KASAN, KFENCE,
+# kmemleak, ...: tools/testing/vexfs/config.debug): 100 rounds of the shutdown crash loop, 200
 # damaged images of each kind, and the stress testers at 10^4 operations per
 # process, 10^5 fsx operations and 10^5 fuzzed ioctls. Any of the VM_KNOBS of
 # scripts/vexfs_test.py set in the environment overrides these.
@@ -61,7 +62,7 @@ TORTURE_KNOBS := VEXFS_CRASH_ROUNDS=100 VEXFS_FUZZ_ITERATIONS=200 VEXFS_STRESS_O
 	VEXFS_TEST_TIMEOUT=10800
 torture: tree
 	@env $(TORTURE_KNOBS) $$(env | grep -E '^VEXFS_[A-Z_]+=' || true) \
-		python3 $(S)/vexfs_test.py --no-host --no-check --timeout 36000 \
+		python3 $(S)/vexfs_test.py --no-host --no-check --debug --timeout 36000 \
 		--only '[27][05]-[cs][hot]*' $(TEST_ARGS)
 
 # Vector search benchmarks: VexFS in the VM against hnswlib and faiss on the

@@ -7,7 +7,10 @@
 # tools/testing/vexfs/ merged over it; it is regenerated only when a fragment
 # changes. Every option a fragment sets to y must survive olddefconfig.
 #
-#   scripts/build-kernel.sh [x86|um] [make targets...]
+#   scripts/build-kernel.sh [x86|x86-debug|um] [make targets...]
+#
+# x86-debug is the debug kernel: config.debug (KASAN, KFENCE, kmemleak, ...)
+# over the x86 configuration, built in build/obj-x86-debug.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -17,6 +20,7 @@ KTREE=$BUILD/linux
 OBJ=$BUILD/obj-$ARCH_NAME
 FRAGMENTS=("$TOP/tools/testing/vexfs/config")
 [ "$ARCH_NAME" = um ] && FRAGMENTS+=("$TOP/tools/testing/vexfs/config.um")
+[ "$ARCH_NAME" = x86-debug ] && FRAGMENTS+=("$TOP/tools/testing/vexfs/config.debug")
 
 kmake() {
 	local arch=x86_64

@@ -61,7 +61,9 @@ BAD_CONSOLE = re.compile(
     r"possible circular locking|INFO: task .* blocked|"
     r"inconsistent lock state|suspicious RCU usage|"
     r"sleeping function called from invalid context|"
-    r"rust_panic|panicked at)")
+    r"rust_panic|panicked at|"
+    # The debug kernel (--debug): kmemleak's reports and debugobjects'.
+    r"unreferenced object 0x|ODEBUG:)")
 
 RESULT = re.compile(r"^(?P<indent>\s*)(?P<not>not )?ok (?P<num>\d+)"
                     r"(?: -)? ?(?P<name>[^#]*?)\s*(?:#\s*(?P<directive>.*))?$")
@@ -378,8 +380,9 @@ def python_tests(t):
         print(p.stderr[-4000:])
 
 
-def build(t):
-    for step in (["bash", os.path.join(TOP, "scripts", "build-kernel.sh"), "x86"],
+def build(t, debug=False):
+    arch = "x86-debug" if debug else "x86"
+    for step in (["bash", os.path.join(TOP, "scripts", "build-kernel.sh"), arch],
                  ["bash", os.path.join(TOP, "scripts", "build-tools.sh")],
                  ["bash", os.path.join(TOP, "scripts", "glove-data.sh")],
                  ["bash", os.path.join(TOP, "scripts", "initramfs.sh")]):
@@ -407,7 +410,7 @@ def make_disks():
     return disks
 
 
-def vm_phase(t, phase, disks, kunit, timeout, only=None):
+def vm_phase(t, phase, disks, kunit, timeout, only=None, debug=False):
     vmdir = os.path.join(BUILD, "vm")
     console = os.path.join(vmdir, f"console-phase{phase}.log")
     results = os.path.join(vmdir, f"results-phase{phase}.tap")
@@ -417,6 +420,12 @@ def vm_phase(t, phase, disks, kunit, timeout, only=None):
     cmd = ["bash", os.path.join(TOP, "scripts", "vm.sh"), "--mode", "test",
            "--phase", str(phase), "--console", console, "--results", results,
            "--timeout", str(timeout)]
+    env = None
+    if debug:
+        # KASAN's shadow and kmemleak's records need memory beside the tests'.
+        env = dict(os.environ, KERNEL=os.path.join(BUILD, "obj-x86-debug", "arch", "x86",
+                                                   "boot", "bzImage"))
+        cmd += ["--mem", "1024"]
     append = [] if kunit else ["kunit.enable=0"]
     if only:
         append.append(f"vexfs.only={only}")
@@ -433,7 +442,7 @@ def vm_phase(t, phase, disks, kunit, timeout, only=None):
     for d in disks:
         cmd += ["--disk", d]
     start = time.time()
-    p = run(cmd)
+    p = run(cmd, env=env)
     print(f"  phase {phase}: VM ran {time.time() - start:.0f} s (exit {p.returncode})",
           flush=True)
     con = open(console, errors="replace").read() if os.path.exists(console) else ""
@@ -483,6 +492,8 @@ def main():
     ap.add_argument("--no-check", action="store_true", help="skip make check")
     ap.add_argument("--only", metavar="GLOB",
                     help="run only the VM test scripts whose name matches GLOB (e.g. '*posix*')")
+    ap.add_argument("--debug", action="store_true",
+                    help="build and boot the debug kernel (KASAN, KFENCE, kmemleak, ...)")
     ap.add_argument("--timeout", type=int, default=int(os.environ.get("VEXFS_VM_TIMEOUT", "2400")),
                     help="seconds a VM phase may take")
     args = ap.parse_args()
@@ -493,13 +504,14 @@ def main():
         host_tests(t)
         series_tests(t)
         python_tests(t)
-    if not args.no_vm and build(t):
+    if not args.no_vm and build(t, args.debug):
         if not args.no_check:
             static_checks(t)
         disks = make_disks()
         phases = sorted(int(d[5:]) for d in os.listdir(TESTS) if re.fullmatch(r"phase\d+", d))
         for i, phase in enumerate(phases):
-            vm_phase(t, phase, disks, kunit=(i == 0), timeout=args.timeout, only=args.only)
+            vm_phase(t, phase, disks, kunit=(i == 0), timeout=args.timeout, only=args.only,
+                     debug=args.debug)
     if t.failures:
         print("\nFailures:")
         for f in t.failures:

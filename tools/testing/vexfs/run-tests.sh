@@ -52,6 +52,17 @@ for t in "$@"; do
 		echo "not ok $n - $name (exit $rc)"
 	fi
 done
+# The debug kernel's leak detector: a scan after the tests, its reports (if
+# any) to the console, where the harness fails on them.
+if [ -e /sys/kernel/debug ] && mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null &&
+	[ -e /sys/kernel/debug/kmemleak ]; then
+	echo scan >/sys/kernel/debug/kmemleak
+	sleep 5
+	echo scan >/sys/kernel/debug/kmemleak
+	leaks=$(grep -c "unreferenced object" /sys/kernel/debug/kmemleak)
+	echo "# kmemleak: $leaks unreferenced objects"
+	[ "$leaks" = 0 ] || head -c 20000 /sys/kernel/debug/kmemleak >/dev/kmsg
+fi
 echo "# phase $phase done"
 if [ -e /tmp/vexfs-crash-after-phase ]; then
 	echo "# crashing the VM (sysrq b) as a test asked"
