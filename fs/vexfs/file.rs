@@ -29,10 +29,8 @@ use kernel::{
     prelude::*,
 };
 
-/// Inode operations of devices, named pipes and sockets: attribute changes.
-pub(crate) const SPECIAL_INODE_OPS: vfs_inode::Ops<VexFs> =
-    vfs_inode::Ops::new::<SpecialInodeOps>();
-/// Inode operations of regular files.
+/// Inode operations of regular files, and of devices, named pipes and sockets (whose size the
+/// VFS never changes).
 pub(crate) const INODE_OPS: vfs_inode::Ops<VexFs> = vfs_inode::Ops::new::<FileInodeOps>();
 /// File operations of regular files.
 pub(crate) const FILE_OPS: fops::Ops<VexFs> = fops::Ops::new_regular::<FileOps>();
@@ -47,22 +45,6 @@ impl vfs_inode::Operations for FileInodeOps {
 
     fn setattr(idmap: &MntIdmap, dentry: &DEntry<VexFs>, attr: &Attr) -> Result {
         setattr(idmap, dentry, attr)
-    }
-}
-
-struct SpecialInodeOps;
-
-#[vtable]
-impl vfs_inode::Operations for SpecialInodeOps {
-    type FileSystem = VexFs;
-
-    fn setattr(idmap: &MntIdmap, dentry: &DEntry<VexFs>, attr: &Attr) -> Result {
-        let inode = dentry.inode().ok_or(ENOENT)?;
-        inode.super_block().data().check_live()?;
-        attr.prepare(idmap, dentry)?;
-        attr.copy(idmap, inode);
-        inode.mark_dirty();
-        Ok(())
     }
 }
 
@@ -104,7 +86,6 @@ impl fops::Operations for FileOps {
 
     /// A collection saves its index first (`fsync(2)` makes the index durable too).
     fn fsync(file: &File, inode: &INode<VexFs>, start: i64, end: i64, datasync: bool) -> Result {
-        inode.super_block().data().check_live()?;
         crate::vector::save(file, inode)?;
         fsync(file, inode, start, end, datasync)
     }

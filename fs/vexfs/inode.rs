@@ -87,7 +87,7 @@ fn set_ops(new: &mut vfs_inode::New<VexFs>, typ: Type, rdev: u32) -> Result {
             new.set_page_symlink(file::AOPS);
         }
         Type::Chr | Type::Blk | Type::Fifo | Type::Sock => {
-            new.set_inode_ops(file::SPECIAL_INODE_OPS)
+            new.set_inode_ops(file::INODE_OPS)
                 .init_special_inode(typ, rdev)?;
         }
     }
