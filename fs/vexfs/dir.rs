@@ -38,6 +38,7 @@ use kernel::{
         inode::{
             self as vfs_inode,
             Attr,
+            FileAttr,
             INode,
             MntIdmap,
             Type, //
@@ -539,6 +540,14 @@ impl vfs_inode::Operations for DirOps {
             return Err(EISDIR);
         }
         file::setattr(idmap, dentry, attr)
+    }
+
+    fn fileattr_get(dentry: &DEntry<VexFs>, fa: &mut FileAttr) -> Result {
+        crate::inode::fileattr_get(dentry, fa)
+    }
+
+    fn fileattr_set(_idmap: &MntIdmap, dentry: &DEntry<VexFs>, fa: &FileAttr) -> Result {
+        crate::inode::fileattr_set(dentry, fa)
     }
 }
 

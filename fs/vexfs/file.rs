@@ -21,6 +21,7 @@ use kernel::{
         inode::{
             self as vfs_inode,
             Attr,
+            FileAttr,
             INode,
             MntIdmap, //
         },
@@ -46,12 +47,23 @@ impl vfs_inode::Operations for FileInodeOps {
     fn setattr(idmap: &MntIdmap, dentry: &DEntry<VexFs>, attr: &Attr) -> Result {
         setattr(idmap, dentry, attr)
     }
+
+    fn fileattr_get(dentry: &DEntry<VexFs>, fa: &mut FileAttr) -> Result {
+        crate::inode::fileattr_get(dentry, fa)
+    }
+
+    fn fileattr_set(_idmap: &MntIdmap, dentry: &DEntry<VexFs>, fa: &FileAttr) -> Result {
+        crate::inode::fileattr_set(dentry, fa)
+    }
 }
 
 /// Changes attributes; truncation releases the blocks beyond the new size.
 pub(crate) fn setattr(idmap: &MntIdmap, dentry: &DEntry<VexFs>, attr: &Attr) -> Result {
     let inode = dentry.inode().ok_or(ENOENT)?;
     inode.super_block().data().check_live()?;
+    // Also a truncation through a descriptor opened before `chattr +i` (the VFS checks the
+    // other changes).
+    check_mutable(inode)?;
     attr.prepare(idmap, dentry)?;
     if let Some(size) = attr.size() {
         if size != inode.size() {
@@ -64,6 +76,15 @@ pub(crate) fn setattr(idmap: &MntIdmap, dentry: &DEntry<VexFs>, attr: &Attr) -> 
     }
     attr.copy(idmap, inode);
     inode.mark_dirty();
+    Ok(())
+}
+
+/// Fails with `EPERM` if `inode` is immutable (`chattr +i`): the VFS refuses to open it for
+/// writing, but a descriptor opened before the flag was set still could write.
+pub(crate) fn check_mutable(inode: &INode<VexFs>) -> Result {
+    if inode.flags() & vfs_inode::flags::S_IMMUTABLE != 0 {
+        return Err(EPERM);
+    }
     Ok(())
 }
 
@@ -106,6 +127,7 @@ impl fops::Operations for FileOps {
     /// their ioctls.
     fn check_write(_file: &File, inode: &INode<VexFs>) -> Result {
         inode.super_block().data().check_live()?;
+        check_mutable(inode)?;
         if crate::vector::is_collection(inode) {
             return Err(EPERM);
         }

@@ -203,8 +203,28 @@ pub(crate) const DEFAULT_MIN_INODES: u64 = 64;
 
 /// Inode flag reserved for the vector engine: the inode is a collection.
 pub(crate) const INODE_FLAG_COLLECTION: u32 = 1 << 0;
+/// Inode flag (`chattr +S`): writes to the file are synchronous. The bits of this and the
+/// following flags are those of the `FS_*_FL` flags of `<uapi/linux/fs.h>` (as on ext2).
+pub(crate) const INODE_FLAG_SYNC: u32 = 0x8;
+/// Inode flag (`chattr +i`): the inode cannot be changed, linked, renamed or removed.
+pub(crate) const INODE_FLAG_IMMUTABLE: u32 = 0x10;
+/// Inode flag (`chattr +a`): the file can only be appended to, not renamed or removed.
+pub(crate) const INODE_FLAG_APPEND: u32 = 0x20;
+/// Inode flag (`chattr +d`): backup programs skip the file.
+pub(crate) const INODE_FLAG_NODUMP: u32 = 0x40;
+/// Inode flag (`chattr +A`): reads do not update the access time.
+pub(crate) const INODE_FLAG_NOATIME: u32 = 0x80;
+/// The inode flags that `FS_IOC_SETFLAGS` changes.
+pub(crate) const INODE_FLAGS_USER: u32 = INODE_FLAG_SYNC
+    | INODE_FLAG_IMMUTABLE
+    | INODE_FLAG_APPEND
+    | INODE_FLAG_NODUMP
+    | INODE_FLAG_NOATIME;
+/// The inode flags a new inode takes from its directory (as ext4 does).
+pub(crate) const INODE_FLAGS_INHERITED: u32 =
+    INODE_FLAG_SYNC | INODE_FLAG_NODUMP | INODE_FLAG_NOATIME;
 /// All inode flags defined by this format version.
-pub(crate) const INODE_FLAGS_KNOWN: u32 = INODE_FLAG_COLLECTION;
+pub(crate) const INODE_FLAGS_KNOWN: u32 = INODE_FLAG_COLLECTION | INODE_FLAGS_USER;
 
 /// Number of direct block pointers in an inode.
 pub(crate) const N_DIRECT: usize = 12;

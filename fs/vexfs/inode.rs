@@ -156,6 +156,7 @@ pub(crate) fn iget(sb: &SuperBlock<VexFs>, ino: u64) -> Result<ARef<INode<VexFs>
             size: raw.size as i64,
             blocks: raw.blocks << (format::BLOCK_SHIFT - 9),
             generation: raw.generation,
+            flags: vfs_flags(raw.flags),
             atime: ts(raw.atime_sec, raw.atime_nsec),
             mtime: ts(raw.mtime_sec, raw.mtime_nsec),
             ctime: ts(raw.ctime_sec, raw.ctime_nsec),
@@ -192,6 +193,7 @@ pub(crate) fn new_inode(
         }
     };
     set_ops(&mut new, typ, rdev)?;
+    let flags = dir.data().map.lock().flags & format::INODE_FLAGS_INHERITED;
     let now = Timespec::now();
     let inode = new.init(
         Params {
@@ -201,6 +203,7 @@ pub(crate) fn new_inode(
             size: 0,
             blocks: 0,
             generation: (now.nsec ^ (ino as u32)).wrapping_mul(2_654_435_761),
+            flags: vfs_flags(flags),
             atime: None,
             mtime: None,
             ctime: None,
@@ -208,7 +211,7 @@ pub(crate) fn new_inode(
         VexInode::new(BlockMap {
             ptrs: [0; format::N_BLOCK_PTRS],
             blocks: 0,
-            flags: 0,
+            flags,
         }),
     );
     let inode = match inode {
@@ -487,4 +490,67 @@ impl address_space::Operations for Mapper {
     fn check_writeback(inode: &INode<VexFs>) -> Result {
         inode.super_block().data().check_live()
     }
+}
+
+/// The VFS flags that VexFS sets from the on-disk inode flags.
+const VFS_FLAGS: u32 = vfs_inode::flags::S_SYNC
+    | vfs_inode::flags::S_NOATIME
+    | vfs_inode::flags::S_APPEND
+    | vfs_inode::flags::S_IMMUTABLE;
+
+/// The VFS flags (`S_*`) of an inode with on-disk flags `flags`.
+fn vfs_flags(flags: u32) -> u32 {
+    [
+        (format::INODE_FLAG_SYNC, vfs_inode::flags::S_SYNC),
+        (format::INODE_FLAG_NOATIME, vfs_inode::flags::S_NOATIME),
+        (format::INODE_FLAG_APPEND, vfs_inode::flags::S_APPEND),
+        (format::INODE_FLAG_IMMUTABLE, vfs_inode::flags::S_IMMUTABLE),
+    ]
+    .iter()
+    .filter(|(on_disk, _)| flags & on_disk != 0)
+    .fold(0, |acc, (_, vfs)| acc | vfs)
+}
+
+// The on-disk bits of the `chattr` flags are those of `FS_IOC_GETFLAGS`.
+const _: () = assert!(
+    format::INODE_FLAG_SYNC == kernel::uapi::FS_SYNC_FL
+        && format::INODE_FLAG_IMMUTABLE == kernel::uapi::FS_IMMUTABLE_FL
+        && format::INODE_FLAG_APPEND == kernel::uapi::FS_APPEND_FL
+        && format::INODE_FLAG_NODUMP == kernel::uapi::FS_NODUMP_FL
+        && format::INODE_FLAG_NOATIME == kernel::uapi::FS_NOATIME_FL
+);
+
+/// `FS_IOC_GETFLAGS`, `FS_IOC_FSGETXATTR` (`lsattr`): the `chattr` flags of the inode.
+pub(crate) fn fileattr_get(
+    dentry: &kernel::fs::dentry::DEntry<VexFs>,
+    fa: &mut vfs_inode::FileAttr,
+) -> Result {
+    let inode = dentry.inode().ok_or(ENOENT)?;
+    let flags = inode.data().map.lock().flags;
+    fa.fill_flags(flags & format::INODE_FLAGS_USER);
+    Ok(())
+}
+
+/// `FS_IOC_SETFLAGS`, `FS_IOC_FSSETXATTR` (`chattr`): sets the `chattr` flags of the inode.
+/// VexFS keeps synchronous writes, no access time updates, append-only, immutable and no-dump;
+/// others fail with `EOPNOTSUPP`, as extent sizes and project IDs do. The VFS enforces them
+/// from the inode's VFS flags; the collection ioctls check them too.
+pub(crate) fn fileattr_set(
+    dentry: &kernel::fs::dentry::DEntry<VexFs>,
+    fa: &vfs_inode::FileAttr,
+) -> Result {
+    let inode = dentry.inode().ok_or(ENOENT)?;
+    inode.super_block().data().check_live()?;
+    let new = fa.flags();
+    if fa.has_fsx() || new & !format::INODE_FLAGS_USER != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    {
+        let mut map = inode.data().map.lock();
+        map.flags = (map.flags & !format::INODE_FLAGS_USER) | new;
+        inode.set_flags(vfs_flags(map.flags), VFS_FLAGS);
+    }
+    inode.touch_ctime();
+    inode.mark_dirty();
+    Ok(())
 }

@@ -98,7 +98,13 @@ use kernel::{
         VVec, //
     },
     fs::{
-        inode::INode,
+        inode::{
+            flags::{
+                S_APPEND,
+                S_IMMUTABLE, //
+            },
+            INode,
+        },
         kernel_io::{
             self,
             Writer, //
@@ -967,8 +973,24 @@ pub(crate) fn ioctl(file: &File, inode: &INode<VexFs>, cmd: u32, arg: usize) -> 
         _ => return Err(ENOTTY),
     };
     inode.super_block().data().check_live()?;
+    match cmd {
+        IOC_CREATE | IOC_INSERT => check_chattr(inode, true)?,
+        IOC_DELETE => check_chattr(inode, false)?,
+        _ => {}
+    }
     op(file, inode, arg)?;
     Ok(0)
+}
+
+/// The `chattr` flags of a collection (checked by the ioctls, which the VFS does not check):
+/// an immutable one only answers, an append-only one only grows. Fails with `EPERM` for a
+/// change that `appends` (or not) when the flags forbid it.
+fn check_chattr(inode: &INode<VexFs>, appends: bool) -> Result {
+    let f = inode.flags();
+    if f & S_IMMUTABLE != 0 || (!appends && f & S_APPEND != 0) {
+        return Err(EPERM);
+    }
+    Ok(())
 }
 
 fn create(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
@@ -1107,6 +1129,10 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     }
     let count = count as usize;
     let upsert = flags & INSERT_UPSERT != 0;
+    if upsert {
+        // Replaces records.
+        check_chattr(inode, false)?;
+    }
     let w = Writer::new(file)?;
     with_state(inode, |state, charge| {
         let l = loaded(file, state, charge)?;
@@ -1705,10 +1731,16 @@ fn build(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     if !is_collection(inode) {
         return Err(ENOTTY);
     }
-    // Compaction needs write access; a rebuild saves the new index if it has it.
+    let compacting = flags & BUILD_COMPACT != 0;
+    if compacting {
+        check_chattr(inode, false)?;
+    }
+    // Compaction needs write access; a rebuild saves the new index if it has it, and if the
+    // collection is not immutable.
     let w = match Writer::new(file) {
+        Ok(_) if !compacting && inode.flags() & S_IMMUTABLE != 0 => None,
         Ok(w) => Some(w),
-        Err(e) if e == EBADF && flags & BUILD_COMPACT == 0 => None,
+        Err(e) if e == EBADF && !compacting => None,
         Err(e) => return Err(e),
     };
     with_state(inode, |state, charge| {

@@ -7,6 +7,7 @@
 
 #include <linux/buffer_head.h>
 #include <linux/dcache.h>
+#include <linux/fileattr.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
 #include <linux/memcontrol.h>
@@ -202,4 +203,9 @@ __rust_helper void rust_helper_folio_put(struct folio *folio)
 __rust_helper bool rust_helper_mem_cgroup_shrink_is_root(struct shrink_control *sc)
 {
 	return mem_cgroup_shrink_is_root(sc);
+}
+
+__rust_helper bool rust_helper_fileattr_has_fsx(const struct file_kattr *fa)
+{
+	return fileattr_has_fsx(fa);
 }

@@ -49,6 +49,26 @@ use core::{
     },
 };
 
+/// Flags of an in-memory inode (`i_flags`), which the VFS acts on: [`INode::flags`],
+/// [`INode::set_flags`].
+pub mod flags {
+    use crate::bindings;
+
+    /// Writes are synchronous (`IS_SYNC()`).
+    pub const S_SYNC: u32 = bindings::S_SYNC;
+
+    /// Reads do not update the access time (`IS_NOATIME()`).
+    pub const S_NOATIME: u32 = bindings::S_NOATIME;
+
+    /// Only appending writes: `open(2)` for writing needs `O_APPEND`, and no truncation,
+    /// unlink, rename or attribute change (`IS_APPEND()`).
+    pub const S_APPEND: u32 = bindings::S_APPEND;
+
+    /// No change at all: `open(2)` for writing, truncation, unlink, rename, link and attribute
+    /// changes fail with `EPERM` (`IS_IMMUTABLE()`).
+    pub const S_IMMUTABLE: u32 = bindings::S_IMMUTABLE;
+}
+
 /// The type of an inode, from the `S_IFMT` bits of its mode.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Type {
@@ -319,6 +339,20 @@ impl<T: FileSystem> INode<T> {
         unsafe { (*self.as_raw()).i_rdev }
     }
 
+    /// The inode's VFS flags (`i_flags`: [`flags`]).
+    pub fn flags(&self) -> u32 {
+        // SAFETY: The inode is valid; `i_flags` is read racily like `IS_IMMUTABLE()` does: it
+        // only changes by whole-word updates (`inode_set_flags()`).
+        unsafe { (*self.as_raw()).i_flags }
+    }
+
+    /// Sets the VFS flags in `mask` to their value in `flags`, leaving the others
+    /// (`inode_set_flags()`, which updates `i_flags` atomically).
+    pub fn set_flags(&self, flags: u32, mask: u32) {
+        // SAFETY: The inode is valid; `inode_set_flags()` changes the bits with `cmpxchg()`.
+        unsafe { bindings::inode_set_flags(self.as_raw(), flags, mask) };
+    }
+
     /// The inode generation number.
     pub fn generation(&self) -> u32 {
         // SAFETY: The inode is valid.
@@ -498,6 +532,8 @@ pub struct Params<'a, T: FileSystem> {
     pub blocks: u64,
     /// Generation number.
     pub generation: u32,
+    /// VFS flags ([`flags`]), set before other lookups can see the inode.
+    pub flags: u32,
     /// Last access time; `None` for now.
     pub atime: Option<Timespec>,
     /// Last modification time; `None` for now.
@@ -609,6 +645,7 @@ impl<T: FileSystem> New<T> {
             bindings::i_size_write(inode, params.size);
             (*inode).i_blocks = params.blocks;
             (*inode).i_generation = params.generation;
+            (*inode).i_flags = params.flags;
             let now = bindings::inode_set_ctime_current(inode);
             let ts = |t: Option<Timespec>| t.map_or(now, Into::into);
             bindings::inode_set_atime_to_ts(inode, ts(params.atime));
@@ -663,6 +700,37 @@ impl Attr {
     pub fn copy<T: FileSystem>(&self, idmap: &MntIdmap, inode: &INode<T>) {
         // SAFETY: All pointers are valid; the VFS holds the inode lock.
         unsafe { bindings::setattr_copy(idmap.as_raw(), inode.as_raw(), self.0.get()) };
+    }
+}
+
+/// Miscellaneous inode attributes (`struct file_kattr`), in a [`Operations::fileattr_get`] or
+/// [`Operations::fileattr_set`] call: the inode flags of `FS_IOC_GETFLAGS`/`FS_IOC_SETFLAGS`
+/// (`FS_*_FL` of `<uapi/linux/fs.h>`) and the attributes of `FS_IOC_FSGETXATTR`/
+/// `FS_IOC_FSSETXATTR`, which the VFS translates into each other.
+#[repr(transparent)]
+pub struct FileAttr(Opaque<bindings::file_kattr>);
+
+impl FileAttr {
+    /// The `FS_*_FL` inode flags.
+    pub fn flags(&self) -> u32 {
+        // SAFETY: The attributes are valid for the duration of the callback.
+        unsafe { (*self.0.get()).flags }
+    }
+
+    /// Whether the attributes hold more than the `FS_*_FL` flags express: an extended flag
+    /// without a counterpart among them, an extent size or a project ID (`fileattr_has_fsx()`).
+    /// A file system that supports only the flags refuses those with `EOPNOTSUPP`.
+    pub fn has_fsx(&self) -> bool {
+        // SAFETY: The attributes are valid for the duration of the callback.
+        unsafe { bindings::fileattr_has_fsx(self.0.get()) }
+    }
+
+    /// Reports the `FS_*_FL` inode flags `flags`, and the extended flags they correspond to
+    /// (`fileattr_fill_flags()`).
+    pub fn fill_flags(&mut self, flags: u32) {
+        // SAFETY: The attributes are valid for the duration of the callback, and ours to fill
+        // in during a `fileattr_get` call.
+        unsafe { bindings::fileattr_fill_flags(self.0.get(), flags) };
     }
 }
 
@@ -764,6 +832,25 @@ pub trait Operations {
     fn setattr(_idmap: &MntIdmap, _dentry: &DEntry<Self::FileSystem>, _attr: &Attr) -> Result {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
+
+    /// Reports the attributes of the inode of `dentry` in `fa`, with [`FileAttr::fill_flags`]
+    /// (`FS_IOC_GETFLAGS`, `FS_IOC_FSGETXATTR`; also called by `FS_IOC_SETFLAGS` for the
+    /// attributes before the change).
+    fn fileattr_get(_dentry: &DEntry<Self::FileSystem>, _fa: &mut FileAttr) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Changes the attributes of the inode of `dentry` to `fa` (`FS_IOC_SETFLAGS`,
+    /// `FS_IOC_FSSETXATTR`). The VFS holds the inode lock, has checked that the caller owns the
+    /// inode, and that it may change the immutable and append-only flags
+    /// (`CAP_LINUX_IMMUTABLE`); requires [`Operations::fileattr_get`].
+    fn fileattr_set(
+        _idmap: &MntIdmap,
+        _dentry: &DEntry<Self::FileSystem>,
+        _fa: &FileAttr,
+    ) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// A table of inode operations for inodes of file system `T`.
@@ -845,8 +932,28 @@ impl<U: Operations + ?Sized> OpsTable<U> {
         } else {
             None
         },
+        fileattr_get: if U::HAS_FILEATTR_GET {
+            Some(Self::fileattr_get_callback)
+        } else {
+            None
+        },
+        fileattr_set: if Self::HAS_FILEATTR_SET {
+            Some(Self::fileattr_set_callback)
+        } else {
+            None
+        },
         // SAFETY: All other operations are optional and may be null.
         ..unsafe { core::mem::zeroed() }
+    };
+
+    /// Whether `U` changes attributes. `vfs_fileattr_set()` reads the old ones first, so it
+    /// needs `fileattr_get` too.
+    const HAS_FILEATTR_SET: bool = {
+        assert!(
+            !U::HAS_FILEATTR_SET || U::HAS_FILEATTR_GET,
+            "fileattr_set needs fileattr_get"
+        );
+        U::HAS_FILEATTR_SET
     };
 
     /// # Safety
@@ -1060,6 +1167,44 @@ impl<U: Operations + ?Sized> OpsTable<U> {
                 )
             };
             U::setattr(idmap, dentry, attr)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// See [`Self::lookup_callback`]; `fa` is valid for the duration of the call.
+    unsafe extern "C" fn fileattr_get_callback(
+        dentry: *mut bindings::dentry,
+        fa: *mut bindings::file_kattr,
+    ) -> c_int {
+        from_result(|| {
+            // SAFETY: See above; `FileAttr` is a transparent wrapper of `file_kattr`, which
+            // nothing else accesses during the call.
+            let (dentry, fa) = unsafe { (DEntry::from_raw(dentry), &mut *fa.cast::<FileAttr>()) };
+            U::fileattr_get(dentry, fa)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// See [`Self::lookup_callback`]; `fa` is valid for the duration of the call.
+    unsafe extern "C" fn fileattr_set_callback(
+        idmap: *mut bindings::mnt_idmap,
+        dentry: *mut bindings::dentry,
+        fa: *mut bindings::file_kattr,
+    ) -> c_int {
+        from_result(|| {
+            // SAFETY: See above; `FileAttr` is a transparent wrapper of `file_kattr`.
+            let (idmap, dentry, fa) = unsafe {
+                (
+                    MntIdmap::from_raw(idmap),
+                    DEntry::from_raw(dentry),
+                    &*fa.cast::<FileAttr>(),
+                )
+            };
+            U::fileattr_set(idmap, dentry, fa)?;
             Ok(0)
         })
     }

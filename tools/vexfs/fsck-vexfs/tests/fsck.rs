@@ -530,7 +530,7 @@ fn inode_corruption() {
     let img = Image::new("iflags", 1 << 20);
     let (block, offset) = img.sb.inode_location(1).unwrap();
     img.edit(block, |b| {
-        b[offset + 60] = 0x10;
+        b[offset + 60] = 0x4;
         let crc = crc32c(&b[offset..offset + 252]);
         b[offset + 252..offset + 256].copy_from_slice(&crc.to_le_bytes());
     });

@@ -609,6 +609,40 @@ fn inode_errors() {
 }
 
 #[test]
+fn inode_chattr_flags() {
+    // The chattr flags are the FS_*_FL bits of <uapi/linux/fs.h>.
+    assert_eq!(
+        (
+            INODE_FLAG_SYNC,
+            INODE_FLAG_IMMUTABLE,
+            INODE_FLAG_APPEND,
+            INODE_FLAG_NODUMP,
+            INODE_FLAG_NOATIME
+        ),
+        (0x8, 0x10, 0x20, 0x40, 0x80)
+    );
+    assert_eq!(INODE_FLAGS_INHERITED & !INODE_FLAGS_USER, 0);
+    assert_eq!(
+        INODE_FLAGS_INHERITED & (INODE_FLAG_IMMUTABLE | INODE_FLAG_APPEND),
+        0
+    );
+    for flags in [
+        INODE_FLAGS_USER,
+        INODE_FLAG_IMMUTABLE,
+        INODE_FLAG_APPEND | INODE_FLAG_COLLECTION,
+        INODE_FLAGS_KNOWN,
+    ] {
+        let inode = Inode {
+            flags,
+            ..sample_inode()
+        };
+        let mut buf = [0u8; INODE_SIZE];
+        inode.encode(&mut buf).unwrap();
+        assert_eq!(Inode::decode(&buf).unwrap().unwrap().flags, flags);
+    }
+}
+
+#[test]
 fn inode_encode_refuses_invalid() {
     let mut buf = [0u8; INODE_SIZE];
     let invalid = [

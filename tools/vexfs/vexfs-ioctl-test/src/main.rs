@@ -2532,6 +2532,253 @@ fn rename2(old: &str, new: &str, flags: &str) -> Res<()> {
     Ok(())
 }
 
+/// `FS_IOC_GETFLAGS` and `FS_IOC_SETFLAGS` (`<linux/fs.h>`; the argument is an `int`).
+const FS_IOC_GETFLAGS: u32 = 0x8008_6601;
+const FS_IOC_SETFLAGS: u32 = 0x4008_6602;
+/// The `chattr` flags VexFS keeps.
+const FS_SYNC_FL: u32 = 0x8;
+const FS_IMMUTABLE_FL: u32 = 0x10;
+const FS_APPEND_FL: u32 = 0x20;
+const FS_NODUMP_FL: u32 = 0x40;
+const FS_NOATIME_FL: u32 = 0x80;
+/// A flag VexFS does not keep (compression).
+const FS_COMPR_FL: u32 = 0x4;
+
+fn getflags(f: &File) -> std::io::Result<u32> {
+    let mut v: libc::c_int = 0;
+    u::ioctl_raw(f, FS_IOC_GETFLAGS, &mut v as *mut libc::c_int as usize)?;
+    Ok(v as u32)
+}
+
+fn setflags(f: &File, flags: u32) -> std::io::Result<()> {
+    let v = flags as libc::c_int;
+    u::ioctl_raw(f, FS_IOC_SETFLAGS, &v as *const libc::c_int as usize).map(|_| ())
+}
+
+/// Opens `path` read-only, also a directory.
+fn open_ro(path: &Path) -> Res<File> {
+    File::open(path).map_err(|e| format!("open {}: {e}", path.display()))
+}
+
+/// `chattr` flags on a mounted VexFS at `dir`: kept and reported, refused when unknown, inherited
+/// from directories, and enforced: an immutable file or directory cannot change, an
+/// append-only one only grows, through the VFS and through the collection ioctls. Leaves
+/// `dir/kept` (sync, nodump, noatime) and `dir/frozen` (immutable) for the script to check
+/// after a remount.
+fn test_chattr(dir: &Path) -> Res<()> {
+    use libc::{
+        EOPNOTSUPP,
+        EPERM, //
+    };
+    let io = |e: std::io::Error| e.to_string();
+    let path = dir.join("f");
+    std::fs::write(&path, b"data").map_err(io)?;
+    let f = open_ro(&path)?;
+    expect("flags of a new file", 0, getflags(&f).map_err(io)?)?;
+    let kept = FS_SYNC_FL | FS_NODUMP_FL | FS_NOATIME_FL;
+    setflags(&f, kept).map_err(|e| format!("set sync, nodump, noatime: {e}"))?;
+    expect("flags after chattr +Sd A", kept, getflags(&f).map_err(io)?)?;
+    expect(
+        "an unknown flag",
+        EOPNOTSUPP,
+        errno(setflags(&f, kept | FS_COMPR_FL)),
+    )?;
+    expect("flags after the refusal", kept, getflags(&f).map_err(io)?)?;
+    // Sync writes still write.
+    std::fs::write(&path, b"synced").map_err(io)?;
+    expect(
+        "a sync file's data",
+        b"synced".to_vec(),
+        std::fs::read(&path).map_err(io)?,
+    )?;
+
+    // Immutable: also a descriptor opened before refuses to write.
+    let mut w = open_rw(&path, false)?;
+    setflags(&f, FS_IMMUTABLE_FL).map_err(|e| format!("chattr +i: {e}"))?;
+    let cases: Vec<(&str, i32)> = vec![
+        (
+            "open for writing",
+            errno(OpenOptions::new().write(true).open(&path)),
+        ),
+        (
+            "write through an older descriptor",
+            errno(w.write_all(b"x")),
+        ),
+        ("truncate", errno(w.set_len(0))),
+        ("unlink", errno(std::fs::remove_file(&path))),
+        ("rename", errno(std::fs::rename(&path, dir.join("g")))),
+        ("link", errno(std::fs::hard_link(&path, dir.join("h")))),
+        (
+            "chmod",
+            errno(std::fs::set_permissions(
+                &path,
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )),
+        ),
+    ];
+    for (what, e) in cases {
+        expect(&format!("immutable: {what}"), EPERM, e)?;
+    }
+    expect(
+        "an immutable file's data",
+        b"synced".to_vec(),
+        std::fs::read(&path).map_err(io)?,
+    )?;
+
+    // Append-only: writes through O_APPEND only, no truncation or removal.
+    setflags(&f, FS_APPEND_FL).map_err(|e| format!("chattr -i +a: {e}"))?;
+    expect(
+        "append-only: open for writing without O_APPEND",
+        EPERM,
+        errno(OpenOptions::new().write(true).open(&path)),
+    )?;
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .and_then(|mut a| a.write_all(b"+more"))
+        .map_err(|e| format!("append-only: an appending write: {e}"))?;
+    expect(
+        "an append-only file's data",
+        b"synced+more".to_vec(),
+        std::fs::read(&path).map_err(io)?,
+    )?;
+    expect(
+        "append-only: unlink",
+        EPERM,
+        errno(std::fs::remove_file(&path)),
+    )?;
+    expect(
+        "append-only: truncate",
+        EPERM,
+        errno(
+            OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .and_then(|a| a.set_len(0)),
+        ),
+    )?;
+    setflags(&f, 0).map_err(|e| format!("chattr -a: {e}"))?;
+    drop((f, w));
+    std::fs::remove_file(&path).map_err(|e| format!("unlink after chattr -a: {e}"))?;
+
+    // Directories: immutable ones refuse new entries, append-only ones removals; new inodes
+    // take sync, nodump and noatime from their directory, not immutable or append-only.
+    let d = dir.join("d");
+    std::fs::create_dir(&d).map_err(io)?;
+    std::fs::write(d.join("old"), b"old").map_err(io)?;
+    let df = open_ro(&d)?;
+    setflags(&df, FS_IMMUTABLE_FL).map_err(|e| format!("chattr +i on a directory: {e}"))?;
+    expect(
+        "immutable directory: create",
+        EPERM,
+        errno(File::create(d.join("new"))),
+    )?;
+    expect(
+        "immutable directory: unlink",
+        EPERM,
+        errno(std::fs::remove_file(d.join("old"))),
+    )?;
+    setflags(&df, FS_APPEND_FL | kept).map_err(|e| format!("chattr +a on a directory: {e}"))?;
+    std::fs::write(d.join("new"), b"new")
+        .map_err(|e| format!("append-only directory: create: {e}"))?;
+    expect(
+        "append-only directory: unlink",
+        EPERM,
+        errno(std::fs::remove_file(d.join("old"))),
+    )?;
+    expect(
+        "flags inherited by a new file",
+        kept,
+        getflags(&open_ro(&d.join("new"))?).map_err(io)?,
+    )?;
+    std::fs::create_dir(d.join("sub")).map_err(io)?;
+    expect(
+        "flags inherited by a new directory",
+        kept,
+        getflags(&open_ro(&d.join("sub"))?).map_err(io)?,
+    )?;
+    setflags(&df, 0).map_err(io)?;
+    std::fs::remove_dir_all(&d).map_err(|e| format!("rm -r after chattr -a: {e}"))?;
+
+    // Collections: immutable ones only answer, append-only ones only grow.
+    let data = Data::random(u::ELEM_F32, 8, 200, 91, 4);
+    let coll = create(&dir.join("coll"), 8, u::ELEM_F32, u::METRIC_L2, 8, 32)?;
+    insert(&coll, &data, 0..100)?;
+    setflags(&coll, FS_IMMUTABLE_FL).map_err(|e| format!("chattr +i on a collection: {e}"))?;
+    expect(
+        "immutable collection: insert",
+        Err(EPERM),
+        insert_flags(&coll, &data, 100..110, 0),
+    )?;
+    let mut del = u::Delete {
+        version: u::UAPI_VERSION,
+        count: 1,
+        ids: data.ids.as_ptr() as u64,
+        ..Default::default()
+    };
+    expect(
+        "immutable collection: delete",
+        EPERM,
+        errno_of(&coll, u::IOC_DELETE, &mut del),
+    )?;
+    let mut compact = u::BuildIndex {
+        version: u::UAPI_VERSION,
+        flags: u::BUILD_COMPACT,
+        ..Default::default()
+    };
+    expect(
+        "immutable collection: compaction",
+        EPERM,
+        errno_of(&coll, u::IOC_BUILD_INDEX, &mut compact),
+    )?;
+    build(&coll, 0).map_err(|e| format!("immutable collection: build-index: {e}"))?;
+    let (ids, _) = search(&coll, &data, &data.vecs[3], 1, 32, true)?;
+    expect("immutable collection: exact search", vec![data.ids[3]], ids)?;
+    expect("immutable collection: live", 100, stats(&coll)?.count)?;
+    setflags(&coll, FS_APPEND_FL).map_err(|e| format!("chattr +a on a collection: {e}"))?;
+    insert(&coll, &data, 100..150).map_err(|e| format!("append-only collection: insert: {e}"))?;
+    expect(
+        "append-only collection: upsert",
+        Err(EPERM),
+        insert_flags(&coll, &data, 0..10, u::INSERT_UPSERT),
+    )?;
+    expect(
+        "append-only collection: delete",
+        EPERM,
+        errno_of(&coll, u::IOC_DELETE, &mut del),
+    )?;
+    expect(
+        "append-only collection: compaction",
+        EPERM,
+        errno_of(&coll, u::IOC_BUILD_INDEX, &mut compact),
+    )?;
+    setflags(&coll, 0).map_err(io)?;
+    expect("delete after chattr -a", 1, delete(&coll, &data.ids[..1])?)?;
+    expect("live after all that", 149, stats(&coll)?.count)?;
+    drop(coll);
+    std::fs::remove_file(dir.join("coll")).map_err(io)?;
+
+    // For the script, across a remount.
+    std::fs::write(dir.join("kept"), b"kept").map_err(io)?;
+    setflags(&open_ro(&dir.join("kept"))?, kept).map_err(io)?;
+    std::fs::write(dir.join("frozen"), b"frozen").map_err(io)?;
+    setflags(&open_ro(&dir.join("frozen"))?, FS_IMMUTABLE_FL).map_err(io)?;
+    Ok(())
+}
+
+/// `lsattr PATH`: prints the `FS_IOC_GETFLAGS` flags of PATH in decimal.
+fn lsattr(path: &Path) -> Res<()> {
+    let flags = getflags(&open_ro(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("{flags}");
+    Ok(())
+}
+
+/// `chattr PATH FLAGS`: sets the `FS_IOC_SETFLAGS` flags of PATH to FLAGS (decimal).
+fn chattr(path: &Path, flags: &str) -> Res<()> {
+    let flags: u32 = flags.parse().map_err(|_| format!("bad flags {flags}"))?;
+    setflags(&open_ro(path)?, flags).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.len() == 5 && args[1] == "rename2" {
@@ -2552,6 +2799,24 @@ fn main() -> ExitCode {
             }
         };
     }
+    if args.len() == 3 && args[1] == "lsattr" {
+        return match lsattr(Path::new(&args[2])) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("vexfs-ioctl-test lsattr: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if args.len() == 4 && args[1] == "chattr" {
+        return match chattr(Path::new(&args[2]), &args[3]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("vexfs-ioctl-test chattr: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.len() == 4 && args[1] == "godown" {
         return match godown(Path::new(&args[2]), &args[3]) {
             Ok(()) => ExitCode::SUCCESS,
@@ -2564,8 +2829,11 @@ fn main() -> ExitCode {
     if args.len() != 3 {
         eprintln!(
             "usage: vexfs-ioctl-test exact|recall|delete|errors|corrupt|concurrent|batch|filter|\
-             budget|upsert|shutdown|persist-write|persist-verify|saved-write|saved-verify DIR\n\
+             budget|upsert|shutdown|chattr|persist-write|persist-verify|saved-write|saved-verify \
+             DIR\n\
              \x20      vexfs-ioctl-test godown PATH FLAGS\n\
+             \x20      vexfs-ioctl-test lsattr PATH\n\
+             \x20      vexfs-ioctl-test chattr PATH FLAGS\n\
              \x20      vexfs-ioctl-test mksock PATH\n\
              \x20      vexfs-ioctl-test rename2 OLD NEW FLAGS"
         );
@@ -2586,6 +2854,7 @@ fn main() -> ExitCode {
         "budget" => test_budget(dir),
         "upsert" => test_upsert(dir),
         "shutdown" => test_shutdown(dir),
+        "chattr" => test_chattr(dir),
         "saved-write" => test_saved_write(dir),
         "saved-verify" => test_saved_verify(dir),
         t => err(format!("unknown test {t}")),
