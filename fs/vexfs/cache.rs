@@ -140,6 +140,11 @@ impl Cache {
         })
     }
 
+    /// The bytes the indexes of the mount may use.
+    pub(crate) fn budget(&self) -> usize {
+        self.budget
+    }
+
     /// Bytes the loaded indexes of the mount use.
     pub(crate) fn resident(&self) -> usize {
         self.bytes.load(Ordering::Relaxed)

@@ -96,7 +96,19 @@ impl VexSuper {
             // Inode 0 is reserved.
             files: self.disk.inode_count - 1,
             ffree: a.free_inodes,
+            // As ext2 and ext4 derive it from their UUID.
+            fsid: u64::from_le_bytes(self.disk.uuid[..8].try_into().unwrap_or([0; 8]))
+                ^ u64::from_le_bytes(self.disk.uuid[8..].try_into().unwrap_or([0; 8])),
         }
+    }
+
+    /// Writes the mount options to `m`, for `/proc/mounts`: `errors=` if not the default.
+    pub(crate) fn show_options(&self, m: &kernel::seq_file::SeqFile) {
+        if self.errors == ErrorBehaviour::RemountRo {
+            kernel::seq_print!(m, ",errors=remount-ro");
+        }
+        // The budget in effect: given or the default.
+        kernel::seq_print!(m, ",index_budget={}", self.indexes.budget());
     }
 }
 

@@ -127,6 +127,11 @@ impl fs::FileSystem for VexFs {
         Ok(sb.data().statfs())
     }
 
+    fn show_options(sb: &SuperBlock<Self>, m: &kernel::seq_file::SeqFile) -> Result {
+        sb.data().show_options(m);
+        Ok(())
+    }
+
     fn write_inode(inode: &INode<Self>, sync: bool) -> Result {
         inode::write_inode(inode, sync)
     }

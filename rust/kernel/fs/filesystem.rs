@@ -28,6 +28,7 @@ use crate::{
         to_result, //
     },
     prelude::*,
+    seq_file::SeqFile,
     types::{
         ForeignOwnable,
         Opaque, //
@@ -92,6 +93,14 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
 
     /// Returns file system statistics (`statfs(2)`).
     fn statfs(_sb: &SuperBlock<Self>) -> Result<Stat> {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Shows the file system's mount options in `/proc/mounts` and `/proc/self/mountinfo`:
+    /// writes those that are not the defaults, and any other worth showing, to `m` as `,name`
+    /// or `,name=value` with [`seq_print!`](crate::seq_print), so that `mount(8)` can mount
+    /// again with them.
+    fn show_options(_sb: &SuperBlock<Self>, _m: &SeqFile) -> Result {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 

@@ -25,6 +25,7 @@ use crate::{
         to_result, //
     },
     prelude::*,
+    seq_file::SeqFile,
     sync::aref::ARef,
     types::{
         ForeignOwnable,
@@ -90,6 +91,9 @@ pub struct Stat {
     pub files: u64,
     /// Free inodes.
     pub ffree: u64,
+    /// File system ID (`f_fsid`): it tells file systems apart, for instance for fanotify;
+    /// conventionally derived from the file system's UUID.
+    pub fsid: u64,
 }
 
 /// The parameters of a call of the super block's shrinker (`struct shrink_control`), as passed
@@ -393,6 +397,11 @@ impl<T: FileSystem> Tables<T> {
         } else {
             None
         },
+        show_options: if T::HAS_SHOW_OPTIONS {
+            Some(Self::show_options_callback)
+        } else {
+            None
+        },
         nr_cached_objects: if Self::HAS_CACHE {
             Some(Self::nr_cached_objects_callback)
         } else {
@@ -529,6 +538,30 @@ impl<T: FileSystem> Tables<T> {
             buf.f_bavail = s.bavail;
             buf.f_files = s.files;
             buf.f_ffree = s.ffree;
+            // `u64_to_fsid()`: the low and the high half.
+            buf.f_fsid.val = [s.fsid as u32 as c_int, (s.fsid >> 32) as u32 as c_int];
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a valid sequential file and the valid root dentry of a mounted
+    /// super block of type `T`.
+    unsafe extern "C" fn show_options_callback(
+        m: *mut bindings::seq_file,
+        root: *mut bindings::dentry,
+    ) -> c_int {
+        from_result(|| {
+            // SAFETY: The root dentry is valid and belongs to a `Ready` super block of type
+            // `T`; the sequential file is valid for the duration of the call.
+            let (sb, m) = unsafe {
+                (
+                    SuperBlock::<T>::from_raw((*root).d_sb),
+                    SeqFile::from_raw(m),
+                )
+            };
+            T::show_options(sb, m)?;
             Ok(0)
         })
     }

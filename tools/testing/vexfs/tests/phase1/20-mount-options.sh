@@ -3,8 +3,14 @@
 # mkfs.vexfs refuses an existing file system without -f. Mount options:
 # errors= takes continue or remount-ro, index_budget= a size
 # with an optional k/m/g/t suffix; anything else, and any unknown option, is
-# refused with EINVAL.
+# refused with EINVAL. /proc/mounts shows the options (show_options), and
+# statfs(2) an f_fsid from the UUID.
 . /vexfs/lib.sh
+
+# mount_opts: the options of $MNT in /proc/mounts.
+mount_opts() {
+	awk -v m=$MNT '$2 == m { print $4 }' /proc/mounts
+}
 
 mkfs.vexfs -f -q -L options $DISK2
 
@@ -25,11 +31,26 @@ mount_err() {
 }
 
 check "-o errors=remount-ro is accepted" mount -t vexfs -o errors=remount-ro $DISK2 $MNT
+case ",$(mount_opts)," in
+*,errors=remount-ro,*) ok "/proc/mounts shows errors=remount-ro" ;;
+*) fail "/proc/mounts shows errors=remount-ro: $(mount_opts)" ;;
+esac
+# busybox stat -f prints the two halves of f_fsid in hex.
+fsid=$(stat -f -c %i $MNT)
+case "$fsid" in
+"" | 0 | 00000000 | 0000000000000000) fail "statfs: an f_fsid: '$fsid'" ;;
+*) ok "statfs: an f_fsid ($fsid)" ;;
+esac
 echo data >$MNT/f
 check_eq "the file system is writable with errors=remount-ro" data "$(cat $MNT/f)"
 check "umount" umount $MNT
 check "-o errors=continue is accepted" mount -t vexfs -o errors=continue $DISK2 $MNT
 check_eq "data kept" data "$(cat $MNT/f)"
+case ",$(mount_opts)," in
+*,errors=*) fail "/proc/mounts leaves out the default errors=continue: $(mount_opts)" ;;
+*,index_budget=[1-9]*) ok "/proc/mounts leaves out the default errors= and shows index_budget=" ;;
+*) fail "/proc/mounts shows index_budget=: $(mount_opts)" ;;
+esac
 umount $MNT
 check "-o ro is accepted" mount -t vexfs -o ro $DISK2 $MNT
 check_fails "a read-only mount refuses writes" sh -c "echo x >$MNT/g"
@@ -48,6 +69,14 @@ case "$(mount_err frobnicate=1)" in
 *) fail "-o frobnicate=1: $(cat /tmp/mount.err)" ;;
 esac
 check "-o index_budget=64m is accepted" mount -t vexfs -o index_budget=64m $DISK2 $MNT
+case ",$(mount_opts)," in
+*,index_budget=67108864,*) ok "/proc/mounts shows index_budget=67108864" ;;
+*) fail "/proc/mounts shows index_budget=67108864: $(mount_opts)" ;;
+esac
+# The options shown mount again.
+opts=$(mount_opts)
+umount $MNT
+check "a mount with the options /proc/mounts showed" mount -t vexfs -o "$opts" $DISK2 $MNT
 umount $MNT
 for bad in index_budget=12x index_budget=m index_budget= index_budget=99999999999999999999; do
 	case "$(mount_err $bad)" in
