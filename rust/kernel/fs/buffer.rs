@@ -47,12 +47,6 @@ unsafe impl AlwaysRefCounted for BufferHead {
 }
 
 impl BufferHead {
-    /// The number of the block on the device.
-    pub fn block_nr(&self) -> u64 {
-        // SAFETY: `b_blocknr` does not change while the buffer is mapped.
-        unsafe { (*self.0.get()).b_blocknr }
-    }
-
     /// Locks the buffer, waiting for I/O on it to complete, to access its content.
     pub fn lock(&self) -> BufferGuard<'_> {
         // SAFETY: The buffer head is valid.

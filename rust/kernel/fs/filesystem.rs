@@ -43,11 +43,9 @@ use core::{
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum SuperType {
     /// Each super block is backed by a block device, named by the mount source
-    /// (`get_tree_bdev()`).
+    /// (`get_tree_bdev()`). Other kinds (`get_tree_nodev()` for in-memory file systems, ...)
+    /// are to come with their first user.
     BlockDev,
-
-    /// Super blocks have no backing device; every mount creates a new one (`get_tree_nodev()`).
-    Independent,
 }
 
 /// A file system type.
@@ -202,7 +200,6 @@ impl<T: FileSystem> Registration<T> {
                 fs.name = T::NAME.as_char_ptr();
                 fs.fs_flags = match T::SUPER_TYPE {
                     SuperType::BlockDev => bindings::FS_REQUIRES_DEV as c_int,
-                    SuperType::Independent => 0,
                 };
                 fs.init_fs_context = Some(Self::init_fs_context_callback);
                 fs.kill_sb = Some(Self::kill_sb_callback);
@@ -276,8 +273,9 @@ impl<T: FileSystem> Registration<T> {
             if opt < 0 {
                 return Err(Error::from_errno(opt));
             }
-            // SAFETY: `param` is valid for the duration of this callback.
-            let value = unsafe { param::Value::from_raw(&*param, &result) };
+            // SAFETY: `param` is valid for the duration of this callback, and `__fs_parse()`
+            // matched it against `T::PARAMS`.
+            let value = unsafe { param::Value::from_raw(&*param) };
             // SAFETY: `fs_private` was set by `init_fs_context_callback` and the VFS serialises
             // calls on one context, so this is the only reference.
             let options = unsafe { &mut *(*fc).fs_private.cast::<T::Options>() };
@@ -298,10 +296,6 @@ impl<T: FileSystem> Registration<T> {
             },
             #[cfg(not(CONFIG_BLOCK))]
             SuperType::BlockDev => EOPNOTSUPP.to_errno(),
-            // SAFETY: As above.
-            SuperType::Independent => unsafe {
-                bindings::get_tree_nodev(fc, Some(Self::fill_super_callback))
-            },
         }
     }
 
@@ -315,7 +309,7 @@ impl<T: FileSystem> Registration<T> {
 
     /// # Safety
     ///
-    /// Called by `get_tree_bdev()`/`get_tree_nodev()` with a new, locked super block and the
+    /// Called by `get_tree_bdev()` with a new, locked super block and the
     /// context it is created from.
     unsafe extern "C" fn fill_super_callback(
         sb_ptr: *mut bindings::super_block,
@@ -355,8 +349,6 @@ impl<T: FileSystem> Registration<T> {
             // Without block support, no block-device super block can be created.
             #[cfg(not(CONFIG_BLOCK))]
             SuperType::BlockDev => (),
-            // SAFETY: The super block was created by `get_tree_nodev()`.
-            SuperType::Independent => unsafe { bindings::kill_anon_super(sb_ptr) },
         }
 
         // SAFETY: The super block is still valid (its memory is freed later by the VFS), and no

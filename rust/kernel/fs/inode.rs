@@ -405,12 +405,6 @@ impl<T: FileSystem> INode<T> {
         unsafe { bindings::truncate_setsize(self.as_raw(), size) };
     }
 
-    /// Drops the page cache of the inode beyond `size`.
-    pub fn truncate_pagecache(&self, size: i64) {
-        // SAFETY: The inode is valid.
-        unsafe { bindings::truncate_pagecache(self.as_raw(), size) };
-    }
-
     /// Creates a symbolic link target as the content of this inode, through the page cache,
     /// which must be backed by address space operations (for instance a block mapping, see
     /// `address_space::Ops`).

@@ -25,34 +25,19 @@ use core::ptr;
 pub struct Spec(bindings::fs_parameter_spec);
 
 impl Spec {
-    const fn new(name: &'static CStr, opt: u8, typ: bindings::fs_param_type, flags: u16) -> Self {
+    const fn new(name: &'static CStr, opt: u8, typ: bindings::fs_param_type) -> Self {
         Self(bindings::fs_parameter_spec {
             name: crate::str::as_char_ptr_in_const_context(name),
             type_: typ,
             opt,
-            flags,
+            flags: 0,
             data: ptr::null(),
         })
     }
 
-    /// A flag without a value (`name`); `noname` is accepted too when `negatable`.
-    pub const fn flag(name: &'static CStr, opt: u8, negatable: bool) -> Self {
-        let flags = if negatable {
-            bindings::fs_param_neg_with_no as u16
-        } else {
-            0
-        };
-        Self::new(name, opt, None, flags)
-    }
-
-    /// A parameter with an unsigned 32-bit value (`name=N`, decimal, or with a `0x` prefix).
-    pub const fn u32(name: &'static CStr, opt: u8) -> Self {
-        Self::new(name, opt, Some(bindings::fs_param_is_u32), 0)
-    }
-
     /// A parameter with a string value (`name=text`).
     pub const fn string(name: &'static CStr, opt: u8) -> Self {
-        Self::new(name, opt, Some(bindings::fs_param_is_string), 0)
+        Self::new(name, opt, Some(bindings::fs_param_is_string))
     }
 
     /// The terminator that must end every table.
@@ -98,32 +83,16 @@ impl<'a> SpecTable<'a> {
 /// The accessor that applies depends on the [`Spec`] constructor of the matched entry.
 pub struct Value<'a> {
     param: &'a bindings::fs_parameter,
-    result: &'a bindings::fs_parse_result,
 }
 
 impl<'a> Value<'a> {
-    /// Creates a value from the C parameter and the result of `fs_parse()` on it.
+    /// Creates a value from a C parameter that `fs_parse()` matched.
     ///
     /// # Safety
     ///
-    /// `result` must be the result of a successful `fs_parse()` of `param`.
-    pub(crate) unsafe fn from_raw(
-        param: &'a bindings::fs_parameter,
-        result: &'a bindings::fs_parse_result,
-    ) -> Self {
-        Self { param, result }
-    }
-
-    /// For a [`Spec::flag`]: whether it was given as `noname`.
-    pub fn negated(&self) -> bool {
-        self.result.negated
-    }
-
-    /// For a [`Spec::u32`]: the value.
-    pub fn as_u32(&self) -> u32 {
-        // SAFETY: `fs_parse()` stored an unsigned value for a `fs_param_is_u32` parameter, and
-        // every member of the union is plain data.
-        unsafe { self.result.__bindgen_anon_1.uint_32 }
+    /// `fs_parse()` must have matched `param` against a [`SpecTable`].
+    pub(crate) unsafe fn from_raw(param: &'a bindings::fs_parameter) -> Self {
+        Self { param }
     }
 
     /// For a [`Spec::string`]: the value.
