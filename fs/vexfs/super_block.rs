@@ -54,8 +54,9 @@ pub(crate) struct VexSuper {
     /// The block and inode allocators.
     #[pin]
     pub(crate) alloc: Mutex<AllocState>,
-    /// What to do on corruption.
-    errors: ErrorBehaviour,
+    /// `errors=remount-ro`: corruption makes the file system read-only (`errors=` can change
+    /// on remount).
+    remount_ro_on_error: AtomicBool,
     /// Set once the file system is shut down (`FS_IOC_SHUTDOWN`, or its device went away):
     /// from then on nothing is written to the device and changes fail with `EIO`.
     shut_down: AtomicBool,
@@ -104,7 +105,7 @@ impl VexSuper {
 
     /// Writes the mount options to `m`, for `/proc/mounts`: `errors=` if not the default.
     pub(crate) fn show_options(&self, m: &kernel::seq_file::SeqFile) {
-        if self.errors == ErrorBehaviour::RemountRo {
+        if self.remount_ro_on_error.load(Ordering::Relaxed) {
             kernel::seq_print!(m, ",errors=remount-ro");
         }
         // The budget in effect: given or the default.
@@ -154,7 +155,7 @@ pub(crate) fn corrupted(sb: &SuperBlock<VexFs>, ino: u64, what: &str) -> Error {
         pr_err!("corrupted metadata (inode {}): {}\n", ino, what);
     }
     let data = sb.data();
-    if data.errors == ErrorBehaviour::RemountRo && !sb.rdonly() {
+    if data.remount_ro_on_error.load(Ordering::Relaxed) && !sb.rdonly() {
         pr_err!("remounting read-only\n");
         sb.force_rdonly();
     }
@@ -204,7 +205,9 @@ pub(crate) fn fill_super(
         try_pin_init!(VexSuper {
             disk,
             alloc <- new_mutex!(state),
-            errors: options.errors,
+            remount_ro_on_error: AtomicBool::new(
+                options.errors == Some(ErrorBehaviour::RemountRo),
+            ),
             shut_down: AtomicBool::new(false),
             indexes <- Cache::new(options.index_budget.unwrap_or_else(cache::default_budget)),
         }),
@@ -231,9 +234,49 @@ pub(crate) fn now_secs() -> u64 {
 }
 
 /// Writes the super block with the current free counts and `state`; waits for it with `wait`.
+/// Nothing on a read-only or shut down file system.
 pub(crate) fn write_super(sb: &SuperBlock<VexFs>, state: u32, wait: bool) -> Result {
+    if sb.rdonly() {
+        return Ok(());
+    }
+    store_super(sb, state, wait)
+}
+
+/// `mount -o remount`: sets `errors=` if given, and when the file system changes between
+/// read-write and read-only (`rdonly`), records it in the super block as a mount and an unmount
+/// do: going read-only marks it cleanly unmounted, going read-write marks it in use, so that a
+/// crash afterwards is noticed. A file system with unknown read-only compatible features, or
+/// one that is shut down, cannot go read-write.
+pub(crate) fn reconfigure(
+    sb: &SuperBlock<VexFs>,
+    errors: Option<ErrorBehaviour>,
+    rdonly: bool,
+) -> Result {
     let data = sb.data();
-    if sb.rdonly() || data.is_shut_down() {
+    match (sb.rdonly(), rdonly) {
+        (false, true) => store_super(sb, format::STATE_CLEAN, true)?,
+        (true, false) => {
+            data.check_live().map_err(|_| EROFS)?;
+            if data.disk.has_unknown_ro_compat() {
+                pr_err!("unknown read-only compatible features: cannot remount read-write\n");
+                return Err(EROFS);
+            }
+            store_super(sb, format::STATE_DIRTY, true)?;
+        }
+        _ => {}
+    }
+    if let Some(e) = errors {
+        data.remount_ro_on_error
+            .store(e == ErrorBehaviour::RemountRo, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Writes the super block with the current free counts and `state`; waits for it with `wait`.
+/// Nothing once the file system is shut down.
+fn store_super(sb: &SuperBlock<VexFs>, state: u32, wait: bool) -> Result {
+    let data = sb.data();
+    if data.is_shut_down() {
         return Ok(());
     }
     let mut d = data.disk;

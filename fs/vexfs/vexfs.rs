@@ -63,7 +63,8 @@ enum ErrorBehaviour {
 /// Mount options.
 #[derive(Default)]
 struct Options {
-    errors: ErrorBehaviour,
+    /// `errors=`; `None` if not given: the default at mount time, unchanged by a remount.
+    errors: Option<ErrorBehaviour>,
     /// Bytes the vector indexes of the mount may use (`index_budget=`); default: a quarter of
     /// memory.
     index_budget: Option<usize>,
@@ -89,8 +90,8 @@ impl fs::FileSystem for VexFs {
     fn parse_param(options: &mut Options, opt: u32, value: param::Value<'_>) -> Result {
         if opt == u32::from(OPT_ERRORS) {
             options.errors = match value.as_str().map(|s| s.to_bytes()) {
-                Some(b"continue") => ErrorBehaviour::Continue,
-                Some(b"remount-ro") => ErrorBehaviour::RemountRo,
+                Some(b"continue") => Some(ErrorBehaviour::Continue),
+                Some(b"remount-ro") => Some(ErrorBehaviour::RemountRo),
                 _ => {
                     pr_err!("errors= takes continue or remount-ro\n");
                     return Err(EINVAL);
@@ -125,6 +126,17 @@ impl fs::FileSystem for VexFs {
 
     fn statfs(sb: &SuperBlock<Self>) -> Result<Stat> {
         Ok(sb.data().statfs())
+    }
+
+    /// `mount -o remount`: `errors=` and read-only or read-write.
+    fn reconfigure(sb: &SuperBlock<Self>, options: Options, rdonly: bool) -> Result {
+        if let Some(budget) = options.index_budget {
+            if budget != sb.data().indexes.budget() {
+                pr_err!("index_budget= cannot change on remount\n");
+                return Err(EINVAL);
+            }
+        }
+        super_block::reconfigure(sb, options.errors, rdonly)
     }
 
     fn show_options(sb: &SuperBlock<Self>, m: &kernel::seq_file::SeqFile) -> Result {

@@ -94,6 +94,19 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// Changes the mount of `sb` (`mount -o remount`, `fsconfig(FSCONFIG_CMD_RECONFIGURE)`),
+    /// after the VFS synced it: `options` holds the parameters given, parsed by
+    /// [`FileSystem::parse_param`] into a default [`FileSystem::Options`], and `rdonly` says
+    /// whether the super block is read-only afterwards. The VFS changes `SB_RDONLY` once this
+    /// returns success, so [`SuperBlock::rdonly`] still tells the state before; for a change
+    /// to read-only it has already made sure that no file is open for writing. Without this
+    /// method, a remount only syncs the file system and changes the flags.
+    ///
+    /// Called with `s_umount` held exclusively.
+    fn reconfigure(_sb: &SuperBlock<Self>, _options: Self::Options, _rdonly: bool) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Shows the file system's mount options in `/proc/mounts` and `/proc/self/mountinfo`:
     /// writes those that are not the defaults, and any other worth showing, to `m` as `,name`
     /// or `,name=value` with [`seq_print!`](crate::seq_print), so that `mount(8)` can mount
@@ -303,8 +316,33 @@ impl<T: FileSystem> Registration<T> {
     ///
     /// Called by the VFS with a valid `fs_context` of this type.
     unsafe extern "C" fn reconfigure_callback(fc: *mut bindings::fs_context) -> c_int {
-        // SAFETY: `fc` and its root are valid during reconfiguration.
-        unsafe { bindings::sync_filesystem((*(*fc).root).d_sb) }
+        from_result(|| {
+            // SAFETY: `fc` and its root are valid during reconfiguration.
+            let sb_ptr = unsafe { (*(*fc).root).d_sb };
+            // SAFETY: The super block is valid and mounted, with `s_umount` held.
+            to_result(unsafe { bindings::sync_filesystem(sb_ptr) })?;
+            if T::HAS_RECONFIGURE {
+                // SAFETY: The super block of a mounted file system of type `T` is `Ready`.
+                let sb = unsafe { SuperBlock::<T>::from_raw(sb_ptr) };
+                // SAFETY: `fc` is valid; `fs_private` was set by `init_fs_context_callback`, and
+                // the context is not used concurrently.
+                let (options, mask, flags) = unsafe {
+                    (
+                        core::mem::take(&mut *(*fc).fs_private.cast::<T::Options>()),
+                        (*fc).sb_flags_mask,
+                        (*fc).sb_flags,
+                    )
+                };
+                let ro = sb::SB_RDONLY as c_uint;
+                let rdonly = if mask & ro != 0 {
+                    flags & ro != 0
+                } else {
+                    sb.rdonly()
+                };
+                T::reconfigure(sb, options, rdonly)?;
+            }
+            Ok(0)
+        })
     }
 
     /// # Safety

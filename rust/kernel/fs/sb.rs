@@ -38,7 +38,7 @@ use core::{
 };
 
 /// `SB_RDONLY` (`BIT(0)`, which bindgen does not evaluate).
-const SB_RDONLY: c_ulong = 1;
+pub(crate) const SB_RDONLY: c_ulong = 1;
 
 /// A typestate of a [`SuperBlock`].
 pub trait State {}

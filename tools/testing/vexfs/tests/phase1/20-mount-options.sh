@@ -90,6 +90,46 @@ case "$(mount_err nosuchflag)" in
 esac
 check "the file system still mounts after refused options" mount -t vexfs $DISK2 $MNT
 check_eq "and its data is intact" data "$(cat $MNT/f)"
+
+# Remount (reconfigure): read-only and read-write are recorded in the super
+# block's state (byte 112: 1 clean, 2 in use), so that a crash after a
+# remount read-write is noticed; errors= changes, or stays if not given;
+# index_budget= cannot change.
+sb_state() {
+	dd if=$DISK2 bs=1 skip=112 count=4 2>/dev/null | od -An -tu4 | tr -d ' '
+}
+check_eq "mounted read-write: the state says in use" 2 "$(sb_state)"
+check "remount,ro" mount -o remount,ro $MNT
+check_eq "remounted read-only: the state says clean" 1 "$(sb_state)"
+check_fails "remounted read-only: writes fail" sh -c "echo x >$MNT/g"
+check "remount,rw" mount -o remount,rw $MNT
+check_eq "remounted read-write: the state says in use" 2 "$(sb_state)"
+echo again >$MNT/g
+check_eq "remounted read-write: writes work" again "$(cat $MNT/g)"
+check "remount,errors=remount-ro" mount -o remount,errors=remount-ro $MNT
+case ",$(mount_opts)," in
+*,errors=remount-ro,*) ok "remount: errors=remount-ro shows" ;;
+*) fail "remount: errors=remount-ro shows: $(mount_opts)" ;;
+esac
+check "remount,rw without errors=" mount -o remount,rw $MNT
+case ",$(mount_opts)," in
+*,errors=remount-ro,*) ok "remount without errors= keeps errors=remount-ro" ;;
+*) fail "remount without errors= keeps errors=remount-ro: $(mount_opts)" ;;
+esac
+check "remount,errors=continue" mount -o remount,errors=continue $MNT
+case ",$(mount_opts)," in
+*,errors=*) fail "remount: errors=continue is the default again: $(mount_opts)" ;;
+*) ok "remount: errors=continue is the default again" ;;
+esac
+budget=$(mount_opts | tr ',' '\n' | sed -n 's/^index_budget=//p')
+check "remount with the same index_budget=" mount -o remount,index_budget=$budget $MNT
+check_fails "remount with another index_budget= is refused" mount -o remount,index_budget=1m $MNT
 umount $MNT
 check "fsck.vexfs clean" fsck.vexfs $DISK2
+
+# A remount read-only, then an unmount: cleanly unmounted.
+mount -t vexfs $DISK2 $MNT
+mount -o remount,ro $MNT
+umount $MNT
+check_eq "remount,ro then umount: the state says clean" 1 "$(sb_state)"
 finish
