@@ -79,10 +79,15 @@ pub(crate) fn setattr(idmap: &MntIdmap, dentry: &DEntry<VexFs>, attr: &Attr) -> 
     Ok(())
 }
 
-/// Fails with `EPERM` if `inode` is immutable (`chattr +i`): the VFS refuses to open it for
-/// writing, but a descriptor opened before the flag was set still could write.
+/// Whether `inode` is immutable (`chattr +i`).
+pub(crate) fn is_immutable(inode: &INode<VexFs>) -> bool {
+    inode.flags() & vfs_inode::flags::S_IMMUTABLE != 0
+}
+
+/// Fails with `EPERM` if `inode` is immutable: the VFS refuses to open it for writing, but a
+/// descriptor opened before the flag was set still could write.
 pub(crate) fn check_mutable(inode: &INode<VexFs>) -> Result {
-    if inode.flags() & vfs_inode::flags::S_IMMUTABLE != 0 {
+    if is_immutable(inode) {
         return Err(EPERM);
     }
     Ok(())

@@ -99,11 +99,8 @@ use kernel::{
     },
     fs::{
         inode::{
-            flags::{
-                S_APPEND,
-                S_IMMUTABLE, //
-            },
-            INode,
+            flags::S_APPEND,
+            INode, //
         },
         kernel_io::{
             self,
@@ -986,8 +983,8 @@ pub(crate) fn ioctl(file: &File, inode: &INode<VexFs>, cmd: u32, arg: usize) -> 
 /// an immutable one only answers, an append-only one only grows. Fails with `EPERM` for a
 /// change that `appends` (or not) when the flags forbid it.
 fn check_chattr(inode: &INode<VexFs>, appends: bool) -> Result {
-    let f = inode.flags();
-    if f & S_IMMUTABLE != 0 || (!appends && f & S_APPEND != 0) {
+    crate::file::check_mutable(inode)?;
+    if !appends && inode.flags() & S_APPEND != 0 {
         return Err(EPERM);
     }
     Ok(())
@@ -1738,7 +1735,7 @@ fn build(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     // Compaction needs write access; a rebuild saves the new index if it has it, and if the
     // collection is not immutable.
     let w = match Writer::new(file) {
-        Ok(_) if !compacting && inode.flags() & S_IMMUTABLE != 0 => None,
+        Ok(_) if !compacting && crate::file::is_immutable(inode) => None,
         Ok(w) => Some(w),
         Err(e) if e == EBADF && !compacting => None,
         Err(e) => return Err(e),

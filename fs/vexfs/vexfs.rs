@@ -51,10 +51,9 @@ kernel::module_fs! {
 struct VexFs;
 
 /// What to do when corrupted metadata is found (`errors=` mount option).
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum ErrorBehaviour {
-    /// Return `EUCLEAN` for the operation and carry on.
-    #[default]
+    /// Return `EUCLEAN` for the operation and carry on (the default).
     Continue,
     /// Return `EUCLEAN` and make the file system read-only.
     RemountRo,
