@@ -77,6 +77,11 @@ drop_caches() {
 	echo 3 >/proc/sys/vm/drop_caches
 }
 
+# mount_opts: the mount options of $MNT, as /proc/mounts shows them.
+mount_opts() {
+	awk -v m=$MNT '$2 == m { print $4 }' /proc/mounts
+}
+
 # crash_after_phase: once every test of this phase has run and reported,
 # crash the VM (sysrq b: immediate reboot, no sync, no unmount) instead of
 # shutting it down cleanly. For crash tests; the next phase checks what

@@ -832,6 +832,16 @@ fn repairs() {
     p.img.expect_repaired(false);
 }
 
+/// A xorshift64 generator from `seed` (non-zero): replayable random damage.
+fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 /// Random damage to the metadata of a populated image: `-y` always ends in
 /// a filesystem that checks clean, unless the superblock itself is lost.
 #[test]
@@ -839,13 +849,7 @@ fn random_damage_is_repaired() {
     let p = populated("r-random");
     let pristine = fs::read(&p.img.path).unwrap();
     let span = p.img.sb.data_start + 40;
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     let (mut repaired, mut lost_sb) = (0, 0);
     for _ in 0..150 {
         fs::write(&p.img.path, &pristine).unwrap();
@@ -897,16 +901,12 @@ fn random_inode_damage_is_repaired() {
             matches!(Inode::decode(&p.img.read(block)[offset..]), Ok(Some(_)))
         })
         .collect();
-    let mut x: u64 = std::env::var("FSCK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x2545_f491_4f6c_dd1d);
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = xorshift(
+        std::env::var("FSCK_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0x2545_f491_4f6c_dd1d),
+    );
     let rounds: usize = std::env::var("FSCK_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())

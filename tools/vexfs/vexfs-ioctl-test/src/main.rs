@@ -2779,52 +2779,33 @@ fn chattr(path: &Path, flags: &str) -> Res<()> {
     setflags(&open_ro(path)?, flags).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// The exit status of command or test `name`, which ended with `res` (reported if an error).
+fn exit_status(name: &str, res: Res<()>) -> ExitCode {
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vexfs-ioctl-test {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.len() == 5 && args[1] == "rename2" {
-        return match rename2(&args[2], &args[3], &args[4]) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("vexfs-ioctl-test rename2: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit_status("rename2", rename2(&args[2], &args[3], &args[4]));
     }
     if args.len() == 3 && args[1] == "mksock" {
-        return match mksock(Path::new(&args[2])) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("vexfs-ioctl-test mksock: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit_status("mksock", mksock(Path::new(&args[2])));
     }
     if args.len() == 3 && args[1] == "lsattr" {
-        return match lsattr(Path::new(&args[2])) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("vexfs-ioctl-test lsattr: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit_status("lsattr", lsattr(Path::new(&args[2])));
     }
     if args.len() == 4 && args[1] == "chattr" {
-        return match chattr(Path::new(&args[2]), &args[3]) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("vexfs-ioctl-test chattr: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit_status("chattr", chattr(Path::new(&args[2]), &args[3]));
     }
     if args.len() == 4 && args[1] == "godown" {
-        return match godown(Path::new(&args[2]), &args[3]) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("vexfs-ioctl-test godown: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit_status("godown", godown(Path::new(&args[2]), &args[3]));
     }
     if args.len() != 3 {
         eprintln!(
@@ -2859,11 +2840,5 @@ fn main() -> ExitCode {
         "saved-verify" => test_saved_verify(dir),
         t => err(format!("unknown test {t}")),
     };
-    match res {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("vexfs-ioctl-test {}: {e}", args[1]);
-            ExitCode::FAILURE
-        }
-    }
+    exit_status(&args[1], res)
 }

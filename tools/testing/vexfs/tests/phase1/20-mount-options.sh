@@ -7,9 +7,19 @@
 # statfs(2) an f_fsid from the UUID.
 . /vexfs/lib.sh
 
-# mount_opts: the options of $MNT in /proc/mounts.
-mount_opts() {
-	awk -v m=$MNT '$2 == m { print $4 }' /proc/mounts
+# check_opt DESCRIPTION PATTERN: passes when one of the options of $MNT in
+# /proc/mounts matches the glob PATTERN; check_no_opt when none does.
+check_opt() {
+	case ",$(mount_opts)," in
+	*,$2,*) ok "$1" ;;
+	*) fail "$1: $(mount_opts)" ;;
+	esac
+}
+check_no_opt() {
+	case ",$(mount_opts)," in
+	*,$2,*) fail "$1: $(mount_opts)" ;;
+	*) ok "$1" ;;
+	esac
 }
 
 mkfs.vexfs -f -q -L options $DISK2
@@ -31,10 +41,7 @@ mount_err() {
 }
 
 check "-o errors=remount-ro is accepted" mount -t vexfs -o errors=remount-ro $DISK2 $MNT
-case ",$(mount_opts)," in
-*,errors=remount-ro,*) ok "/proc/mounts shows errors=remount-ro" ;;
-*) fail "/proc/mounts shows errors=remount-ro: $(mount_opts)" ;;
-esac
+check_opt "/proc/mounts shows errors=remount-ro" errors=remount-ro
 # busybox stat -f prints the two halves of f_fsid in hex.
 fsid=$(stat -f -c %i $MNT)
 case "$fsid" in
@@ -46,11 +53,8 @@ check_eq "the file system is writable with errors=remount-ro" data "$(cat $MNT/f
 check "umount" umount $MNT
 check "-o errors=continue is accepted" mount -t vexfs -o errors=continue $DISK2 $MNT
 check_eq "data kept" data "$(cat $MNT/f)"
-case ",$(mount_opts)," in
-*,errors=*) fail "/proc/mounts leaves out the default errors=continue: $(mount_opts)" ;;
-*,index_budget=[1-9]*) ok "/proc/mounts leaves out the default errors= and shows index_budget=" ;;
-*) fail "/proc/mounts shows index_budget=: $(mount_opts)" ;;
-esac
+check_no_opt "/proc/mounts leaves out the default errors=continue" 'errors=*'
+check_opt "/proc/mounts shows index_budget=" 'index_budget=[1-9]*'
 umount $MNT
 check "-o ro is accepted" mount -t vexfs -o ro $DISK2 $MNT
 check_fails "a read-only mount refuses writes" sh -c "echo x >$MNT/g"
@@ -69,10 +73,7 @@ case "$(mount_err frobnicate=1)" in
 *) fail "-o frobnicate=1: $(cat /tmp/mount.err)" ;;
 esac
 check "-o index_budget=64m is accepted" mount -t vexfs -o index_budget=64m $DISK2 $MNT
-case ",$(mount_opts)," in
-*,index_budget=67108864,*) ok "/proc/mounts shows index_budget=67108864" ;;
-*) fail "/proc/mounts shows index_budget=67108864: $(mount_opts)" ;;
-esac
+check_opt "/proc/mounts shows index_budget=67108864" index_budget=67108864
 # The options shown mount again.
 opts=$(mount_opts)
 umount $MNT
@@ -107,20 +108,11 @@ check_eq "remounted read-write: the state says in use" 2 "$(sb_state)"
 echo again >$MNT/g
 check_eq "remounted read-write: writes work" again "$(cat $MNT/g)"
 check "remount,errors=remount-ro" mount -o remount,errors=remount-ro $MNT
-case ",$(mount_opts)," in
-*,errors=remount-ro,*) ok "remount: errors=remount-ro shows" ;;
-*) fail "remount: errors=remount-ro shows: $(mount_opts)" ;;
-esac
+check_opt "remount: errors=remount-ro shows" errors=remount-ro
 check "remount,rw without errors=" mount -o remount,rw $MNT
-case ",$(mount_opts)," in
-*,errors=remount-ro,*) ok "remount without errors= keeps errors=remount-ro" ;;
-*) fail "remount without errors= keeps errors=remount-ro: $(mount_opts)" ;;
-esac
+check_opt "remount without errors= keeps errors=remount-ro" errors=remount-ro
 check "remount,errors=continue" mount -o remount,errors=continue $MNT
-case ",$(mount_opts)," in
-*,errors=*) fail "remount: errors=continue is the default again: $(mount_opts)" ;;
-*) ok "remount: errors=continue is the default again" ;;
-esac
+check_no_opt "remount: errors=continue is the default again" 'errors=*'
 budget=$(mount_opts | tr ',' '\n' | sed -n 's/^index_budget=//p')
 check "remount with the same index_budget=" mount -o remount,index_budget=$budget $MNT
 check_fails "remount with another index_budget= is refused" mount -o remount,index_budget=1m $MNT

@@ -389,7 +389,7 @@ le32 1 | dd of=$DISK2 bs=1 seek=$((slot + 80)) conv=notrunc 2>/dev/null
 le32 $(crc32c $slot 252) | dd of=$DISK2 bs=1 seek=$((slot + 252)) conv=notrunc 2>/dev/null
 # rw_state: "rw" or "ro", as /proc/mounts shows $MNT.
 rw_state() {
-	awk -v m=$MNT '$2 == m { split($4, o, ","); print o[1] }' /proc/mounts
+	mount_opts | cut -d, -f1
 }
 for opt in continue remount-ro; do
 	mount -t vexfs -o errors=$opt $DISK2 $MNT
