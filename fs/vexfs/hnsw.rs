@@ -35,6 +35,14 @@
 //! exactly every vector that the proven bound of the compact distance cannot rule out
 //! ([`Index::search`]), so it returns the same results as a scan of the exact vectors.
 //!
+//! From [`SIGN_DIM`] elements on, a node also has a *sign code*: one bit per element of its
+//! unit vector after a fixed rotation ([`vecmath::rotate`], [`vecmath::sign_code`]), an
+//! estimate of the cosine twelve times smaller than the compact copy at 768 elements. Once a
+//! beam search's list is full, a neighbour whose sign code puts it clearly beyond the list
+//! ([`SIGN_MARGIN`]) is passed over without its compact copy being read; the others are
+//! ranked on their compact copies as without sign codes. At these dimensions a compact copy
+//! is 25 cache lines, and reading them is most of a search's time.
+//!
 //! L2 and inner-product collections keep their *exact* vectors ([`crate::vecmath`]: 30-bit
 //! mantissas and a scale) in memory and are traversed on them.
 //!
@@ -73,6 +81,17 @@ use kernel::{
 
 /// Highest level of a node.
 const MAX_LEVEL: u32 = 15;
+
+/// Fewest elements for sign codes ([`vecmath::sign_code`]): below, their estimate is too
+/// coarse to steer a search, and the compact copy is small anyway.
+pub(crate) const SIGN_DIM: usize = 256;
+
+/// How far beyond the farthest of a full candidate list, in cosine units times `sqrt(dim)`
+/// (`SIGN_MARGIN.0 / SIGN_MARGIN.1`), a sign code's estimate must put a node for the beam
+/// search to pass it over without its compact distance: about 1.7 times the typical error
+/// (`0.75 / sqrt(dim)`). With it, recall on the benchmarks' data is that of the compact
+/// copies alone; at 1 times, it began to drop.
+const SIGN_MARGIN: (u128, u128) = (5, 4);
 
 /// Bytes of the fixed part of a node's entry in a saved graph ([`Index::save_node`]).
 pub(crate) const SAVED_HEAD: usize = 24;
@@ -156,6 +175,8 @@ pub(crate) struct Hit {
 pub(crate) struct Stats {
     /// Distances computed on the traversal representation.
     pub(crate) distances: u64,
+    /// Nodes passed over on their sign codes alone.
+    pub(crate) passed: u64,
     /// Exact distances computed for the final ranking.
     pub(crate) rescored: u64,
     /// Nodes whose links were followed.
@@ -205,6 +226,15 @@ pub(crate) struct Scratch {
     qcodes: KVec<u64>,
     qfactor: u32,
     qerr2: u128,
+    /// The query for sign codes: the bit planes of [`vecmath::sign_query`], the sum of its
+    /// codes, and room for the rotated query.
+    qplanes: KVec<u64>,
+    qsum: i64,
+    qrot: KVec<i64>,
+    /// What turns a sign key into an estimated compact key (times 2^16), and the margin of
+    /// that estimate, in compact key units ([`Index::set_query_signs`]).
+    qconv: u64,
+    qmargin: i64,
     /// An exact vector read back from the records, for rescoring (cosine).
     xm: KVec<i32>,
     /// Results, nearest first.
@@ -235,6 +265,11 @@ impl Scratch {
             qcodes: KVec::new(),
             qfactor: 0,
             qerr2: 0,
+            qplanes: KVec::new(),
+            qsum: 0,
+            qrot: KVec::new(),
+            qconv: 0,
+            qmargin: 0,
             xm: KVec::new(),
             hits: KVVec::new(),
             sel: KVec::new(),
@@ -363,6 +398,13 @@ pub(crate) struct Index {
     codes: VVec<u64>,
     /// Largest error bound of a compact copy (cosine only; see [`vecmath::encode`]).
     max_err: u64,
+    /// Sign codes (cosine, at least [`SIGN_DIM`] elements), `sign_stride` words per node:
+    /// the reciprocal of the code's norm `2^62 / ||x||_1` with the number of set bits in
+    /// the top 16 bits, then the `sign_len` words of [`vecmath::sign_code`], then zero
+    /// padding to a multiple of 64 bytes. Beam searches pass over candidates on them.
+    signs: VVec<u64>,
+    /// Room for one rotated vector, for [`Index::push`].
+    rot: KVec<i64>,
     /// Level-0 links: per node, `2 M` slots, the unused ones `u32::MAX` (a row of 128 bytes
     /// for M 16).
     links0: VVec<u32>,
@@ -394,6 +436,8 @@ impl Index {
             unit: KVec::new(),
             codes: VVec::new(),
             max_err: 0,
+            signs: VVec::new(),
+            rot: KVec::new(),
             links0: VVec::new(),
             upper: VVec::new(),
             upper_at: VVec::new(),
@@ -431,6 +475,25 @@ impl Index {
         (self.code_len() + 1).next_multiple_of(8)
     }
 
+    /// Whether nodes have sign codes.
+    fn signed(&self) -> bool {
+        self.compact() && self.p.dim >= SIGN_DIM
+    }
+
+    /// Words of a sign code.
+    fn sign_len(&self) -> usize {
+        self.p.dim.div_ceil(64)
+    }
+
+    /// Words per node in `signs` (0 without sign codes).
+    fn sign_stride(&self) -> usize {
+        if self.signed() {
+            (self.sign_len() + 1).next_multiple_of(8)
+        } else {
+            0
+        }
+    }
+
     /// Kernel memory held by the index, in bytes.
     pub(crate) fn bytes(&self) -> usize {
         size_of::<Self>()
@@ -443,6 +506,8 @@ impl Index {
             + self.units.capacity() * 8
             + self.unit.capacity() * 4
             + self.codes.capacity() * 8
+            + self.signs.capacity() * 8
+            + self.rot.capacity() * 8
             + self.links0.capacity() * 4
             + self.upper.capacity() * 4
             + self.upper_at.capacity() * 4
@@ -462,7 +527,7 @@ impl Index {
             need.max(cap.saturating_mul(2))
         };
         let vector = if self.compact() {
-            self.code_stride() * 8 + 8
+            self.code_stride() * 8 + 8 + self.sign_stride() * 8
         } else {
             4 + self.p.dim * 4
         };
@@ -479,6 +544,7 @@ impl Index {
             .saturating_mul(per)
             .saturating_add(map)
             .saturating_add(size_of::<Self>() + self.unit.capacity().max(self.p.dim) * 4)
+            .saturating_add(if self.signed() { self.p.dim * 8 } else { 0 })
     }
 
     /// The node of live vector `id`.
@@ -539,6 +605,13 @@ impl Index {
             if self.unit.len() < self.p.dim {
                 self.unit.resize(self.p.dim, 0, GFP_KERNEL)?;
             }
+            if self.signed() {
+                self.signs
+                    .reserve(n.checked_mul(self.sign_stride()).ok_or(ENOMEM)?, GFP_KERNEL)?;
+                if self.rot.len() < self.p.dim {
+                    self.rot.resize(self.p.dim, 0, GFP_KERNEL)?;
+                }
+            }
         } else {
             self.scales.reserve(n, GFP_KERNEL)?;
             self.vecs
@@ -586,6 +659,20 @@ impl Index {
             block[cl] = u64::from(factor);
             self.max_err = self.max_err.max(err);
             self.units.push(f, GFP_KERNEL)?;
+            if self.signed() {
+                let (ss, sl) = (self.sign_stride(), self.sign_len());
+                let sstart = self.signs.len();
+                self.signs.resize(sstart + ss, 0, GFP_KERNEL)?;
+                let rot = self.rot.get_mut(..m.len()).ok_or(ENOMEM)?;
+                for (r, &u) in rot.iter_mut().zip(self.unit.iter()) {
+                    *r = i64::from(u);
+                }
+                vecmath::rotate(rot);
+                let (l1, set) = vecmath::sign_code(rot, &mut self.signs[sstart + 1..][..sl]);
+                let inv = (1u64 << 62).checked_div(l1).unwrap_or(0);
+                // A nonzero unit vector has l1 >= 2^29, so inv <= 2^33.
+                self.signs[sstart] = inv.min((1 << 48) - 1) | (u64::from(set) << 48);
+            }
             if factor == 0 {
                 // A zero vector: at distance 1 from everything, useless for routing.
                 level = 0;
@@ -625,6 +712,8 @@ impl Index {
         self.vecs.truncate(len * self.p.dim);
         self.codes
             .truncate(self.codes.len().min(len * self.code_stride()));
+        self.signs
+            .truncate(self.signs.len().min(len * self.sign_stride()));
         self.links0.truncate(len * self.stride0());
         self.rehash();
     }
@@ -733,6 +822,35 @@ impl Index {
             -(i64::from(dot) * i64::from(block[cl] as u32))
         } else {
             self.exact_kept(s, node).key()
+        }
+    }
+
+    /// The sign key of `node` for the query in `s` (nodes with sign codes): minus `<s, q> /
+    /// ||x||_1` ([`vecmath::sign_code`]) in units of the query's codes, which orders like the
+    /// estimated distance (every rotated unit vector has the same norm).
+    #[inline(always)]
+    fn sign_key(&self, s: &Scratch, node: u32) -> i64 {
+        let ss = self.sign_stride();
+        let code = &self.signs[node as usize * ss..][..ss];
+        let (inv, set) = ((code[0] & ((1 << 48) - 1)) as i64, (code[0] >> 48) as i64);
+        let dot = vecmath::sign_dot(&code[1..][..self.sign_len()], &s.qplanes);
+        // <s, q - 8> with s = +-1: 2 (sum of the codes where s = +1) - sum of all codes -
+        // 8 (set - unset). At most 7 dim in magnitude, below 2^15.
+        let n = 2 * dot - s.qsum - 16 * set + 8 * self.p.dim as i64;
+        -(n * inv)
+    }
+
+    /// Prefetches the sign code of `node`.
+    #[inline(always)]
+    fn prefetch_sign(&self, node: u32) {
+        let ss = self.sign_stride();
+        let base = node as usize * ss;
+        let mut i = 0;
+        while i < ss {
+            if let Some(w) = self.signs.get(base + i) {
+                prefetch(w);
+            }
+            i += 8;
         }
     }
 
@@ -865,7 +983,56 @@ impl Index {
             vecmath::reverse(&s.baseq, &mut s.qcodes);
             s.qfactor = f;
             s.qerr2 = e;
+            if self.signed() {
+                s.qrot.clear();
+                s.qrot.reserve(s.qm.len(), GFP_KERNEL)?;
+                for &x in s.qm.iter() {
+                    s.qrot.push(i64::from(x), GFP_KERNEL)?;
+                }
+                self.set_query_signs(s)?;
+            }
         }
+        Ok(())
+    }
+
+    /// Makes the query form of sign codes from the query vector in `s.qrot` (the unit
+    /// vector, or the codes of a node) and `s.qfactor`.
+    ///
+    /// A sign key `-n * inv` ([`Index::sign_key`]) estimates the cosine as `n * (max / 7) *
+    /// |x| / (||x||_1 * |q|)` with `inv = 2^62 / ||x||_1`, `max` the largest rotated query
+    /// element, `|q|` the rotated query's norm and `|x| = 2^30 sqrt(b)` that of every
+    /// rotated unit vector (`b` the block of [`vecmath::rotate`]); a compact key is `-cos *
+    /// 2^76 / qfactor`. So a sign key times `max sqrt(b) 2^44 / (7 |q| qfactor)` estimates
+    /// the compact key, within about `0.75 / sqrt(dim)` in cosine (RaBitQ's bound, and what
+    /// this data shows); the margin is [`SIGN_MARGIN`] of that.
+    fn set_query_signs(&self, s: &mut Scratch) -> Result {
+        vecmath::rotate(&mut s.qrot);
+        s.qplanes.clear();
+        s.qplanes.resize(4 * self.sign_len(), 0, GFP_KERNEL)?;
+        s.qsum = vecmath::sign_query(&s.qrot, &mut s.qplanes);
+        let max = s.qrot.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+        // Elements below 2^39: the squares add up below 2^90.
+        let norm = vecmath::isqrt(
+            s.qrot
+                .iter()
+                .map(|v| u128::from(v.unsigned_abs()).pow(2))
+                .sum(),
+        );
+        let b = vecmath::rotate_block(self.p.dim) as u128;
+        let den = 7 * norm * u128::from(s.qfactor);
+        (s.qconv, s.qmargin) = if den == 0 {
+            (0, 0)
+        } else {
+            // max * sqrt(b) * 2^16 < 2^59, times 2^44: below 2^103.
+            let num = (u128::from(max) * vecmath::isqrt(b << 32)) << 44;
+            let conv = vecmath::div_u128(num, den).min(u128::from(u64::MAX)) as u64;
+            let unit = vecmath::div_u128(1 << 76, u128::from(s.qfactor));
+            let margin = vecmath::div_u128(
+                unit * SIGN_MARGIN.0,
+                SIGN_MARGIN.1 * vecmath::isqrt(self.p.dim as u128),
+            );
+            (conv, margin.min(i64::MAX as u128 / 2) as i64)
+        };
         Ok(())
     }
 
@@ -877,6 +1044,18 @@ impl Index {
             s.qcodes.resize(self.code_len(), 0, GFP_KERNEL)?;
             vecmath::reverse(self.codes_of(node), &mut s.qcodes);
             s.qfactor = self.factor(node);
+            if self.signed() {
+                s.qrot.clear();
+                s.qrot.reserve(self.p.dim, GFP_KERNEL)?;
+                for &w in self.codes_of(node) {
+                    for c in vecmath::unpack(w) {
+                        if s.qrot.len() < self.p.dim {
+                            s.qrot.push(c, GFP_KERNEL)?;
+                        }
+                    }
+                }
+                self.set_query_signs(s)?;
+            }
         } else {
             let v = self.vec(node);
             s.qm.clear();
@@ -921,6 +1100,7 @@ impl Index {
         admit: impl Fn(u32) -> bool,
     ) -> Result {
         let ef = ef.max(1);
+        let signed = self.signed();
         s.begin(self.len())?;
         s.near.clear();
         s.near.reserve(ef + 1, GFP_KERNEL)?;
@@ -954,13 +1134,45 @@ impl Index {
                     n += usize::from(new);
                 }
             }
-            for &nb in &s.batch[..n] {
-                self.prefetch_node(nb);
-            }
             // All distances first: they are independent, and the processor overlaps them
             // better without the heap updates in between.
-            for i in 0..n {
-                s.keys_batch[i] = self.key(s, s.batch[i]);
+            let worst = match s.best.first() {
+                Some(&(w, _)) if signed && s.best.len() >= ef => Some(w),
+                _ => None,
+            };
+            if let Some(worst) = worst {
+                // With a full list and sign codes: nodes whose sign code puts them clearly
+                // beyond the list are passed over; the others get their compact key.
+                for &nb in &s.batch[..n] {
+                    self.prefetch_sign(nb);
+                }
+                let bar = i128::from(worst) + i128::from(s.qmargin);
+                let mut kept = 0;
+                for i in 0..n {
+                    let nb = s.batch[i];
+                    // Below 2^48 times below 2^64: the product cannot wrap.
+                    let est =
+                        i128::from(self.sign_key(s, nb)).wrapping_mul(i128::from(s.qconv)) >> 16;
+                    if est <= bar {
+                        s.batch[kept] = nb;
+                        kept += 1;
+                    }
+                }
+                s.stats.passed += (n - kept) as u64;
+                n = kept;
+                for &nb in &s.batch[..n] {
+                    self.prefetch_node(nb);
+                }
+                for i in 0..n {
+                    s.keys_batch[i] = self.key(s, s.batch[i]);
+                }
+            } else {
+                for &nb in &s.batch[..n] {
+                    self.prefetch_node(nb);
+                }
+                for i in 0..n {
+                    s.keys_batch[i] = self.key(s, s.batch[i]);
+                }
             }
             s.stats.distances += n as u64;
             for i in 0..n {
@@ -2145,6 +2357,92 @@ mod tests {
         idx.truncate(100);
         assert_eq!(idx.find(8), None);
         assert_eq!(idx.find(15), Some(2));
+        Ok(())
+    }
+
+    /// Elements of the vectors of [`sign_codes_steer_the_search`].
+    const WIDE: usize = 256;
+
+    /// A clustered data set of `WIDE` elements: 12 centres, noise of a third of their spread.
+    fn wide(i: u64) -> [i8; WIDE] {
+        let mut p = [0i8; WIDE];
+        for (j, e) in p.iter_mut().enumerate() {
+            let c = mix64((i % 12) * 1000 + j as u64);
+            let r = mix64(i * 1000 + j as u64 + 77);
+            *e = ((c & 63) as i32 - 32 + ((r & 31) as i32 - 16) * 2 / 3) as i8;
+        }
+        p
+    }
+
+    struct Wide;
+
+    impl Records for Wide {
+        fn vector(&mut self, slot: u64, id: u64, m: &mut [i32]) -> Result<i32> {
+            if id != slot + 1 {
+                return Err(EUCLEAN);
+            }
+            Ok(Fixed::from_i8(wide(slot).iter().copied(), m))
+        }
+    }
+
+    #[test]
+    fn sign_codes_steer_the_search() -> Result {
+        // A cosine index of this width passes over candidates on their sign codes: recall
+        // as on the compact copies alone (on this data: every query finds its 10 nearest),
+        // exact search unchanged, and the same codes and results after a save and restore.
+        let p = Params {
+            dim: WIDE,
+            metric: Metric::Cosine,
+            m: 8,
+            ef_construction: 64,
+        };
+        let mut idx = Index::new(p);
+        assert!(idx.signed() && idx.sign_stride() == 8);
+        let n = 500;
+        idx.reserve(n)?;
+        let mut s = Scratch::new();
+        let mut m = KVec::new();
+        m.resize(WIDE, 0, GFP_KERNEL)?;
+        for i in 0..n as u64 {
+            let sc = Fixed::from_i8(wide(i).iter().copied(), &mut m);
+            let node = idx.push(i + 1, i, &m, sc)?;
+            idx.link(node, &mut s)?;
+        }
+        assert_eq!(idx.check()?, n);
+        let mut hits = 0;
+        let mut first = KVec::new();
+        for qi in 0..20u64 {
+            let sc = Fixed::from_i8(wide(10_000 + qi).iter().copied(), &mut m);
+            idx.set_query(&mut s, &m, sc)?;
+            let exact = idx.search(&mut s, 10, 0, true, None, &mut Wide)?;
+            let worst = exact[exact.len() - 1].key;
+            let approx = idx.search(&mut s, 10, 32, false, None, &mut Wide)?;
+            assert_eq!(approx.len(), 10);
+            hits += approx.iter().filter(|h| h.key <= worst).count();
+            first.push(approx[0].node, GFP_KERNEL)?;
+        }
+        assert_eq!(hits, 200);
+        let saved = save_all(&idx)?;
+        let mut back = Index::new(p);
+        let mut at = 0;
+        while at < saved.len() {
+            back.reserve(1)?;
+            let len = back.saved_len_of(saved.get(at..at + SAVED_HEAD).ok_or(EUCLEAN)?)?;
+            let e = saved.get(at..at + len).ok_or(EUCLEAN)?;
+            let sc = Fixed::from_i8(wide(Index::saved_slot(e)).iter().copied(), &mut m);
+            back.restore_node(e, &m, sc, false)?;
+            at += len;
+        }
+        back.restore_finish(n, idx.entry())?;
+        assert!(back.signs[..] == idx.signs[..]);
+        for (qi, &f) in first.iter().enumerate() {
+            let sc = Fixed::from_i8(wide(10_000 + qi as u64).iter().copied(), &mut m);
+            back.set_query(&mut s, &m, sc)?;
+            assert_eq!(
+                back.search(&mut s, 10, 32, false, None, &mut Wide)?[0].node,
+                f
+            );
+        }
         Ok(())
     }
 }

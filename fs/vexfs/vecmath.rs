@@ -453,7 +453,7 @@ fn pack(c: [i64; 4]) -> u64 {
 }
 
 /// The four codes of a word made by [`pack`].
-fn unpack(w: u64) -> [i64; 4] {
+pub(crate) fn unpack(w: u64) -> [i64; 4] {
     let mut c = [0i64; 4];
     let mut v = w as i64;
     for x in c.iter_mut() {
@@ -540,6 +540,104 @@ pub(crate) fn dot_words(data: &[u64], query: &[u64]) -> i32 {
         .wrapping_add(acc[1])
         .wrapping_add(acc[2])
         .wrapping_add(acc[3])
+}
+
+/// Elements of one block of [`rotate`]'s transform for vectors of `dim` elements: the
+/// largest power of two dividing `dim`, at most 256.
+pub(crate) fn rotate_block(dim: usize) -> usize {
+    1usize << dim.trailing_zeros().min(8)
+}
+
+/// A fixed pseudo-random rotation (up to a scale) of `x`, in place: each element's sign is
+/// flipped by a fixed pattern, then a Walsh-Hadamard transform mixes each block of
+/// [`rotate_block`] elements. It spreads a vector's energy over its elements, so that the
+/// signs of the elements ([`sign_code`]) say about as much about every vector, whatever
+/// directions the data favour. Integer additions only; the elements grow by at most the
+/// block length (256), so `|x[i]| <= 2^31` stays below `2^39`.
+pub(crate) fn rotate(x: &mut [i64]) {
+    for (i, v) in x.iter_mut().enumerate() {
+        if (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 63 != 0 {
+            *v = -*v;
+        }
+    }
+    let b = rotate_block(x.len());
+    for block in x.chunks_exact_mut(b) {
+        let mut h = 1;
+        while h < b {
+            for pair in block.chunks_exact_mut(2 * h) {
+                let (lo, hi) = pair.split_at_mut(h);
+                for (a, c) in lo.iter_mut().zip(hi.iter_mut()) {
+                    let (p, q) = (*a, *c);
+                    *a = p + q;
+                    *c = p - q;
+                }
+            }
+            h *= 2;
+        }
+    }
+}
+
+/// The sign code of a vector whose rotation ([`rotate`]) is `x`: bit `i % 64` of word
+/// `i / 64` of `bits` is set where `x[i] >= 0`. Returns `(||x||_1, set bits)`: the sign
+/// vector `s` (`+1` where set, `-1` elsewhere) has `<s, x> = ||x||_1`. `<s, y> / ||x||_1`
+/// estimates the cosine of `x` and `y` times `||y||` (RaBitQ, Gao and Long, 2024: the
+/// estimate is unbiased for random rotations, with an error of order `1 / sqrt(dim)`).
+pub(crate) fn sign_code(x: &[i64], bits: &mut [u64]) -> (u64, u32) {
+    bits.iter_mut().for_each(|w| *w = 0);
+    let mut l1: u64 = 0;
+    let mut set = 0;
+    for (chunk, w) in x.chunks(64).zip(bits.iter_mut()) {
+        for (i, &v) in chunk.iter().enumerate() {
+            l1 = l1.saturating_add(v.unsigned_abs());
+            if v >= 0 {
+                *w |= 1 << i;
+                set += 1;
+            }
+        }
+    }
+    (l1, set)
+}
+
+/// The query form of a rotated vector `x` for [`sign_dot`]: codes `q[i] = round(7 x[i] /
+/// max |x|) + 8` in `1..=15`, as four bit planes per 64 elements (`planes[4 w + b]` holds
+/// bit `b` of the codes of elements `64 w..64 w + 64`). Returns the sum of the codes.
+pub(crate) fn sign_query(x: &[i64], planes: &mut [u64]) -> i64 {
+    planes.iter_mut().for_each(|w| *w = 0);
+    let max = x.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+    let mut sum = 0;
+    if max == 0 {
+        return 0;
+    }
+    for (w, chunk) in x.chunks(64).enumerate() {
+        for (i, &v) in chunk.iter().enumerate() {
+            // |v| <= max < 2^40 (see `rotate`): the sums fit.
+            let r = ((v.unsigned_abs() * 14 + max) / (2 * max)) as i64;
+            let c = if v < 0 { 8 - r } else { 8 + r };
+            sum += c;
+            for b in 0..4 {
+                if c >> b & 1 != 0 {
+                    if let Some(p) = planes.get_mut(4 * w + b) {
+                        *p |= 1 << i;
+                    }
+                }
+            }
+        }
+    }
+    sum
+}
+
+/// `sum_i bit_i(bits) q[i]` for the sign code `bits` ([`sign_code`]) and the query codes
+/// `q` in `planes` ([`sign_query`]): four masked bit counts per 64 elements.
+#[inline]
+pub(crate) fn sign_dot(bits: &[u64], planes: &[u64]) -> i64 {
+    let mut sum = 0u32;
+    for (b, p) in bits.iter().zip(planes.chunks_exact(4)) {
+        sum += (b & p[0]).count_ones()
+            + ((b & p[1]).count_ones() << 1)
+            + ((b & p[2]).count_ones() << 2)
+            + ((b & p[3]).count_ones() << 3);
+    }
+    i64::from(sum)
 }
 
 /// A vector borrowed for an exact distance computation.
@@ -963,5 +1061,80 @@ mod tests {
         let mut zw = [1u64; 2];
         assert_eq!(encode(&z, &mut zw), (0, 0));
         assert_eq!(zw, [0; 2]);
+    }
+
+    #[test]
+    fn sign_codes() {
+        // The rotation is orthogonal up to the block length: inner products scale by it.
+        let mut rng = 0x1234_5678u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % 2001) as i64 - 1000
+        };
+        let (mut x, mut y) = ([0i64; 384], [0i64; 384]);
+        x.iter_mut().for_each(|v| *v = next());
+        y.iter_mut().for_each(|v| *v = next());
+        assert_eq!(rotate_block(384), 128);
+        assert_eq!(rotate_block(768), 256);
+        assert_eq!(rotate_block(300), 4);
+        let dot = |a: &[i64], b: &[i64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<i64>();
+        let (xy, xx) = (dot(&x, &y), dot(&x, &x));
+        let (mut rx, mut ry) = (x, y);
+        rotate(&mut rx);
+        rotate(&mut ry);
+        assert_eq!(dot(&rx, &ry), 128 * xy);
+        assert_eq!(dot(&rx, &rx), 128 * xx);
+
+        // The sign code, the query planes and their product against a direct computation.
+        let mut bits = [0u64; 6];
+        let (l1, set) = sign_code(&rx, &mut bits);
+        assert_eq!(l1, rx.iter().map(|v| v.unsigned_abs()).sum::<u64>());
+        assert_eq!(set as usize, rx.iter().filter(|&&v| v >= 0).count());
+        let mut planes = [0u64; 24];
+        let sum = sign_query(&ry, &mut planes);
+        let max = ry.iter().map(|v| v.unsigned_abs()).max().unwrap_or(1) as i64;
+        let mut want_sum = 0;
+        let mut want_dot = 0;
+        for (i, &v) in ry.iter().enumerate() {
+            let c = planes_code(&planes, i);
+            // Within half a step of 7 v / max, plus 8.
+            assert!((2 * (7 * v - (c - 8) * max)).abs() <= max);
+            want_sum += c;
+            if rx[i] >= 0 {
+                want_dot += c;
+            }
+        }
+        assert_eq!(sum, want_sum);
+        assert_eq!(sign_dot(&bits, &planes), want_dot);
+
+        // The estimate `n max |x| / (7 ||x||_1 |y|)` of the cosine, within 0.2 of it, and near
+        // one for a vector against itself: `|est - cos| * 7 l1 |x| |y| = |n max |x|^2 - 7 l1
+        // <x, y>|` in integers (of the rotated vectors: their scale cancels).
+        let close = |b: &[u64], l1: u64, set: u32, a: &[i64], c: &[i64], tenths: i128| {
+            let mut planes = [0u64; 24];
+            let sum = sign_query(c, &mut planes);
+            let n = 2 * sign_dot(b, &planes) - sum - 16 * i64::from(set) + 8 * 384;
+            let max = c.iter().map(|v| v.unsigned_abs()).max().unwrap_or(1);
+            let na = isqrt(dot(a, a) as u128) as i128;
+            let nc = isqrt(dot(c, c) as u128) as i128;
+            let lhs = i128::from(n) * i128::from(max) * na * na
+                - 7 * i128::from(l1) * i128::from(dot(a, c));
+            10 * lhs.abs() < tenths * 7 * i128::from(l1) * na * nc
+        };
+        assert!(close(&bits, l1, set, &rx, &ry, 2));
+        assert!(close(&bits, l1, set, &rx, &rx, 2));
+        // Nearly the same vector: still near one.
+        let mut near = rx;
+        near.iter_mut().step_by(5).for_each(|v| *v /= 2);
+        assert!(close(&bits, l1, set, &rx, &near, 2));
+    }
+
+    /// The query code of element `i` in `planes` ([`sign_query`]).
+    fn planes_code(planes: &[u64], i: usize) -> i64 {
+        (0..4)
+            .map(|b| ((planes[4 * (i / 64) + b] >> (i % 64)) & 1) as i64 * (1 << b))
+            .sum()
     }
 }

@@ -21,8 +21,8 @@
 //! cache (reclaimable), not in the index.
 //!
 //! Counting: the engine's own `Stats` of each search (`distances` on the
-//! traversal copy, `rescored` exact ones), summed into [`distances`] and
-//! [`rescored`]. For inserts, the stats the scratch gathers over the `link`
+//! traversal copy, `rescored` exact ones, `passed` nodes the sign codes ruled
+//! out), summed into [`distances`], [`rescored`] and [`passed`]. For inserts, the stats the scratch gathers over the `link`
 //! calls; the exact distances of the neighbour selection are not in them.
 //!
 //! Adapting to a new engine API: change the bodies here; `src/main.rs` only
@@ -36,10 +36,12 @@ use kernel::prelude::*;
 
 static DISTANCES: AtomicU64 = AtomicU64::new(0);
 static RESCORED: AtomicU64 = AtomicU64::new(0);
+static PASSED: AtomicU64 = AtomicU64::new(0);
 
 fn add_stats(st: &Stats) {
     DISTANCES.fetch_add(st.distances, Ordering::Relaxed);
     RESCORED.fetch_add(st.rescored, Ordering::Relaxed);
+    PASSED.fetch_add(st.passed, Ordering::Relaxed);
 }
 
 /// Distances (traversal and exact) computed so far by this process, as the
@@ -51,6 +53,12 @@ pub fn distances() -> u64 {
 /// Of [`distances`], the exact ones (the final ranking).
 pub fn rescored() -> u64 {
     RESCORED.load(Ordering::Relaxed)
+}
+
+/// Nodes the searches passed over on their sign codes alone (not in
+/// [`distances`]).
+pub fn passed() -> u64 {
+    PASSED.load(Ordering::Relaxed)
 }
 
 /// Whether distances are counted.

@@ -236,6 +236,7 @@ struct Series {
     recall: f64,
     distances_per_query: f64,
     rescored_per_query: f64,
+    passed_per_query: f64,
     ns_per_distance: f64,
 }
 
@@ -255,7 +256,7 @@ fn run_series(
     let (mut ids, mut dists) = (vec![0u64; k], vec![0u32; k]);
     let mut lat = Vec::with_capacity(nq);
     let mut hits = 0usize;
-    let (d0, r0) = (engine::distances(), engine::rescored());
+    let (d0, r0, p0) = (engine::distances(), engine::rescored(), engine::passed());
     let start = Instant::now();
     for q in 0..nq {
         let t = Instant::now();
@@ -295,6 +296,7 @@ fn run_series(
         recall: hits as f64 / (nq * k) as f64,
         distances_per_query: dist as f64 / nq as f64,
         rescored_per_query: resc as f64 / nq as f64,
+        passed_per_query: (engine::passed() - p0) as f64 / nq as f64,
         ns_per_distance: if dist > 0 {
             total.as_secs_f64() * 1e9 / dist as f64
         } else {
@@ -521,7 +523,7 @@ fn run() -> Result<(), String> {
             o,
             "{}{{\"ef\": {}, \"exact\": {}, \"queries\": {}, \"p50_us\": {}, \"p99_us\": {}, \
              \"qps\": {}, \"recall\": {}, \"distances_per_query\": {}, \"rescored_per_query\": {}, \
-             \"ns_per_distance\": {}}}",
+             \"passed_per_query\": {}, \"ns_per_distance\": {}}}",
             if i > 0 { ", " } else { "" },
             s.ef,
             s.exact,
@@ -537,6 +539,11 @@ fn run() -> Result<(), String> {
             },
             if counted {
                 json_num(s.rescored_per_query)
+            } else {
+                "null".into()
+            },
+            if counted {
+                json_num(s.passed_per_query)
             } else {
                 "null".into()
             },
