@@ -2445,4 +2445,59 @@ mod tests {
         }
         Ok(())
     }
+
+    #[test]
+    fn sign_codes_duplicates_and_zero_vectors() -> Result {
+        // 300 vectors of 256 elements drawn from 15 points, every tenth one zero: a zero
+        // vector's sign code estimates a cosine of 0, duplicates have equal codes.
+        let dup = |i: u64| {
+            if i % 10 == 3 {
+                [0i8; WIDE]
+            } else {
+                wide(mix64(i) % 15)
+            }
+        };
+        struct Dup<F>(F);
+        impl<F: Fn(u64) -> [i8; WIDE]> Records for Dup<F> {
+            fn vector(&mut self, slot: u64, id: u64, m: &mut [i32]) -> Result<i32> {
+                if id != slot + 1 {
+                    return Err(EUCLEAN);
+                }
+                Ok(Fixed::from_i8((self.0)(slot).iter().copied(), m))
+            }
+        }
+        let mut idx = Index::new(Params {
+            dim: WIDE,
+            metric: Metric::Cosine,
+            m: 8,
+            ef_construction: 64,
+        });
+        idx.reserve(300)?;
+        let mut s = Scratch::new();
+        let mut m = KVec::new();
+        m.resize(WIDE, 0, GFP_KERNEL)?;
+        for i in 0..300u64 {
+            let sc = Fixed::from_i8(dup(i).iter().copied(), &mut m);
+            let node = idx.push(i + 1, i, &m, sc)?;
+            idx.link(node, &mut s)?;
+        }
+        assert!(idx.check()? >= 270);
+        // Queries that are data points: every hit at the nearest distance.
+        let mut hits = 0;
+        for qi in 0..15u64 {
+            let sc = Fixed::from_i8(wide(qi).iter().copied(), &mut m);
+            idx.set_query(&mut s, &m, sc)?;
+            let exact = idx.search(&mut s, 10, 0, true, None, &mut Dup(dup))?;
+            let worst = exact[exact.len() - 1].key;
+            let approx = idx.search(&mut s, 10, 32, false, None, &mut Dup(dup))?;
+            hits += approx.iter().filter(|h| h.key <= worst).count();
+        }
+        assert_eq!(hits, 150);
+        // A zero query: every distance is 1.
+        idx.set_query(&mut s, &[0; WIDE], 0)?;
+        let r = idx.search(&mut s, 5, 16, false, None, &mut Dup(dup))?;
+        assert_eq!(r.len(), 5);
+        assert!(r.iter().all(|h| h.dist.to_f32_bits() == 0x3f80_0000));
+        Ok(())
+    }
 }
