@@ -2494,7 +2494,8 @@ mod tests {
         }
         assert_eq!(hits, 150);
         // A zero query: every distance is 1.
-        idx.set_query(&mut s, &[0; WIDE], 0)?;
+        m.iter_mut().for_each(|v| *v = 0);
+        idx.set_query(&mut s, &m, 0)?;
         let r = idx.search(&mut s, 5, 16, false, None, &mut Dup(dup))?;
         assert_eq!(r.len(), 5);
         assert!(r.iter().all(|h| h.dist.to_f32_bits() == 0x3f80_0000));

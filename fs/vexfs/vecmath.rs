@@ -1064,8 +1064,9 @@ mod tests {
     }
 
     #[test]
-    fn sign_codes() {
-        // The rotation is orthogonal up to the block length: inner products scale by it.
+    fn sign_codes() -> Result {
+        // The rotation is orthogonal up to the block length: inner products scale by it. The
+        // vectors are on the heap: five of them would take most of a kernel stack.
         let mut rng = 0x1234_5678u64;
         let mut next = || {
             rng ^= rng << 13;
@@ -1073,7 +1074,12 @@ mod tests {
             rng ^= rng << 17;
             (rng % 2001) as i64 - 1000
         };
-        let (mut x, mut y) = ([0i64; 384], [0i64; 384]);
+        let vector = || -> Result<KVec<i64>> {
+            let mut v = KVec::with_capacity(384, GFP_KERNEL)?;
+            v.resize(384, 0, GFP_KERNEL)?;
+            Ok(v)
+        };
+        let (mut x, mut y) = (vector()?, vector()?);
         x.iter_mut().for_each(|v| *v = next());
         y.iter_mut().for_each(|v| *v = next());
         assert_eq!(rotate_block(384), 128);
@@ -1081,7 +1087,9 @@ mod tests {
         assert_eq!(rotate_block(300), 4);
         let dot = |a: &[i64], b: &[i64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<i64>();
         let (xy, xx) = (dot(&x, &y), dot(&x, &x));
-        let (mut rx, mut ry) = (x, y);
+        let (mut rx, mut ry) = (vector()?, vector()?);
+        rx.copy_from_slice(&x);
+        ry.copy_from_slice(&y);
         rotate(&mut rx);
         rotate(&mut ry);
         assert_eq!(dot(&rx, &ry), 128 * xy);
@@ -1126,9 +1134,11 @@ mod tests {
         assert!(close(&bits, l1, set, &rx, &ry, 2));
         assert!(close(&bits, l1, set, &rx, &rx, 2));
         // Nearly the same vector: still near one.
-        let mut near = rx;
+        let mut near = vector()?;
+        near.copy_from_slice(&rx);
         near.iter_mut().step_by(5).for_each(|v| *v /= 2);
         assert!(close(&bits, l1, set, &rx, &near, 2));
+        Ok(())
     }
 
     /// The query code of element `i` in `planes` ([`sign_query`]).
