@@ -1142,7 +1142,7 @@ impl Index {
             };
             if let Some(worst) = worst {
                 // With a full list and sign codes: nodes whose sign code puts them clearly
-                // beyond the list are passed over; the others get their compact key.
+                // beyond the list are passed over; the others get their compact key below.
                 for &nb in &s.batch[..n] {
                     self.prefetch_sign(nb);
                 }
@@ -1160,19 +1160,12 @@ impl Index {
                 }
                 s.stats.passed += (n - kept) as u64;
                 n = kept;
-                for &nb in &s.batch[..n] {
-                    self.prefetch_node(nb);
-                }
-                for i in 0..n {
-                    s.keys_batch[i] = self.key(s, s.batch[i]);
-                }
-            } else {
-                for &nb in &s.batch[..n] {
-                    self.prefetch_node(nb);
-                }
-                for i in 0..n {
-                    s.keys_batch[i] = self.key(s, s.batch[i]);
-                }
+            }
+            for &nb in &s.batch[..n] {
+                self.prefetch_node(nb);
+            }
+            for i in 0..n {
+                s.keys_batch[i] = self.key(s, s.batch[i]);
             }
             s.stats.distances += n as u64;
             for i in 0..n {
