@@ -131,14 +131,14 @@ fn shift_round(v: u128, sh: i32) -> u128 {
 /// a right shift by `r` rounds half to even as `(v + 2^(r-1) - 1 + bit r of v) >> r`.
 #[inline]
 fn shift_round_small(v: u32, sh: i32) -> u64 {
-    let v = u64::from(v);
-    if sh >= 0 {
-        // v * 2^sh <= 2^30: sh <= 30 and nothing overflows.
-        return v << sh.min(63);
-    }
-    // From r = 25 on the result is 0 (v < 2^24 is below one half); 40 keeps the sum exact.
-    let r = sh.unsigned_abs().min(40);
-    (v + (1 << (r - 1)) - 1 + ((v >> r) & 1)) >> r
+    // Without a branch on the sign of `sh` (data-dependent, so often mispredicted): `v`
+    // is moved up by 31 bits (below 2^55) and then down by `r = 31 - sh`, which is at least
+    // 1 as `v * 2^sh <= 2^30`. For `sh >= 0` the bits shifted out are zero and the rounding
+    // adds less than one unit; from `r = 56` on the result is 0 (below one half), and 63
+    // keeps the sum below 2^63.
+    let x = u64::from(v) << 31;
+    let r = (31 - i64::from(sh)).clamp(1, 63) as u32;
+    (x + (1 << (r - 1)) - 1 + ((x >> r) & 1)) >> r
 }
 
 /// A vector in block floating point: `x[i] = m[i] * 2^-scale` (see the module documentation).
@@ -173,7 +173,9 @@ impl Fixed {
                 (f | 0x80_0000, e - 150)
             };
             let m = shift_round_small(mant, exp + scale) as i32;
-            *o = if b >> 31 != 0 { -m } else { m };
+            // -m where the sign bit is set, without a branch.
+            let neg = (b as i32) >> 31;
+            *o = (m ^ neg) - neg;
         }
         Ok(scale)
     }
@@ -432,7 +434,8 @@ pub(crate) fn apply_unit(m: &mut [i32], f: u64) {
     for x in m.iter_mut() {
         let p = u128::from(x.unsigned_abs()) * inv;
         let v = ((p + (1u128 << (sh - 1))) >> sh).min(1 << UNIT_BITS) as i32;
-        *x = if *x < 0 { -v } else { v };
+        let neg = *x >> 31;
+        *x = (v ^ neg) - neg;
     }
 }
 
@@ -481,13 +484,18 @@ pub(crate) fn encode(u: &[i32], words: &mut [u64]) -> (u32, u128) {
     let factor = ((umax << (CODE_BITS - UNIT_BITS)) + cmax / 2) / cmax;
     // 1 / umax as a 62-bit fixed-point reciprocal (umax >= 2^24 for a unit vector).
     let rinv = (1u64 << 62) / umax;
+    // CODE_MAX / umax in units of 2^-62: below 2^45 for a unit vector, so one 64-bit
+    // multiplication per element (saturated for other input, which is not encoded).
+    let k = cmax.saturating_mul(rinv);
     let mut err2: u128 = 0;
     for (chunk, w) in u.chunks(4).zip(words.iter_mut()) {
         let mut c = [0i64; 4];
         for (x, c) in chunk.iter().zip(c.iter_mut()) {
-            let p = u128::from(x.unsigned_abs()) * u128::from(cmax) * u128::from(rinv);
+            let p = u128::from(x.unsigned_abs()) * u128::from(k);
             let q = ((p + (1u128 << 61)) >> 62).min(u128::from(cmax)) as i64;
-            *c = if *x < 0 { -q } else { q };
+            // -q for a negative element, without a branch.
+            let neg = i64::from(*x >> 31);
+            *c = (q ^ neg) - neg;
             // Exact error of this element in units of 2^-38: below 2^31 in magnitude.
             let d = (i64::from(*x) << (CODE_BITS - UNIT_BITS)) - *c * factor as i64;
             err2 += (d * d) as u128;
@@ -556,9 +564,10 @@ pub(crate) fn rotate_block(dim: usize) -> usize {
 /// block length (256), so `|x[i]| <= 2^31` stays below `2^39`.
 pub(crate) fn rotate(x: &mut [i64]) {
     for (i, v) in x.iter_mut().enumerate() {
-        if (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 63 != 0 {
-            *v = -*v;
-        }
+        // All ones where the pattern flips the sign (a branch here would be mispredicted
+        // half the time).
+        let flip = ((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as i64) >> 63;
+        *v = (*v ^ flip) - flip;
     }
     let b = rotate_block(x.len());
     for block in x.chunks_exact_mut(b) {
@@ -566,10 +575,12 @@ pub(crate) fn rotate(x: &mut [i64]) {
         while h < b {
             for pair in block.chunks_exact_mut(2 * h) {
                 let (lo, hi) = pair.split_at_mut(h);
+                // Below 2^39 in magnitude (see above): the wrapping operations never wrap,
+                // and spare the overflow checks of the kernel's build.
                 for (a, c) in lo.iter_mut().zip(hi.iter_mut()) {
                     let (p, q) = (*a, *c);
-                    *a = p + q;
-                    *c = p - q;
+                    *a = p.wrapping_add(q);
+                    *c = p.wrapping_sub(q);
                 }
             }
             h *= 2;
@@ -589,10 +600,10 @@ pub(crate) fn sign_code(x: &[i64], bits: &mut [u64]) -> (u64, u32) {
     for (chunk, w) in x.chunks(64).zip(bits.iter_mut()) {
         for (i, &v) in chunk.iter().enumerate() {
             l1 = l1.saturating_add(v.unsigned_abs());
-            if v >= 0 {
-                *w |= 1 << i;
-                set += 1;
-            }
+            // 1 where `v >= 0`, without a branch.
+            let bit = (!v as u64) >> 63;
+            *w |= bit << i;
+            set += bit as u32;
         }
     }
     (l1, set)
