@@ -96,6 +96,9 @@ const SIGN_MARGIN: (u128, u128) = (5, 4);
 /// Bytes of the fixed part of a node's entry in a saved graph ([`Index::save_node`]).
 pub(crate) const SAVED_HEAD: usize = 24;
 
+/// Byte 18 of a saved entry: traversal data follow the links.
+const SAVED_CODED: u8 = 1;
+
 /// The little-endian `u64` at `off` of `b`.
 fn le64(b: &[u8], off: usize) -> u64 {
     let mut a = [0u8; 8];
@@ -639,9 +642,8 @@ impl Index {
     /// Adds a vector to the store (not yet to the graph); `reserve` must have made room.
     /// `m` holds `dim` mantissas at `scale`. Returns the node.
     pub(crate) fn push(&mut self, id: u64, slot: u64, m: &[i32], scale: i32) -> Result<u32> {
-        let node = u32::try_from(self.len()).map_err(|_| ENOMEM)?;
-        // The id map must keep free slots (`reserve` sizes it).
-        if (self.len() + 1) * 2 > self.map.len() || m.len() != self.p.dim {
+        self.push_room()?;
+        if m.len() != self.p.dim {
             return Err(ENOMEM);
         }
         let mut level = level_for(id, self.p.m);
@@ -681,6 +683,21 @@ impl Index {
             self.vecs.extend_from_slice(m, GFP_KERNEL)?;
             self.scales.push(scale, GFP_KERNEL)?;
         }
+        self.push_node(id, slot, level)
+    }
+
+    /// Fails with `ENOMEM` unless `reserve` made room for one more node.
+    fn push_room(&self) -> Result {
+        // The id map must keep free slots (`reserve` sizes it).
+        if (self.len() + 1) * 2 > self.map.len() || u32::try_from(self.len()).is_err() {
+            return Err(ENOMEM);
+        }
+        Ok(())
+    }
+
+    /// Ends a push: the node's id, record and level, no links yet.
+    fn push_node(&mut self, id: u64, slot: u64, level: u32) -> Result<u32> {
+        let node = self.len() as u32;
         self.ids.push(id, GFP_KERNEL)?;
         self.slots.push(slot, GFP_KERNEL)?;
         self.deleted.push(false, GFP_KERNEL)?;
@@ -1700,19 +1717,51 @@ impl Index {
         i64::try_from(units.saturating_mul(2)).unwrap_or(i64::MAX)
     }
 
-    /// Bytes of the saved entry of a node on `level` ([`Index::save_node`]).
-    fn saved_len(&self, level: u32) -> usize {
-        SAVED_HEAD + 4 * (self.stride0() + level as usize * self.p.m)
+    /// Bytes of the saved traversal data of a node ([`Index::save_node`]): normalising
+    /// factor, error bound and factor of the compact copy, the sign code's word and bits, and
+    /// the codes of the compact copy, one byte each (padded to 8 bytes).
+    fn saved_code_bytes(&self) -> usize {
+        let signs = if self.signed() {
+            self.sign_len() + 1
+        } else {
+            0
+        };
+        8 * (3 + signs) + self.p.dim.next_multiple_of(8)
+    }
+
+    /// Bytes of the saved entry of a node on `level`, with its traversal data if `coded`
+    /// ([`Index::save_node`]).
+    fn saved_len(&self, level: u32, coded: bool) -> usize {
+        let code = if coded { self.saved_code_bytes() } else { 0 };
+        SAVED_HEAD + 4 * (self.stride0() + level as usize * self.p.m) + code
     }
 
     /// Length of the saved entry that starts with `head` (at least [`SAVED_HEAD`] bytes), or
     /// `EUCLEAN` if the head is malformed.
     pub(crate) fn saved_len_of(&self, head: &[u8]) -> Result<usize> {
         let level = u32::from(*head.get(16).ok_or(EUCLEAN)?);
-        if level > MAX_LEVEL || head[17] > 1 || head[18..SAVED_HEAD].iter().any(|&b| b != 0) {
+        let coded = head[18] == SAVED_CODED;
+        if level > MAX_LEVEL
+            || head[17] > 1
+            || head[18] > SAVED_CODED
+            || (coded && !self.compact())
+            || head[19..SAVED_HEAD].iter().any(|&b| b != 0)
+        {
             return Err(EUCLEAN);
         }
-        Ok(self.saved_len(level))
+        Ok(self.saved_len(level, coded))
+    }
+
+    /// Whether the entries this index saves carry the traversal data of their nodes (a cosine
+    /// index: compact copies), so that a restore can do without the vectors.
+    pub(crate) fn saves_traversal_data(&self) -> bool {
+        self.compact()
+    }
+
+    /// Whether a saved entry carries its node's traversal data, so that its restore needs
+    /// no vector ([`Index::restore_node`]).
+    pub(crate) fn saved_coded(entry: &[u8]) -> bool {
+        entry.get(18) == Some(&SAVED_CODED)
     }
 
     /// The record number a saved entry belongs to.
@@ -1726,16 +1775,23 @@ impl Index {
     }
 
     /// Writes the saved entry of `node` into `out` (replacing its contents): id, record
-    /// number, level, deleted flag, then the link slots of every level of the node, unused
-    /// ones `u32::MAX`. All integers little-endian.
+    /// number, level, deleted flag, whether traversal data follows, the link slots of every
+    /// level of the node (unused ones `u32::MAX`), then, in a cosine index, the traversal
+    /// data: normalising factor, a bound of the compact copy's error (the index's), the
+    /// compact copy and its factor, and the sign code word and bits if the index has sign
+    /// codes. All integers little-endian.
     pub(crate) fn save_node(&self, node: u32, out: &mut KVec<u8>) -> Result {
         let n = node as usize;
         let level = u32::from(self.levels[n]);
+        let coded = self.compact();
         out.clear();
-        out.reserve(self.saved_len(level), GFP_KERNEL)?;
+        out.reserve(self.saved_len(level, coded), GFP_KERNEL)?;
         out.extend_from_slice(&self.ids[n].to_le_bytes(), GFP_KERNEL)?;
         out.extend_from_slice(&self.slots[n].to_le_bytes(), GFP_KERNEL)?;
-        let flags = [self.levels[n], u8::from(self.deleted[n]), 0, 0, 0, 0, 0, 0];
+        let mut flags = [0u8; 8];
+        flags[0] = self.levels[n];
+        flags[1] = u8::from(self.deleted[n]);
+        flags[2] = if coded { SAVED_CODED } else { 0 };
         out.extend_from_slice(&flags, GFP_KERNEL)?;
         for l in 0..=level {
             if l > 0 && self.upper_at[n] == u32::MAX {
@@ -1749,19 +1805,110 @@ impl Index {
                 out.extend_from_slice(&x.to_le_bytes(), GFP_KERNEL)?;
             }
         }
+        if coded {
+            let (cl, cs, ss) = (self.code_len(), self.code_stride(), self.sign_stride());
+            let code = &self.codes[n * cs..][..cl + 1];
+            let sign = match self.signed() {
+                true => &self.signs[n * ss..][..self.sign_len() + 1],
+                false => &[],
+            };
+            for w in [self.units[n], self.max_err, code[cl]] {
+                out.extend_from_slice(&w.to_le_bytes(), GFP_KERNEL)?;
+            }
+            for w in sign {
+                out.extend_from_slice(&w.to_le_bytes(), GFP_KERNEL)?;
+            }
+            // The codes, in -CODE_MAX..=CODE_MAX: one byte each, half the lanes' size.
+            let mut bytes = [0u8; 4];
+            for &w in &code[..cl] {
+                for (b, c) in bytes.iter_mut().zip(vecmath::unpack(w)) {
+                    *b = c as i8 as u8;
+                }
+                out.extend_from_slice(&bytes, GFP_KERNEL)?;
+            }
+            out.resize(
+                out.len() - 4 * cl + self.p.dim.next_multiple_of(8),
+                0,
+                GFP_KERNEL,
+            )?;
+        }
         Ok(())
     }
 
-    /// Adds a node from a saved graph: its vector, `m` at `scale`, read from the record the
-    /// entry names, and its links from the saved `entry`; `tombstone` says whether that record
-    /// is deleted now. `reserve` must have made room. Fails with `EUCLEAN` if the entry does
-    /// not match the vector (another level, a live record the entry says was deleted, the id of
-    /// a live node). The links are checked by [`Index::restore_finish`].
+    /// Adds a node's traversal data from the end of a saved entry (`saved`, the
+    /// [`Index::saved_code_bytes`] bytes of [`Index::save_node`]) instead of computing it
+    /// from the vector; `EUCLEAN` if a value is out of the range the computation gives, on
+    /// which the arithmetic of the search relies. Returns whether the node is a zero vector.
+    fn push_saved_code(&mut self, saved: &[u8]) -> Result<bool> {
+        let (cl, cs, sl, ss) = (
+            self.code_len(),
+            self.code_stride(),
+            self.sign_len(),
+            self.sign_stride(),
+        );
+        if saved.len() != self.saved_code_bytes() {
+            return Err(EUCLEAN);
+        }
+        let word = |i: usize| le64(saved, 8 * i);
+        let (f, err, factor) = (word(0), word(1), word(2));
+        // A unit factor packs a reciprocal in [2^56, 2^57] with a shift in 27..=63
+        // (`vecmath::unit_factor`); it is zero only for the zero vector, whose codes and
+        // compact factor are zero too.
+        let (inv, sh) = (f >> 6, f & 0x3f);
+        let zero = f == 0;
+        let unit_ok = zero || ((1 << 56..=1 << 57).contains(&inv) && (27..=63).contains(&sh));
+        if !unit_ok || zero != (factor == 0) || factor > u64::from(u32::MAX) {
+            return Err(EUCLEAN);
+        }
+        let signs = if self.signed() { sl + 1 } else { 0 };
+        let (codes, pad) = saved[8 * (3 + signs)..].split_at(self.p.dim);
+        let max = if zero { 0 } else { vecmath::CODE_MAX };
+        if codes.iter().any(|&b| (b as i8).unsigned_abs() > max as u8)
+            || pad.iter().any(|&b| b != 0)
+        {
+            return Err(EUCLEAN);
+        }
+        if self.signed() {
+            // The first word holds the reciprocal of the L1 norm and the number of bits set,
+            // which must be that of the code; bits past the last element are clear.
+            let (head, tail) = (word(3), self.p.dim % 64);
+            let set: u32 = (1..=sl).map(|i| word(3 + i).count_ones()).sum();
+            if u64::from(set) != head >> 48 || (tail != 0 && word(3 + sl) >> tail != 0) {
+                return Err(EUCLEAN);
+            }
+            let start = self.signs.len();
+            self.signs.resize(start + ss, 0, GFP_KERNEL)?;
+            for (i, w) in self.signs[start..][..=sl].iter_mut().enumerate() {
+                *w = word(3 + i);
+            }
+        }
+        let start = self.codes.len();
+        self.codes.resize(start + cs, 0, GFP_KERNEL)?;
+        let block = &mut self.codes[start..][..=cl];
+        for (w, c) in block.iter_mut().zip(codes.chunks(4)) {
+            let mut q = [0i64; 4];
+            for (q, &b) in q.iter_mut().zip(c) {
+                *q = i64::from(b as i8);
+            }
+            *w = vecmath::pack(q);
+        }
+        block[cl] = factor;
+        self.units.push(f, GFP_KERNEL)?;
+        self.max_err = self.max_err.max(err);
+        Ok(zero)
+    }
+
+    /// Adds a node from a saved graph: its links from the saved `entry`, and its traversal
+    /// data from the entry too if it has them ([`Index::saved_coded`]: `vector` is `None`),
+    /// or else computed from its vector, `Some((m, scale))`, read from the record the entry
+    /// names; `tombstone` says whether that record is deleted now. `reserve` must have made
+    /// room. Fails with `EUCLEAN` if the entry does not match (another level, a live record
+    /// the entry says was deleted, the id of a live node, traversal data out of range or
+    /// given twice). The links are checked by [`Index::restore_finish`].
     pub(crate) fn restore_node(
         &mut self,
         entry: &[u8],
-        m: &[i32],
-        scale: i32,
+        vector: Option<(&[i32], i32)>,
         tombstone: bool,
     ) -> Result<u32> {
         let len = self.saved_len_of(entry)?;
@@ -1773,7 +1920,18 @@ impl Index {
         if (was_deleted && !tombstone) || self.find(id).is_some() {
             return Err(EUCLEAN);
         }
-        let node = self.push(id, slot, m, scale)?;
+        let links = 4 * (self.stride0() + usize::from(level) * self.p.m);
+        let node = match vector {
+            Some((m, scale)) if !Self::saved_coded(entry) => self.push(id, slot, m, scale)?,
+            None if Self::saved_coded(entry) => {
+                self.push_room()?;
+                let zero = self.push_saved_code(&entry[SAVED_HEAD + links..])?;
+                // As `push`: a zero vector stays on level 0.
+                let l = if zero { 0 } else { level_for(id, self.p.m) };
+                self.push_node(id, slot, l)?
+            }
+            _ => return Err(EUCLEAN),
+        };
         let n = node as usize;
         if self.levels[n] != level {
             return Err(EUCLEAN);
@@ -1782,7 +1940,7 @@ impl Index {
             self.deleted[n] = true;
             self.live -= 1;
         }
-        let mut words = entry[SAVED_HEAD..]
+        let mut words = entry[SAVED_HEAD..SAVED_HEAD + links]
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
         let s = self.stride0();
@@ -2120,7 +2278,8 @@ mod tests {
             let e = saved.get(at..at + len).ok_or(EUCLEAN)?;
             let slot = Index::saved_slot(e);
             let sc = Fixed::from_i8(point(slot).iter().copied(), &mut m);
-            idx.restore_node(e, &m, sc, tombstones.contains(&slot))?;
+            let v = (!Index::saved_coded(e)).then_some((&m[..], sc));
+            idx.restore_node(e, v, tombstones.contains(&slot))?;
             at += len;
         }
         Ok(idx)
@@ -2184,6 +2343,28 @@ mod tests {
             assert_eq!(restore_all(&saved, idx.p, &[]).err(), Some(EUCLEAN));
             let mut r = restore_all(&saved, idx.p, &[1])?;
             assert_eq!(r.restore_finish(r.len(), Some((400, 0))), Err(EUCLEAN));
+            if metric != Metric::Cosine {
+                // Only cosine indexes save traversal data.
+                assert!(!Index::saved_coded(&saved));
+                let mut bad = KVec::new();
+                bad.extend_from_slice(&saved, GFP_KERNEL)?;
+                bad[18] = SAVED_CODED;
+                assert_eq!(restore_all(&bad, idx.p, &[1]).err(), Some(EUCLEAN));
+                continue;
+            }
+            // A cosine index restores its traversal data as saved, without the vectors.
+            assert!(Index::saved_coded(&saved));
+            assert!(back.codes[..] == idx.codes[..] && back.units[..] == idx.units[..]);
+            assert_eq!(back.max_err, idx.max_err);
+            // Traversal data out of range are refused: a code beyond CODE_MAX, a normalising
+            // factor with a shift no vector gives, a zero factor with a nonzero code.
+            let tail = SAVED_HEAD + 4 * (idx.stride0() + usize::from(saved[16]) * idx.p.m);
+            for (at, value) in [(tail + 24, 91u64), (tail, 0x4000_0000_0000_0000), (tail, 0)] {
+                let mut bad = KVec::new();
+                bad.extend_from_slice(&saved, GFP_KERNEL)?;
+                bad[at..at + 8].copy_from_slice(&value.to_le_bytes());
+                assert_eq!(restore_all(&bad, idx.p, &[1]).err(), Some(EUCLEAN));
+            }
         }
         Ok(())
     }
@@ -2422,8 +2603,9 @@ mod tests {
             back.reserve(1)?;
             let len = back.saved_len_of(saved.get(at..at + SAVED_HEAD).ok_or(EUCLEAN)?)?;
             let e = saved.get(at..at + len).ok_or(EUCLEAN)?;
-            let sc = Fixed::from_i8(wide(Index::saved_slot(e)).iter().copied(), &mut m);
-            back.restore_node(e, &m, sc, false)?;
+            // A cosine index saves its traversal data: no vector needed.
+            assert!(Index::saved_coded(e));
+            back.restore_node(e, None, false)?;
             at += len;
         }
         back.restore_finish(n, idx.entry())?;

@@ -449,7 +449,7 @@ pub(crate) const CODE_MAX: u32 = 90;
 
 /// Packs four codes into one word as the integer `c[0] + c[1] 2^16 + c[2] 2^32 + c[3] 2^48`
 /// (mod 2^64; negative codes borrow from the next lane).
-fn pack(c: [i64; 4]) -> u64 {
+pub(crate) fn pack(c: [i64; 4]) -> u64 {
     c[0].wrapping_add(c[1] << 16)
         .wrapping_add(c[2] << 32)
         .wrapping_add(c[3] << 48) as u64

@@ -55,9 +55,13 @@
 //! the entry of every node ([`Index::save_node`]), in node order. It is written (by
 //! [`save_loaded`]) when the index changed and a file descriptor open for writing is closed
 //! or synced, or after `VEXFS_IOC_BUILD_INDEX`: the entries, their header, then the collection
-//! header naming them. [`restore`] trusts nothing in it: every node must match its record,
-//! the links are checked and both checksums must match, or the index is rebuilt. Records
-//! inserted after the save are linked in, those deleted since are marked deleted.
+//! header naming them. Entries of a cosine index carry the nodes' traversal data (compact
+//! copies, sign codes), so that a restore need not compute them again. [`restore`] checks the
+//! links and both checksums, or the index is rebuilt. Unless the header's generations show
+//! that no record changed in place since the save ([`begin_overwrite`] moves the records to
+//! a new generation, durably, before their first in-place change), every node must also
+//! match its record and those deleted since are marked deleted; records inserted after the
+//! save are linked in.
 //!
 //! Searches hold the
 //! collection's read-write semaphore shared and run in parallel; inserts, deletes and builds
@@ -98,6 +102,7 @@ use kernel::{
         VVec, //
     },
     fs::{
+        fops,
         inode::{
             flags::S_APPEND,
             INode, //
@@ -182,7 +187,7 @@ const MAGIC: &[u8; 8] = b"VEXFSCOL";
 const FORMAT_VERSION: u32 = 1;
 /// Magic of a saved index.
 const INDEX_MAGIC: &[u8; 8] = b"VEXFSIDX";
-const INDEX_VERSION: u32 = 1;
+const INDEX_VERSION: u32 = 2;
 /// Size of the header of a saved index.
 const INDEX_HEADER: usize = 64;
 /// Alignment of a saved index in the collection file.
@@ -252,6 +257,12 @@ struct Header {
     index_off: u64,
     /// Size of the saved index.
     index_len: u64,
+    /// Generation of the records: changed (made durable first) before records are changed in
+    /// place while the saved index is current ([`begin_overwrite`]). 0 in files of kernels
+    /// that do not know it.
+    generation: u64,
+    /// The generation the saved index was written at (0: unknown).
+    index_generation: u64,
 }
 
 fn le32(b: &[u8], off: usize) -> u32 {
@@ -312,6 +323,8 @@ impl Header {
         put(&mut out[48..56], &self.live.to_le_bytes());
         put(&mut out[56..64], &self.index_off.to_le_bytes());
         put(&mut out[64..72], &self.index_len.to_le_bytes());
+        put(&mut out[72..80], &self.generation.to_le_bytes());
+        put(&mut out[80..88], &self.index_generation.to_le_bytes());
         let crc = format::crc32c(&out[..HEADER_SIZE - 4]);
         put(&mut out[HEADER_SIZE - 4..], &crc.to_le_bytes());
     }
@@ -344,6 +357,8 @@ impl Header {
             live: le64(b, 48),
             index_off: le64(b, 56),
             index_len: le64(b, 64),
+            generation: le64(b, 72),
+            index_generation: le64(b, 80),
         };
         if h.dim == 0
             || h.dim > MAX_DIM
@@ -358,6 +373,15 @@ impl Header {
             return Err(bad("bad parameters"));
         }
         Ok(h)
+    }
+
+    /// Whether the saved index reflects every record before its saved record count as it
+    /// is: written at the current generation, and neither generation unknown (a kernel that
+    /// does not know them writes zeros).
+    fn saved_current(&self) -> bool {
+        self.index_off != 0
+            && self.index_generation != 0
+            && self.index_generation == self.generation
     }
 
     fn params(&self) -> Params {
@@ -413,6 +437,23 @@ fn read_header(file: &File) -> Result<Header> {
     Header::decode(&b)
 }
 
+/// Called before records of the collection are changed in place (tombstones, compaction):
+/// if the saved index is current ([`Header::saved_current`]), moves `hdr` to a new
+/// generation, writes it and waits until it is durable, before any record changes. A crash
+/// from then on leaves a saved index that [`restore`] checks against every record. Costs one
+/// synchronous header write per save of the index, not per change.
+fn begin_overwrite(file: &File, w: &Writer<'_>, hdr: &mut Header) -> Result {
+    if !hdr.saved_current() {
+        return Ok(());
+    }
+    let mut new_hdr = *hdr;
+    new_hdr.generation = hdr.generation.wrapping_add(1).max(1);
+    write_header(w, &new_hdr)?;
+    fops::generic_fsync(file, 0, HEADER_SIZE as i64 - 1, true)?;
+    *hdr = new_hdr;
+    Ok(())
+}
+
 fn write_header(w: &Writer<'_>, hdr: &Header) -> Result {
     let mut b = header_buf()?;
     hdr.encode(&mut b);
@@ -424,13 +465,19 @@ pub(crate) fn is_collection(inode: &INode<VexFs>) -> bool {
     inode.data().map.lock().flags & format::INODE_FLAG_COLLECTION != 0
 }
 
-/// Calls `f` with the number and the bytes of every record of the collection, in order.
-fn for_each_record(file: &File, hdr: &Header, mut f: impl FnMut(u64, &[u8]) -> Result) -> Result {
+/// Calls `f` with the number and the bytes of every record of the collection from record
+/// `first` on, in order.
+fn for_each_record(
+    file: &File,
+    hdr: &Header,
+    first: u64,
+    mut f: impl FnMut(u64, &[u8]) -> Result,
+) -> Result {
     let rs = hdr.record_size as usize;
     let per_chunk = (IO_CHUNK / rs).max(1);
     let mut buf: VVec<u8> = VVec::with_capacity(per_chunk * rs, GFP_KERNEL)?;
     buf.resize(per_chunk * rs, 0, GFP_KERNEL)?;
-    let mut rec = 0u64;
+    let mut rec = first;
     while rec < hdr.records {
         let n = (hdr.records - rec).min(per_chunk as u64) as usize;
         let want = n * rs;
@@ -556,7 +603,7 @@ fn rebuild(file: &File, hdr: &Header, charge: &mut Charge<'_>) -> Result<(Index,
     m.resize(hdr.dim as usize, 0, GFP_KERNEL)?;
     let mut scratch = Scratch::new();
     let mut seen_live = 0u64;
-    for_each_record(file, hdr, |slot, r| {
+    for_each_record(file, hdr, 0, |slot, r| {
         let id = le64(r, 0);
         if id == TOMBSTONE {
             return Ok(());
@@ -614,7 +661,8 @@ impl SavedHeader {
     fn decode(b: &[u8; INDEX_HEADER], hdr: &Header) -> Result<Self> {
         if &b[0..8] != INDEX_MAGIC
             || format::crc32c(&b[..INDEX_HEADER - 4]) != le32(b, INDEX_HEADER - 4)
-            || le32(b, 8) != INDEX_VERSION
+            // Version 1 copies (no traversal data in their entries) are read too.
+            || !(1..=INDEX_VERSION).contains(&le32(b, 8))
             || le32(b, 12) != INDEX_HEADER as u32
             || le32(b, 48) != hdr.m
             || le32(b, 52) != hdr.dim
@@ -702,10 +750,37 @@ impl<'a> Stream<'a> {
     }
 }
 
-/// Loads the index saved in the collection file. Every node is checked against its record
-/// (same id, or deleted since), so that ids and vectors always come from the records; records
-/// added since the index was saved are linked in. Returns the index, the live count and
-/// whether it differs from the saved one; fails (`EUCLEAN`) if the saved index cannot be used.
+/// Adds record `slot` (bytes `r`), written after the saved index, to the restored `index`
+/// unless it is a tombstone, superseding an older node of its id, and counts it in `live`;
+/// `m` is room for its mantissas. Returns whether it was added.
+fn restore_added(
+    index: &mut Index,
+    charge: &mut Charge<'_>,
+    hdr: &Header,
+    slot: u64,
+    r: &[u8],
+    m: &mut [i32],
+    live: &mut u64,
+) -> Result<bool> {
+    let id = le64(r, 0);
+    if id == TOMBSTONE {
+        return Ok(false);
+    }
+    if id > ID_MAX {
+        return Err(EUCLEAN);
+    }
+    *live += u64::from(!supersede(index, id, slot));
+    push_record(index, charge, hdr, slot, id, r, m)?;
+    Ok(true)
+}
+
+/// Loads the index saved in the collection file. Unless the saved index is current
+/// ([`Header::saved_current`]: no record before its saved record count changed since, and
+/// every node entry carries its traversal data), every node is checked against its record
+/// (same id, or deleted since), so that ids and vectors always come from the records; a
+/// current one is taken as saved, without reading those records. Records added since the
+/// save are linked in. Returns the index, the live count and whether it differs from the
+/// saved one; fails (`EUCLEAN`) if the saved index cannot be used.
 fn restore(
     file: &File,
     hdr: &Header,
@@ -732,51 +807,75 @@ fn restore(
     let mut m: KVec<i32> = KVec::with_capacity(hdr.dim as usize, GFP_KERNEL)?;
     m.resize(hdr.dim as usize, 0, GFP_KERNEL)?;
     let (mut restored, mut live, mut changed) = (0u64, 0u64, false);
-    *why = "does not match the records";
-    for_each_record(file, hdr, |slot, r| {
-        let id = le64(r, 0);
-        let tomb = id == TOMBSTONE;
-        if !tomb && id > ID_MAX {
-            return Err(EUCLEAN);
+    // Only a cosine index saves what it is traversed on; the others need their vectors.
+    let current = hdr.saved_current() && index.saves_traversal_data();
+    if current {
+        *why = "bad node entry";
+        let mut next = 0u64;
+        while restored < sh.nodes {
+            let len = index.saved_len_of(saved.peek(SAVED_HEAD)?)?;
+            let e = saved.peek(len)?;
+            let slot = Index::saved_slot(e);
+            if slot < next || slot >= sh.records || !Index::saved_coded(e) {
+                return Err(EUCLEAN);
+            }
+            let deleted = e[17] != 0;
+            index.restore_node(e, None, deleted)?;
+            live += u64::from(!deleted);
+            saved.consume(len);
+            restored += 1;
+            next = slot + 1;
         }
-        live += u64::from(!tomb);
-        if slot >= sh.records {
-            // Added since the save.
-            if tomb {
+        *why = "linking the records added since";
+        for_each_record(file, hdr, sh.records, |slot, r| {
+            changed |= restore_added(&mut index, charge, hdr, slot, r, &mut m, &mut live)?;
+            Ok(())
+        })?;
+    } else {
+        *why = "does not match the records";
+        for_each_record(file, hdr, 0, |slot, r| {
+            if slot >= sh.records {
+                changed |= restore_added(&mut index, charge, hdr, slot, r, &mut m, &mut live)?;
                 return Ok(());
             }
-            changed = true;
-            if supersede(&mut index, id, slot) {
-                live -= 1;
+            let id = le64(r, 0);
+            let tomb = id == TOMBSTONE;
+            if !tomb && id > ID_MAX {
+                return Err(EUCLEAN);
             }
-            return push_record(&mut index, charge, hdr, slot, id, r, &mut m).map(|_| ());
-        }
-        let next = if restored < sh.nodes {
-            let len = index.saved_len_of(saved.peek(SAVED_HEAD)?)?;
-            Some((Index::saved_slot(saved.peek(len)?), len))
-        } else {
-            None
-        };
-        match next {
-            Some((s, len)) if s == slot => {
-                let scale = record_vector(hdr, slot, r, &mut m)?;
-                let e = saved.peek(len)?;
-                let was_deleted = e[17] != 0;
-                let node = index.restore_node(e, &m, scale, tomb)?;
-                if !tomb && index.id(node) != id {
-                    return Err(EUCLEAN);
+            live += u64::from(!tomb);
+            let next = if restored < sh.nodes {
+                let len = index.saved_len_of(saved.peek(SAVED_HEAD)?)?;
+                Some((Index::saved_slot(saved.peek(len)?), len))
+            } else {
+                None
+            };
+            match next {
+                Some((s, len)) if s == slot => {
+                    // Converted again only if the entry does not carry its traversal data.
+                    let scale = match Index::saved_coded(saved.peek(len)?) {
+                        true => None,
+                        false => Some(record_vector(hdr, slot, r, &mut m)?),
+                    };
+                    let vector = scale.map(|scale| (&m[..], scale));
+                    let e = saved.peek(len)?;
+                    let was_deleted = e[17] != 0;
+                    let node = index.restore_node(e, vector, tomb)?;
+                    if !tomb && index.id(node) != id {
+                        return Err(EUCLEAN);
+                    }
+                    changed |= tomb && !was_deleted;
+                    saved.consume(len);
+                    restored += 1;
+                    Ok(())
                 }
-                changed |= tomb && !was_deleted;
-                saved.consume(len);
-                restored += 1;
-                Ok(())
+                Some((s, _)) if s < slot => Err(EUCLEAN),
+                // A live record the saved index does not know.
+                _ if !tomb => Err(EUCLEAN),
+                _ => Ok(()),
             }
-            Some((s, _)) if s < slot => Err(EUCLEAN),
-            // A live record the saved index does not know.
-            _ if !tomb => Err(EUCLEAN),
-            _ => Ok(()),
-        }
-    })?;
+        })?;
+    }
     if restored != sh.nodes || !saved.at_end() {
         return Err(EUCLEAN);
     }
@@ -844,10 +943,13 @@ fn load(file: &File, rebuild_it: bool, charge: &mut Charge<'_>) -> Result<KBox<L
     )?)
 }
 
-/// Saves the index of `l` if it changed: the node entries after the records of the collection
-/// (leaving room for a quarter more records, which do not overwrite it), then their header,
-/// then the collection header naming it.
-fn save_loaded(w: &Writer<'_>, l: &mut Loaded) -> Result {
+/// Saves the index of `l` (collection `inode`, written through `w` of `file`) if it changed:
+/// the node entries after the records of the collection (leaving room for a quarter more
+/// records, which do not overwrite it), then their header; waits until the records and the
+/// copy are durable, then writes the collection header naming it. So a header that names a
+/// copy as current ([`Header::saved_current`]) never reaches the disk before the records the
+/// copy describes.
+fn save_loaded(file: &File, inode: &INode<VexFs>, w: &Writer<'_>, l: &mut Loaded) -> Result {
     if !l.dirty {
         return Ok(());
     }
@@ -885,9 +987,14 @@ fn save_loaded(w: &Writer<'_>, l: &mut Loaded) -> Result {
     let mut hb = [0u8; INDEX_HEADER];
     sh.encode(&hdr, &mut hb);
     w.write_all_at(off, &hb)?;
+    crate::file::fsync(file, inode, 0, i64::MAX, true)?;
     let mut new_hdr = hdr;
     new_hdr.index_off = off as u64;
     new_hdr.index_len = sh.payload + INDEX_HEADER as u64;
+    // The copy reflects the records as they are (the caller holds the collection's
+    // semaphore exclusively).
+    new_hdr.generation = hdr.generation.max(1);
+    new_hdr.index_generation = new_hdr.generation;
     write_header(w, &new_hdr)?;
     l.hdr = new_hdr;
     l.dirty = false;
@@ -915,7 +1022,7 @@ pub(crate) fn save(file: &File, inode: &INode<VexFs>) -> Result {
     };
     let mut state = inode.data().vec.state.write();
     match state.index.as_deref_mut() {
-        Some(l) => save_loaded(&w, l),
+        Some(l) => save_loaded(file, inode, &w, l),
         None => Ok(()),
     }
 }
@@ -1024,6 +1131,8 @@ fn create(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         live: 0,
         index_off: 0,
         index_len: 0,
+        generation: 1,
+        index_generation: 0,
     };
     let w = Writer::new(file)?;
     with_state(inode, |state, charge| {
@@ -1235,11 +1344,18 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         l.dirty = true;
 
         // The batch is in: an upsert's new records supersede the old ones (a later live
-        // record of an id wins, see `supersede`), which are now tombstoned.
+        // record of an id wins, see `supersede`), which are now tombstoned, unless the saved
+        // index cannot be marked stale first (they are superseded all the same).
         let tomb = TOMBSTONE.to_le_bytes();
+        let stale = match replaced.is_empty() {
+            true => Ok(()),
+            false => begin_overwrite(file, &w, &mut l.hdr),
+        };
         for &node in replaced.iter() {
             let slot = l.index.delete_node(node);
-            let res = l.hdr.offset(slot).and_then(|o| w.write_all_at(o, &tomb));
+            let res = stale
+                .and_then(|()| l.hdr.offset(slot))
+                .and_then(|o| w.write_all_at(o, &tomb));
             if let Err(e) = res {
                 if crate::super_block::log_ratelimit() {
                     pr_warn!(
@@ -1300,6 +1416,12 @@ fn delete(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
                     break;
                 }
             };
+            if deleted == 0 {
+                if let Err(e) = begin_overwrite(file, &w, &mut l.hdr) {
+                    res = Err(e);
+                    break;
+                }
+            }
             if let Err(e) = w.write_all_at(slot_off, &tomb) {
                 res = Err(e);
                 break;
@@ -1750,7 +1872,7 @@ fn build(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         }
         let l = state.index.insert(load(file, true, charge)?);
         match &w {
-            Some(w) => save_loaded(w, l),
+            Some(w) => save_loaded(file, inode, w, l),
             None => Ok(()),
         }
     })
@@ -1761,9 +1883,10 @@ fn build(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
 /// live record that a later one of the same id supersedes (an interrupted upsert) is dropped
 /// too.
 fn compact(file: &File, w: &Writer<'_>) -> Result<Header> {
-    let hdr = read_header(file)?;
+    let mut hdr = read_header(file)?;
+    begin_overwrite(file, w, &mut hdr)?;
     let mut live: KVVec<(u64, u64)> = KVVec::new();
-    for_each_record(file, &hdr, |slot, r| {
+    for_each_record(file, &hdr, 0, |slot, r| {
         let id = le64(r, 0);
         if id != TOMBSTONE {
             live.push((id, slot), GFP_KERNEL)?;
@@ -1878,7 +2001,39 @@ mod tests {
             live: 12000,
             index_off: 4 << 20,
             index_len: 4160,
+            generation: 7,
+            index_generation: 7,
         }
+    }
+
+    #[test]
+    fn generations() -> Result {
+        let hdr = header();
+        let mut b = header_buf()?;
+        hdr.encode(&mut b);
+        let back = Header::decode(&b)?;
+        assert_eq!((back.generation, back.index_generation), (7, 7));
+        assert!(back.saved_current());
+        // Records changed in place since the save, no saved index, or a header of a kernel
+        // that does not know generations: the saved index must be checked against the records.
+        for h in [
+            Header {
+                generation: 8,
+                ..hdr
+            },
+            Header {
+                index_off: 0,
+                ..hdr
+            },
+            Header {
+                generation: 0,
+                index_generation: 0,
+                ..hdr
+            },
+        ] {
+            assert!(!h.saved_current());
+        }
+        Ok(())
     }
 
     #[test]

@@ -237,9 +237,14 @@ impl Engine {
             if ids.get(slot).is_none() {
                 return Err(EINVAL);
             }
-            let v = &bits[slot * dim..(slot + 1) * dim];
-            let scale = vecmath::Fixed::from_f32_bits(v.iter().copied(), &mut mant)?;
-            e.index.restore_node(entry, &mant, scale, false)?;
+            let vector = if Index::saved_coded(entry) {
+                None
+            } else {
+                let v = &bits[slot * dim..(slot + 1) * dim];
+                let scale = vecmath::Fixed::from_f32_bits(v.iter().copied(), &mut mant)?;
+                Some((&mant[..], scale))
+            };
+            e.index.restore_node(entry, vector, false)?;
             at += len;
         }
         e.index.restore_finish(e.index.len(), entry)?;

@@ -1922,7 +1922,19 @@ fn test_batch(dir: &Path) -> Res<()> {
 }
 
 /// The cases of `saved-write` / `saved-verify`.
-const SAVED_CASES: [&str; 4] = ["intact", "payload", "header", "stale"];
+const SAVED_CASES: [&str; 7] = [
+    "intact", "payload", "header", "codes", "stale", "appended", "l2",
+];
+
+/// The metric of saved-index case `case`: cosine, whose saved entries carry the nodes'
+/// traversal data, but for `l2`, whose restore converts the vectors of the records again.
+fn saved_metric(case: &str) -> u32 {
+    if case == "l2" {
+        u::METRIC_L2
+    } else {
+        u::METRIC_COSINE
+    }
+}
 const SAVED_DIM: usize = 16;
 const SAVED_N: usize = 2000;
 const SAVED_MORE: usize = 200;
@@ -1940,12 +1952,13 @@ fn saved_data(case: usize) -> Data {
 /// Which vectors of case `case` are live after `saved-write`.
 fn saved_live(case: usize) -> Vec<bool> {
     let stale = SAVED_CASES[case] == "stale";
+    let more = stale || SAVED_CASES[case] == "appended";
     (0..SAVED_N + SAVED_MORE)
         .map(|i| {
             if i < SAVED_N {
                 !stale || i % 67 != 5
             } else {
-                stale
+                more
             }
         })
         .collect()
@@ -2014,14 +2027,21 @@ fn le64_at(b: &[u8], off: usize) -> u64 {
 /// Collections with a saved index, then damaged or made stale behind the kernel's back:
 /// - `intact`: left alone;
 /// - `payload`, `header`: a byte of the saved node entries or of their header flipped;
+/// - `codes`: a compact code of the first node out of range, under checksums made to match
+///   (only the range check of the traversal data can tell);
 /// - `stale`: 200 inserts and 30 deletes after the save, and the collection header pointing
-///   at the older saved index again, as a crash between the records and the new index leaves it.
+///   at the older saved index again, as a crash between the records and the new index leaves it
+///   (the deletes moved the records to a new generation first: the header keeps the older
+///   index's generation);
+/// - `appended`: the same with 200 inserts only: the older index is still current, and its
+///   records are not read again;
+/// - `l2`: an L2 collection left alone (its saved entries have no traversal data).
 fn test_saved_write(dir: &Path) -> Res<()> {
     for (c, case) in SAVED_CASES.iter().enumerate() {
         let d = saved_data(c);
         let path = dir.join(format!("saved-{case}"));
         {
-            let f = create(&path, SAVED_DIM, u::ELEM_F32, u::METRIC_COSINE, 16, 64)?;
+            let f = create(&path, SAVED_DIM, u::ELEM_F32, saved_metric(case), 16, 64)?;
             for i in (0..SAVED_N).step_by(500) {
                 insert(&f, &d, i..i + 500)?;
             }
@@ -2043,7 +2063,21 @@ fn test_saved_write(dir: &Path) -> Res<()> {
                 let b = read_at(&f, (off + 20) as u64, 1)?;
                 poke(&f, off + 20, &[b[0] ^ 1])?;
             }
-            "stale" => {
+            "codes" => {
+                // The first entry: 24 bytes of head, 2 M + level M link slots, then the
+                // normalising factor, the error bound, the compact copy's factor and (no sign
+                // code at 16 dimensions) its codes, a byte each.
+                let mut idx = read_at(&f, off as u64, len)?;
+                let level = idx[64 + 16] as usize;
+                let code = 64 + 24 + 4 * (2 * 16 + level * 16) + 24;
+                idx[code..code + 8].copy_from_slice(&91u64.to_le_bytes());
+                let crc = crc32c(&idx[64..]);
+                idx[56..60].copy_from_slice(&crc.to_le_bytes());
+                let crc = crc32c(&idx[..60]);
+                idx[60..64].copy_from_slice(&crc.to_le_bytes());
+                poke(&f, off, &idx)?;
+            }
+            "stale" | "appended" => {
                 let old = read_at(&f, off as u64, len)?;
                 insert(&f, &d, SAVED_N..SAVED_N + SAVED_MORE)?;
                 let live = saved_live(c);
@@ -2051,13 +2085,25 @@ fn test_saved_write(dir: &Path) -> Res<()> {
                     .filter(|&i| !live[i])
                     .map(|i| d.ids[i])
                     .collect();
-                expect("deleted", gone.len() as u32, delete(&f, &gone)?)?;
+                if !gone.is_empty() {
+                    expect("deleted", gone.len() as u32, delete(&f, &gone)?)?;
+                }
                 drop(f);
-                // The new index is saved; put the old one back and point the header at it.
+                // The new index is saved; put the old one back and point the header at it,
+                // with the generation it was saved at (bytes 80..88).
                 let f = open_rw(&path, false)?;
-                let mut h = read_at(&f, 0, 4096)?;
-                h[56..64].copy_from_slice(&(off as u64).to_le_bytes());
-                h[64..72].copy_from_slice(&(len as u64).to_le_bytes());
+                let mut h2 = read_at(&f, 0, 4096)?;
+                let (gen, old_gen) = (le64_at(&h2, 72), le64_at(&h, 80));
+                let want = if gone.is_empty() {
+                    old_gen
+                } else {
+                    old_gen + 1
+                };
+                expect(&format!("{case}: generation"), want, gen)?;
+                h2[56..64].copy_from_slice(&(off as u64).to_le_bytes());
+                h2[64..72].copy_from_slice(&(len as u64).to_le_bytes());
+                h2[80..88].copy_from_slice(&old_gen.to_le_bytes());
+                let mut h = h2;
                 let crc = crc32c(&h[..4092]);
                 h[4092..].copy_from_slice(&crc.to_le_bytes());
                 poke(&f, off, &old)?;
@@ -2079,7 +2125,7 @@ fn test_saved_verify(dir: &Path) -> Res<()> {
         let restored = first_search(&f, &d, &format!("saved index {case}"))?;
         expect(
             &format!("{case}: restored"),
-            matches!(*case, "intact" | "stale"),
+            matches!(*case, "intact" | "stale" | "appended" | "l2"),
             restored,
         )?;
         let s = stats(&f)?;
@@ -2090,9 +2136,9 @@ fn test_saved_verify(dir: &Path) -> Res<()> {
         )?;
         let mut st = ErrStats::default();
         for qv in d.queries.iter().take(20) {
-            check_exact(&f, &d, &live, u::METRIC_COSINE, qv, 10, &mut st)?;
+            check_exact(&f, &d, &live, saved_metric(case), qv, 10, &mut st)?;
         }
-        let r = recall(&f, &d, &live, u::METRIC_COSINE, 30, 10, 0, 4545)?;
+        let r = recall(&f, &d, &live, saved_metric(case), 30, 10, 0, 4545)?;
         println!("# saved index {case}: recall@10={r:.3}");
         if r < 0.95 {
             return err(format!("{case}: recall {r:.3}"));
