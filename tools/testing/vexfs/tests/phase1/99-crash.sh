@@ -39,7 +39,15 @@ check_eq "manifest lists every durable file" 12 "$(wc -l <$MNT/durable.md5)"
 check "every durable file reads back before the crash" \
 	sh -c "cd $MNT/durable && md5sum -c -s $MNT/durable.md5"
 
-# 3. Activity that must not matter: unsynced writes, unlinks, renames, and a
+# 3. A vector collection: inserts and deletes made durable by fsync(2), deletes
+# that are not, and a writer still changing it when the VM crashes (inserts,
+# upserts, deletes, an fsync now and then).
+mkdir $MNT/vectors
+sync
+check "collection: durable and volatile changes" vexfs-ioctl-test crash-write $MNT/vectors
+(vexfs-ioctl-test crash-run $MNT/vectors >/dev/null 2>&1 &)
+
+# 4. Activity that must not matter: unsynced writes, unlinks, renames, and a
 # writer still running when the VM crashes.
 for i in 1 2 3 4 5 6; do
 	echo "changed $i" >>$MNT/volatile/v$i

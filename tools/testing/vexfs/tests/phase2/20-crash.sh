@@ -62,8 +62,10 @@ check_eq "fsck.vexfs found no problem in a durable file or directory" "" "$bad"
 check "ls -lR of everything" sh -c "ls -lR $MNT >/dev/null"
 check "reading every file" sh -c "find $MNT -type f -exec cat {} + >/dev/null"
 note "survivors: $(ls $MNT/volatile 2>/dev/null | tr '\n' ' ')"
+# The collection: durable changes kept, searches agree with its records.
+check "collection after the crash" vexfs-ioctl-test crash-verify $MNT/vectors
 # The file system stays usable: remove everything, write again.
-check "rm -rf of everything" rm -rf $MNT/durable $MNT/volatile $MNT/durable.md5
+check "rm -rf of everything" rm -rf $MNT/durable $MNT/volatile $MNT/durable.md5 $MNT/vectors
 echo after >$MNT/after
 check_eq "writing after the crash" after "$(cat $MNT/after)"
 check "umount" umount $MNT
