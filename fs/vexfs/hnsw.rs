@@ -1764,6 +1764,11 @@ impl Index {
         entry.get(18) == Some(&SAVED_CODED)
     }
 
+    /// Whether a saved entry says its node was deleted.
+    pub(crate) fn saved_deleted(entry: &[u8]) -> bool {
+        entry.get(17).is_some_and(|&b| b != 0)
+    }
+
     /// The record number a saved entry belongs to.
     pub(crate) fn saved_slot(entry: &[u8]) -> u64 {
         le64(entry, 8)
@@ -1916,7 +1921,7 @@ impl Index {
             return Err(EUCLEAN);
         }
         let (id, slot) = (le64(entry, 0), le64(entry, 8));
-        let (level, was_deleted) = (entry[16], entry[17] != 0);
+        let (level, was_deleted) = (entry[16], Self::saved_deleted(entry));
         if (was_deleted && !tombstone) || self.find(id).is_some() {
             return Err(EUCLEAN);
         }

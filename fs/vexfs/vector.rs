@@ -819,7 +819,7 @@ fn restore(
             if slot < next || slot >= sh.records || !Index::saved_coded(e) {
                 return Err(EUCLEAN);
             }
-            let deleted = e[17] != 0;
+            let deleted = Index::saved_deleted(e);
             index.restore_node(e, None, deleted)?;
             live += u64::from(!deleted);
             saved.consume(len);
@@ -859,7 +859,7 @@ fn restore(
                     };
                     let vector = scale.map(|scale| (&m[..], scale));
                     let e = saved.peek(len)?;
-                    let was_deleted = e[17] != 0;
+                    let was_deleted = Index::saved_deleted(e);
                     let node = index.restore_node(e, vector, tomb)?;
                     if !tomb && index.id(node) != id {
                         return Err(EUCLEAN);
