@@ -334,9 +334,11 @@ impl fmt::Display for FormatError {
 /// Result type of this module.
 pub(crate) type Result<T = ()> = core::result::Result<T, FormatError>;
 
-/// Builds the CRC32C lookup table at compile time.
-const fn crc32c_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
+/// Builds the CRC32C lookup tables at compile time, for eight bytes at a time ("slicing by
+/// 8"): `table[0][b]` is the CRC register after byte `b`, `table[k][b]` after byte `b`
+/// followed by `k` zero bytes.
+const fn crc32c_tables() -> [[u32; 256]; 8] {
+    let mut table = [[0u32; 256]; 8];
     let mut i = 0;
     // `value` is `i` as a `u32`.
     let mut value = 0u32;
@@ -351,15 +353,25 @@ const fn crc32c_table() -> [u32; 256] {
             };
             bit += 1;
         }
-        table[i] = crc;
+        table[0][i] = crc;
         i += 1;
         value += 1;
+    }
+    let mut k = 1;
+    while k < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let prev = table[k - 1][i];
+            table[k][i] = (prev >> 8) ^ table[0][(prev & 0xff) as usize];
+            i += 1;
+        }
+        k += 1;
     }
     table
 }
 
-/// Lookup table of the reflected CRC32C (Castagnoli) polynomial.
-static CRC32C_TABLE: [u32; 256] = crc32c_table();
+/// Lookup tables of the reflected CRC32C (Castagnoli) polynomial.
+static CRC32C_TABLES: [[u32; 256]; 8] = crc32c_tables();
 
 /// Returns the CRC32C (Castagnoli) checksum of `data`.
 ///
@@ -372,11 +384,25 @@ pub(crate) fn crc32c(data: &[u8]) -> u32 {
 /// Returns the CRC32C of the bytes `crc` is the CRC32C of, followed by `data`: the checksum of
 /// data that arrives in pieces, starting from 0 (the checksum of nothing).
 pub(crate) fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
+    let t = &CRC32C_TABLES;
     let mut crc = !crc;
-    for &byte in data {
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        // The register absorbs the first four bytes; each byte then passes through the
+        // table of the bytes that follow it. `u8` indexes are always inside the tables.
+        let [a0, a1, a2, a3] = (crc ^ u32::from_le_bytes([w[0], w[1], w[2], w[3]])).to_le_bytes();
+        crc = t[7][usize::from(a0)]
+            ^ t[6][usize::from(a1)]
+            ^ t[5][usize::from(a2)]
+            ^ t[4][usize::from(a3)]
+            ^ t[3][usize::from(w[4])]
+            ^ t[2][usize::from(w[5])]
+            ^ t[1][usize::from(w[6])]
+            ^ t[0][usize::from(w[7])];
+    }
+    for &byte in words.remainder() {
         let [low, ..] = crc.to_le_bytes();
-        // A `u8` index is always inside the 256-entry table.
-        crc = (crc >> 8) ^ CRC32C_TABLE[usize::from(low ^ byte)];
+        crc = (crc >> 8) ^ t[0][usize::from(low ^ byte)];
     }
     !crc
 }

@@ -59,6 +59,35 @@ fn crc32c_vectors() {
     assert_eq!(crc32c(&[0xffu8; 32]), 0x62A8_AB43);
 }
 
+#[test]
+fn crc32c_matches_bitwise() {
+    // Bit at a time, as the polynomial defines it.
+    fn bitwise(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0x82F6_3B78
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    let mut rng = Rng(0x5eed);
+    let data: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
+    for len in (0..64).chain([255, 256, 1000, 4095, 4096]) {
+        for start in [0, 1, 3, 7] {
+            let d = &data[start..(start + len).min(data.len())];
+            assert_eq!(crc32c(d), bitwise(d), "len {len} start {start}");
+            let (a, b) = d.split_at(d.len() / 3);
+            assert_eq!(crc32c_append(crc32c(a), b), bitwise(d));
+        }
+    }
+}
+
 // Geometry.
 
 #[test]
