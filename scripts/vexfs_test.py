@@ -12,7 +12,11 @@
    the log of that build), each check counted.
 3. VM: boot once per test phase (tools/testing/vexfs/tests/phaseN) on the
    same scratch disks, so phase 2 sees what phase 1 left (remount, reboot
-   and crash tests). The first boot also runs the KUnit suites.
+   and crash tests). The first boot also runs the KUnit suites. The VM has
+   one CPU, so the scripts are split into lanes, one VM each, run side by
+   side (one per host CPU, at most two: --lanes): each lane has its own
+   disks, and a phase-2 script runs in the lane of the phase-1 script its
+   "# Needs: phase1/NAME" line names.
 
 A test may crash the VM on purpose once its phase is over (crash tests,
 tools/testing/vexfs/lib.sh: crash_after_phase): the phase still reports all
@@ -32,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -182,6 +187,13 @@ def self_test(t):
     s = parse_tap(tap)
     t.add(len(s) == 2 and not s[0][1] and s[1][1] and s[0][2][1] == ("b", False, False)
           and s[1][2][0][2], "harness: TAP failures and skips are seen")
+    # Two lanes hold every script once, each phase-2 script beside the one it needs.
+    lanes = plan_lanes(2, [1, 2], None)
+    placed = [n for lane in lanes for n in lane[1]]
+    later = [n for lane in lanes for n in lane[2]]
+    t.add(sorted(placed) == script_names(1, None) and sorted(later) == script_names(2, None)
+          and all(needs(n) in lane[1] for lane in lanes for n in lane[2]),
+          "harness: lanes hold every script once, phase 2 beside what it needs")
     ktap = ("KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: vexfs_x\n"
             "    1..3\n    ok 1 case_a\n    not ok 2 case_b\n"
             "        KTAP version 1\n        # Subtest: case_c\n"
@@ -400,20 +412,77 @@ def build(t, debug=False):
     return True
 
 
-def make_disks():
+# Seconds a phase-1 script takes in the VM under TCG (measured here, rounded), to balance
+# the lanes; a script not listed counts 10.
+SCRIPT_SECONDS = {"40-many-files": 120, "50-big-file": 90, "60-persistence": 70,
+                  "65-vector": 60, "70-corrupt": 85, "75-stress": 40, "30-enospc": 30}
+
+
+def script_names(phase, only):
+    d = os.path.join(TESTS, f"phase{phase}")
+    if not os.path.isdir(d):
+        return []
+    return sorted(f[:-3] for f in os.listdir(d)
+                  if f.endswith(".sh") and (not only or fnmatch.fnmatch(f[:-3], only)))
+
+
+def needs(name):
+    """The phase-1 script a phase-2 script checks the leftovers of ("# Needs: phase1/X")."""
+    with open(os.path.join(TESTS, "phase2", name + ".sh")) as f:
+        m = re.search(r"^# Needs: phase1/(\S+)$", f.read(), re.M)
+    return m.group(1) if m else None
+
+
+def plan_lanes(n, phases, only):
+    """Splits the scripts of every phase into at most `n` lanes: phase-1 scripts by their
+    expected time, longest first, each to the least loaded lane; a later phase's script to the
+    lane of the phase-1 script it needs (lane 0 if none). Returns, per lane, a dict from phase
+    to script names; lanes without any script are left out, but lane 0 always runs (KUnit)."""
+    lanes = [{p: [] for p in phases} for _ in range(max(1, n))]
+    load = [0] * len(lanes)
+    first = script_names(phases[0], only) if phases else []
+    for name in sorted(first, key=lambda s: -SCRIPT_SECONDS.get(s, 10)):
+        i = load.index(min(load))
+        lanes[i][phases[0]].append(name)
+        load[i] += SCRIPT_SECONDS.get(name, 10)
+    for phase in phases[1:]:
+        for name in script_names(phase, only):
+            need = needs(name) if phase == 2 else None
+            i = next((i for i, l in enumerate(lanes) if need in l[phases[0]]), 0)
+            lanes[i][phase].append(name)
+    for lane in lanes:
+        for phase in phases:
+            lane[phase].sort()
+    return [lane for i, lane in enumerate(lanes)
+            if i == 0 or any(lane[p] for p in phases)]
+
+
+def make_disks(lane):
     disks = []
-    for name, size in (("disk1.img", 1536 << 20), ("disk2.img", 256 << 20)):
-        path = os.path.join(BUILD, "vm", name)
+    suffix = f"-lane{lane}" if lane else ""
+    for name, size in (("disk1", 1536 << 20), ("disk2", 256 << 20)):
+        path = os.path.join(BUILD, "vm", f"{name}{suffix}.img")
         with open(path, "wb") as f:
             f.truncate(size)
         disks.append(path)
     return disks
 
 
-def vm_phase(t, phase, disks, kunit, timeout, only=None, debug=False):
+def vm_lane(lane, plan, kunit, timeout, debug, out):
+    """Boots the VM of `lane` once per phase of `plan` (phase -> scripts) on disks of its own;
+    appends what each boot left to `out` (tallied by [`vm_tally`] afterwards)."""
+    disks = make_disks(lane)
+    for i, (phase, names) in enumerate(sorted(plan.items())):
+        if not names and not (kunit and i == 0):
+            continue
+        out.append(vm_run(phase, lane, disks, kunit and i == 0, timeout, names, debug))
+
+
+def vm_run(phase, lane, disks, kunit, timeout, names, debug):
     vmdir = os.path.join(BUILD, "vm")
-    console = os.path.join(vmdir, f"console-phase{phase}.log")
-    results = os.path.join(vmdir, f"results-phase{phase}.tap")
+    suffix = f"-lane{lane}" if lane else ""
+    console = os.path.join(vmdir, f"console-phase{phase}{suffix}.log")
+    results = os.path.join(vmdir, f"results-phase{phase}{suffix}.tap")
     for f in (console, results):
         if os.path.exists(f):
             os.unlink(f)
@@ -427,8 +496,8 @@ def vm_phase(t, phase, disks, kunit, timeout, only=None, debug=False):
                                                    "boot", "bzImage"))
         cmd += ["--mem", "1024"]
     append = [] if kunit else ["kunit.enable=0"]
-    if only:
-        append.append(f"vexfs.only={only}")
+    # The lane's scripts; none (a KUnit-only boot) as a name no script has.
+    append.append("vexfs.only=" + (",".join(names) or "-"))
     # The damaged-image test's knobs (seed, iterations, ...): the kernel passes NAME=VALUE
     # on its command line to /init as environment.
     for name in VM_KNOBS:
@@ -442,21 +511,33 @@ def vm_phase(t, phase, disks, kunit, timeout, only=None, debug=False):
     for d in disks:
         cmd += ["--disk", d]
     start = time.time()
-    p = run(cmd, env=env)
-    print(f"  phase {phase}: VM ran {time.time() - start:.0f} s (exit {p.returncode})",
-          flush=True)
+    p = run(cmd, env=env, stdout=subprocess.DEVNULL if lane else None)
+    where = f"phase {phase}" + (f" lane {lane}" if lane else "")
+    print(f"  {where}: VM ran {time.time() - start:.0f} s (exit {p.returncode}): "
+          f"{' '.join(names) or 'KUnit only'}", flush=True)
+    return {"phase": phase, "where": where, "rc": p.returncode, "console": console,
+            "results": results, "names": names, "kunit": kunit}
+
+
+def vm_tally(t, r):
+    """Counts the results of one boot ([`vm_run`])."""
+    phase, where, names, kunit = r["phase"], r["where"], r["names"], r["kunit"]
+    console, results = r["console"], r["results"]
     con = open(console, errors="replace").read() if os.path.exists(console) else ""
     res = open(results, errors="replace").read() if os.path.exists(results) else ""
 
-    print(f"  phase {phase}: {clock_summary(con)}", flush=True)
-    t.add(p.returncode == 0, f"phase {phase}: VM exited cleanly (exit {p.returncode})")
+    print(f"  {where}: {clock_summary(con)}", flush=True)
+    took = re.findall(r"^# (\S+) took (\d+) s\r?$", res, re.M)
+    if took:
+        print(f"  {where}, seconds per script (guest clock): " +
+              ", ".join(f"{n} {t}" for n, t in took), flush=True)
+    t.add(r["rc"] == 0, f"{where}: VM exited cleanly (exit {r['rc']})")
     bad = bad_console_lines(con)
     for line in bad[:20]:
         print(f"  console: {line}")
-    t.add(not bad, f"phase {phase}: kernel console free of oops/BUG/WARNING/lockdep")
+    t.add(not bad, f"{where}: kernel console free of oops/BUG/WARNING/lockdep")
 
-    expected = sorted(f[:-3] for f in os.listdir(os.path.join(TESTS, f"phase{phase}"))
-                      if f.endswith(".sh") and (not only or fnmatch.fnmatch(f[:-3], only)))
+    expected = names
     scripts = parse_tap(res)
     got = {}
     for name, ok, subs in scripts:
@@ -471,7 +552,7 @@ def vm_phase(t, phase, disks, kunit, timeout, only=None, debug=False):
     for name in expected:
         if name not in got:
             t.add(False, f"vm/{name}: no result (crash or timeout?)")
-    t.add("# phase %d done" % phase in res, f"phase {phase}: all tests ran to the end")
+    t.add("# phase %d done" % phase in res, f"{where}: all tests ran to the end")
 
     if kunit:
         suites, cases = parse_ktap(con)
@@ -496,6 +577,10 @@ def main():
                     help="build and boot the debug kernel (KASAN, KFENCE, kmemleak, ...)")
     ap.add_argument("--timeout", type=int, default=int(os.environ.get("VEXFS_VM_TIMEOUT", "2400")),
                     help="seconds a VM phase may take")
+    ap.add_argument("--lanes", type=int,
+                    default=int(os.environ.get("VEXFS_VM_LANES", min(2, os.cpu_count() or 1))),
+                    help="VMs run side by side, each on its share of the scripts (default: "
+                         "one per CPU, at most 2)")
     args = ap.parse_args()
     os.makedirs(os.path.join(BUILD, "vm"), exist_ok=True)
     t = Tally()
@@ -507,11 +592,19 @@ def main():
     if not args.no_vm and build(t, args.debug):
         if not args.no_check:
             static_checks(t)
-        disks = make_disks()
         phases = sorted(int(d[5:]) for d in os.listdir(TESTS) if re.fullmatch(r"phase\d+", d))
-        for i, phase in enumerate(phases):
-            vm_phase(t, phase, disks, kunit=(i == 0), timeout=args.timeout, only=args.only,
-                     debug=args.debug)
+        lanes = plan_lanes(args.lanes, phases, args.only)
+        outs = [[] for _ in lanes]
+        threads = [threading.Thread(target=vm_lane, args=(i, plan, i == 0, args.timeout,
+                                                          args.debug, outs[i]))
+                   for i, plan in enumerate(lanes)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        for out in outs:
+            for r in out:
+                vm_tally(t, r)
     if t.failures:
         print("\nFailures:")
         for f in t.failures:

@@ -19,8 +19,19 @@ phase=${1:-1}
 dir=${VEXFS_TESTS:-/vexfs/tests}/phase$phase
 limit=${VEXFS_TEST_TIMEOUT:-900}
 sysrq=${VEXFS_SYSRQ:-/proc/sysrq-trigger}
-set -- "$dir"/${VEXFS_ONLY:-*}.sh
-[ -e "$1" ] || set --
+# VEXFS_ONLY (vexfs.only= on the kernel command line): the scripts to run, as
+# names or shell patterns separated by commas; all of them by default.
+set -f
+patterns=$(echo "${VEXFS_ONLY:-*}" | tr , ' ')
+set --
+for p in $patterns; do
+	set +f
+	for t in "$dir"/$p.sh; do
+		[ -e "$t" ] && set -- "$@" "$t"
+	done
+	set -f
+done
+set +f
 echo "TAP version 13"
 echo "1..$#"
 n=0
@@ -30,6 +41,7 @@ for t in "$@"; do
 	out=/tmp/$name.out
 	echo "# running $name"
 	rm -f "/tmp/$name.timeout"
+	started=$(cut -d. -f1 /proc/uptime)
 	# In a session of its own, so that the watchdog can kill all of it.
 	VEXFS_PHASE=$phase setsid sh "$t" >"$out" 2>&1 &
 	pid=$!
@@ -44,6 +56,7 @@ for t in "$@"; do
 	rc=$?
 	kill "$watchdog" 2>/dev/null
 	sed 's/^/    /' "$out"
+	echo "# $name took $(($(cut -d. -f1 /proc/uptime) - started)) s"
 	if [ -e "/tmp/$name.timeout" ]; then
 		echo "not ok $n - $name (timed out after $limit s; blocked tasks in the kernel log)"
 	elif [ $rc -eq 0 ] && ! grep -q '^not ok' "$out"; then

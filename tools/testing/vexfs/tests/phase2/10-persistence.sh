@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
+# Needs: phase1/60-persistence
 # Persistence, part 2: after a reboot, the tree phase 1 wrote is intact.
 . /vexfs/lib.sh
 . /vexfs/tests/persist.inc

@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
+# Needs: phase1/99-crash
 # Crash, part 2: after the crash at the end of phase 1 (see
 # phase1/99-crash.sh), the file system mounts and every file that was made
 # durable (fsync, sync) is intact.

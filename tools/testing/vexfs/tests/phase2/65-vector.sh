@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
+# Needs: phase1/65-vector
 # Vector collections after a reboot: the collection phase 1 left has the same
 # statistics, exact results and recall, with the index restored from its saved
 # copy (the same HNSW results as before the reboot).
