@@ -407,6 +407,16 @@ pub(crate) fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     !crc
 }
 
+/// Returns the checksum of record `slot` of a vector collection whose header holds `salt`:
+/// the CRC32C of the salt and the slot number (little-endian `u64`s) followed by `data`, the
+/// record's id and elements. The seed makes a record written for another collection or for
+/// another slot of this one fail the check: the stale contents of a block that a crash left
+/// unwritten.
+pub(crate) fn record_checksum(salt: u64, slot: u64, data: &[u8]) -> u32 {
+    let seed = crc32c_append(crc32c(&salt.to_le_bytes()), &slot.to_le_bytes());
+    crc32c_append(seed, data)
+}
+
 /// Converts a `u64` into a `usize`, failing with [`FormatError::Corrupt`].
 fn to_usize(value: u64) -> Result<usize> {
     usize::try_from(value).map_err(|_| FormatError::Corrupt("value out of range"))

@@ -45,6 +45,23 @@ mod tests {
     }
 
     #[test]
+    fn record_checksums() {
+        // The CRC32C of salt, slot and data, as one stream.
+        let mut all = [0u8; 20];
+        all[..8].copy_from_slice(&7u64.to_le_bytes());
+        all[8..16].copy_from_slice(&3u64.to_le_bytes());
+        all[16..].copy_from_slice(b"data");
+        let c = format::record_checksum(7, 3, b"data");
+        assert_eq!(c, format::crc32c(&all));
+        // Another slot or collection, or other data, does not pass.
+        assert_ne!(c, format::record_checksum(7, 4, b"data"));
+        assert_ne!(c, format::record_checksum(8, 3, b"data"));
+        assert_ne!(c, format::record_checksum(7, 3, b"dat\0"));
+        // Nor do the zeros of a record that never reached the disk.
+        assert_ne!(format::record_checksum(0, 0, &[0; 16]), 0);
+    }
+
+    #[test]
     fn superblock_round_trip() -> Result {
         let geometry = Geometry::new(65536, None).map_err(|_| EINVAL)?;
         let mut sb = Superblock::from_geometry(&geometry);

@@ -15,7 +15,7 @@
 //! | offset | type     | field                                                   |
 //! |--------|----------|---------------------------------------------------------|
 //! | 0      | `[u8;8]` | magic, `"VEXFSCOL"`                                     |
-//! | 8      | `u32`    | version, 1                                              |
+//! | 8      | `u32`    | version, 2 (1: records without checksums, still read)   |
 //! | 12     | `u32`    | header size, 4096                                       |
 //! | 16     | `u32`    | dim, `1..=VEXFS_MAX_DIM`                                |
 //! | 20     | `u32`    | element type, `VEXFS_ELEM_*`                            |
@@ -27,17 +27,26 @@
 //! | 48     | `u64`    | live count                                              |
 //! | 56     | `u64`    | offset of the saved index (0: none)                     |
 //! | 64     | `u64`    | size of the saved index                                 |
-//! | 72     |          | zero up to 4092                                         |
+//! | 72     | `u64`    | generation of the records                               |
+//! | 80     | `u64`    | generation the saved index was written at (0: unknown)  |
+//! | 88     | `u64`    | salt of the record checksums                            |
+//! | 96     | `u64`    | durable record count                                    |
+//! | 104    |          | zero up to 4092                                         |
 //! | 4092   | `u32`    | CRC32C of bytes 0..4092                                 |
 //!
 //! Records follow from offset 4096, record `i` at `4096 + i * record size`. A record is a
 //! `u64` id (`u64::MAX`: deleted), then the `dim` elements (binary32 bit patterns as `u32`, or
-//! `i8`), then zero padding to a multiple of 8 bytes. Bytes after the last record are not part
-//! of the collection. An insert writes its records after the last one, then the header: a
-//! crash in between loses the batch, nothing else. A delete overwrites ids with `u64::MAX`. An
-//! upsert (`VEXFS_INSERT_UPSERT`) writes its records and the header, then tombstones the
-//! records it replaced; of two live records of one id, which only a crash in between can
-//! leave, the later one holds the id ([`supersede`]).
+//! `i8`), then the `u32` checksum of the record ([`format::record_checksum`] of the salt, `i`,
+//! the id and the elements), then zero padding to a multiple of 8 bytes. Bytes after the last
+//! record are not part of the collection. An insert writes its records after the last one,
+//! then the header. Nothing orders their writeback: a crash can leave the header counting
+//! records whose blocks never reached the disk (zeros, or what the blocks held before). Such
+//! records fail their checksum and are ignored ([`record_state`]); records before the durable
+//! count, which were written and flushed before a header naming that count was written (by
+//! [`save_loaded`]), must pass it. A delete overwrites ids with `u64::MAX`. An
+//! upsert (`VEXFS_INSERT_UPSERT`) writes its records and the header, waits until they are
+//! durable, then tombstones the records it replaced; of two live records of one id, which
+//! only a crash in between can leave, the later one holds the id ([`supersede`]).
 //!
 //! # Index
 //!
@@ -184,7 +193,10 @@ pub(crate) const BATCH_LIMIT: usize = 32 << 20;
 
 const HEADER_SIZE: usize = 4096;
 const MAGIC: &[u8; 8] = b"VEXFSCOL";
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
+/// The first version of the collection format: no record checksums, no salt, no durable
+/// count.
+const FORMAT_V1: u32 = 1;
 /// Magic of a saved index.
 const INDEX_MAGIC: &[u8; 8] = b"VEXFSIDX";
 const INDEX_VERSION: u32 = 2;
@@ -263,6 +275,13 @@ struct Header {
     generation: u64,
     /// The generation the saved index was written at (0: unknown).
     index_generation: u64,
+    /// Format version, [`FORMAT_VERSION`] or [`FORMAT_V1`].
+    version: u32,
+    /// Seed of the record checksums, chosen at creation (0 in version 1).
+    salt: u64,
+    /// Records before this one were durable, with their checksums, when the header was
+    /// written: one of them failing its checksum is damage, not a crash (0 in version 1).
+    durable: u64,
 }
 
 fn le32(b: &[u8], off: usize) -> u32 {
@@ -290,9 +309,21 @@ fn put(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-fn record_size(dim: u32, elem_type: u32) -> u32 {
+fn record_size(dim: u32, elem_type: u32, version: u32) -> u32 {
     let esize = if elem_type == ELEM_F32 { 4 } else { 1 };
-    (8 + dim * esize).next_multiple_of(8)
+    let sum = if version == FORMAT_V1 { 0 } else { 4 };
+    (8 + dim * esize + sum).next_multiple_of(8)
+}
+
+/// What a record holds, as [`record_state`] finds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rec {
+    /// A vector and its id.
+    Live(u64),
+    /// A tombstone.
+    Deleted,
+    /// Not a record: a block the header counts that a crash left unwritten.
+    Unwritten,
 }
 
 fn metric_of(m: u32) -> Metric {
@@ -308,7 +339,7 @@ impl Header {
         out.fill(0);
         put(&mut out[0..8], MAGIC);
         for (off, v) in [
-            (8, FORMAT_VERSION),
+            (8, self.version),
             (12, HEADER_SIZE as u32),
             (16, self.dim),
             (20, self.elem_type),
@@ -325,6 +356,8 @@ impl Header {
         put(&mut out[64..72], &self.index_len.to_le_bytes());
         put(&mut out[72..80], &self.generation.to_le_bytes());
         put(&mut out[80..88], &self.index_generation.to_le_bytes());
+        put(&mut out[88..96], &self.salt.to_le_bytes());
+        put(&mut out[96..104], &self.durable.to_le_bytes());
         let crc = format::crc32c(&out[..HEADER_SIZE - 4]);
         put(&mut out[HEADER_SIZE - 4..], &crc.to_le_bytes());
     }
@@ -343,7 +376,8 @@ impl Header {
         if format::crc32c(&b[..HEADER_SIZE - 4]) != le32(b, HEADER_SIZE - 4) {
             return Err(bad("bad checksum"));
         }
-        if le32(b, 8) != FORMAT_VERSION || le32(b, 12) != HEADER_SIZE as u32 {
+        let version = le32(b, 8);
+        if !matches!(version, FORMAT_V1 | FORMAT_VERSION) || le32(b, 12) != HEADER_SIZE as u32 {
             return Err(bad("unknown version"));
         }
         let h = Header {
@@ -359,6 +393,9 @@ impl Header {
             index_len: le64(b, 64),
             generation: le64(b, 72),
             index_generation: le64(b, 80),
+            version,
+            salt: le64(b, 88),
+            durable: le64(b, 96),
         };
         if h.dim == 0
             || h.dim > MAX_DIM
@@ -367,8 +404,10 @@ impl Header {
             || !(2..=64).contains(&h.m)
             || h.ef_construction < h.m
             || h.ef_construction > MAX_EF
-            || h.record_size != record_size(h.dim, h.elem_type)
+            || h.record_size != record_size(h.dim, h.elem_type, version)
             || h.live > h.records
+            || h.durable > h.records
+            || (version == FORMAT_V1 && (h.salt != 0 || h.durable != 0))
         {
             return Err(bad("bad parameters"));
         }
@@ -419,6 +458,48 @@ impl Header {
             Ok(Fixed::from_i8(raw.iter().map(|&b| b as i8), out))
         }
     }
+
+    /// Bytes of a record its checksum covers: the id and the elements.
+    fn summed_len(&self) -> usize {
+        8 + self.dim as usize * self.elem_size()
+    }
+
+    /// Sets the checksum of `r`, the bytes of record `slot` (nothing in version 1).
+    fn seal(&self, slot: u64, r: &mut [u8]) {
+        if self.version != FORMAT_V1 {
+            let n = self.summed_len();
+            let sum = format::record_checksum(self.salt, slot, &r[..n]);
+            put(&mut r[n..n + 4], &sum.to_le_bytes());
+        }
+    }
+}
+
+/// What record `slot` (bytes `r`) of the collection of `hdr` holds. A record that fails its
+/// checksum at or past the durable count is one the header counts but whose blocks a crash
+/// kept from the disk, and is ignored (logged); before it, the file is damaged (`EUCLEAN`).
+fn record_state(hdr: &Header, slot: u64, r: &[u8]) -> Result<Rec> {
+    let id = le64(r, 0);
+    if id == TOMBSTONE {
+        return Ok(Rec::Deleted);
+    }
+    if hdr.version != FORMAT_V1 {
+        let n = hdr.summed_len();
+        if format::record_checksum(hdr.salt, slot, &r[..n]) != le32(r, n) {
+            if slot < hdr.durable {
+                pr_err!("collection: record {} fails its checksum\n", slot);
+                return Err(EUCLEAN);
+            }
+            if crate::super_block::log_ratelimit() {
+                pr_warn!(
+                    "collection: record {} not written before a crash (bad checksum), ignored\n",
+                    slot
+                );
+            }
+            return Ok(Rec::Unwritten);
+        }
+    }
+    // Every id but the tombstone's is valid (`ID_MAX`).
+    Ok(Rec::Live(id))
 }
 
 fn header_buf() -> Result<KVec<u8>> {
@@ -437,19 +518,43 @@ fn read_header(file: &File) -> Result<Header> {
     Header::decode(&b)
 }
 
-/// Called before records of the collection are changed in place (tombstones, compaction):
-/// if the saved index is current ([`Header::saved_current`]), moves `hdr` to a new
-/// generation, writes it and waits until it is durable, before any record changes. A crash
-/// from then on leaves a saved index that [`restore`] checks against every record. Costs one
-/// synchronous header write per save of the index, not per change.
-fn begin_overwrite(file: &File, w: &Writer<'_>, hdr: &mut Header) -> Result {
-    if !hdr.saved_current() {
-        return Ok(());
-    }
+/// A change of records in place, which [`begin_overwrite`] prepares.
+#[derive(Clone, Copy)]
+enum Overwrite {
+    /// Tombstones of deleted records.
+    Delete,
+    /// Tombstones of the records an upsert replaced; the new ones end at this file offset.
+    Replace(i64),
+    /// Compaction moves whole records.
+    Move,
+}
+
+/// Called before records of the collection are changed in place (`what`), so that a crash
+/// in the change is read right. If the saved index is current ([`Header::saved_current`]),
+/// moves `hdr` to a new generation: [`restore`] then checks the saved index against every
+/// record. If records move, clears the durable count, since a crash can leave any record
+/// torn, which must then read as unwritten ([`record_state`]). Writes `hdr` if it changed,
+/// and waits until it and, for an upsert, the new records are durable: a crash then leaves
+/// the replaced records or their replacements, never neither. Costs one synchronous header
+/// write per save of the index, not per change, and one flush per upsert that replaces.
+fn begin_overwrite(file: &File, w: &Writer<'_>, hdr: &mut Header, what: Overwrite) -> Result {
     let mut new_hdr = *hdr;
-    new_hdr.generation = hdr.generation.wrapping_add(1).max(1);
-    write_header(w, &new_hdr)?;
-    fops::generic_fsync(file, 0, HEADER_SIZE as i64 - 1, true)?;
+    if hdr.saved_current() {
+        new_hdr.generation = hdr.generation.wrapping_add(1).max(1);
+    }
+    if let Overwrite::Move = what {
+        new_hdr.durable = 0;
+    }
+    let changed = new_hdr.generation != hdr.generation || new_hdr.durable != hdr.durable;
+    let end = match what {
+        Overwrite::Replace(end) => end,
+        _ if changed => HEADER_SIZE as i64,
+        _ => return Ok(()),
+    };
+    if changed {
+        write_header(w, &new_hdr)?;
+    }
+    fops::generic_fsync(file, 0, end - 1, true)?;
     *hdr = new_hdr;
     Ok(())
 }
@@ -604,14 +709,9 @@ fn rebuild(file: &File, hdr: &Header, charge: &mut Charge<'_>) -> Result<(Index,
     let mut scratch = Scratch::new();
     let mut seen_live = 0u64;
     for_each_record(file, hdr, 0, |slot, r| {
-        let id = le64(r, 0);
-        if id == TOMBSTONE {
+        let Rec::Live(id) = record_state(hdr, slot, r)? else {
             return Ok(());
-        }
-        if id > ID_MAX {
-            pr_err!("collection: bad id in record {}\n", slot);
-            return Err(EUCLEAN);
-        }
+        };
         seen_live += 1;
         if supersede(&mut index, id, slot) {
             seen_live -= 1;
@@ -762,13 +862,9 @@ fn restore_added(
     m: &mut [i32],
     live: &mut u64,
 ) -> Result<bool> {
-    let id = le64(r, 0);
-    if id == TOMBSTONE {
+    let Rec::Live(id) = record_state(hdr, slot, r)? else {
         return Ok(false);
-    }
-    if id > ID_MAX {
-        return Err(EUCLEAN);
-    }
+    };
     *live += u64::from(!supersede(index, id, slot));
     push_record(index, charge, hdr, slot, id, r, m)?;
     Ok(true)
@@ -838,11 +934,12 @@ fn restore(
                 changed |= restore_added(&mut index, charge, hdr, slot, r, &mut m, &mut live)?;
                 return Ok(());
             }
-            let id = le64(r, 0);
-            let tomb = id == TOMBSTONE;
-            if !tomb && id > ID_MAX {
-                return Err(EUCLEAN);
-            }
+            // Records before the saved record count were durable when the index was saved.
+            let (id, tomb) = match record_state(hdr, slot, r)? {
+                Rec::Live(id) => (id, false),
+                Rec::Deleted => (TOMBSTONE, true),
+                Rec::Unwritten => return Err(EUCLEAN),
+            };
             live += u64::from(!tomb);
             let next = if restored < sh.nodes {
                 let len = index.saved_len_of(saved.peek(SAVED_HEAD)?)?;
@@ -995,6 +1092,9 @@ fn save_loaded(file: &File, inode: &INode<VexFs>, w: &Writer<'_>, l: &mut Loaded
     // semaphore exclusively).
     new_hdr.generation = hdr.generation.max(1);
     new_hdr.index_generation = new_hdr.generation;
+    if hdr.version != FORMAT_V1 {
+        new_hdr.durable = hdr.records;
+    }
     write_header(w, &new_hdr)?;
     l.hdr = new_hdr;
     l.dirty = false;
@@ -1126,13 +1226,17 @@ fn create(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         metric,
         m,
         ef_construction: efc,
-        record_size: record_size(dim, elem_type),
+        record_size: record_size(dim, elem_type, FORMAT_VERSION),
         records: 0,
         live: 0,
         index_off: 0,
         index_len: 0,
         generation: 1,
         index_generation: 0,
+        version: FORMAT_VERSION,
+        // Unique to the file: another file, or this inode number reused, gets another.
+        salt: (u64::from(inode.generation()) << 32) ^ inode.ino(),
+        durable: 0,
     };
     let w = Writer::new(file)?;
     with_state(inode, |state, charge| {
@@ -1308,7 +1412,9 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
                     }
                 }
                 let scale = hdr.convert(raw, &mut m)?;
-                l.index.push(id, hdr.records + i as u64, &m, scale)?;
+                let slot = hdr.records + i as u64;
+                hdr.seal(slot, r);
+                l.index.push(id, slot, &m, scale)?;
             }
             Ok(())
         })();
@@ -1344,12 +1450,16 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         l.dirty = true;
 
         // The batch is in: an upsert's new records supersede the old ones (a later live
-        // record of an id wins, see `supersede`), which are now tombstoned, unless the saved
-        // index cannot be marked stale first (they are superseded all the same).
+        // record of an id wins, see `supersede`), which are tombstoned once the new ones are
+        // durable, unless that or marking the saved index stale fails (they are superseded
+        // all the same).
         let tomb = TOMBSTONE.to_le_bytes();
         let stale = match replaced.is_empty() {
             true => Ok(()),
-            false => begin_overwrite(file, &w, &mut l.hdr),
+            false => l
+                .hdr
+                .offset(l.hdr.records)
+                .and_then(|end| begin_overwrite(file, &w, &mut l.hdr, Overwrite::Replace(end))),
         };
         for &node in replaced.iter() {
             let slot = l.index.delete_node(node);
@@ -1417,7 +1527,7 @@ fn delete(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
                 }
             };
             if deleted == 0 {
-                if let Err(e) = begin_overwrite(file, &w, &mut l.hdr) {
+                if let Err(e) = begin_overwrite(file, &w, &mut l.hdr, Overwrite::Delete) {
                     res = Err(e);
                     break;
                 }
@@ -1880,28 +1990,33 @@ fn build(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
 
 /// Moves the live records of the collection to the front, in order, and updates the header,
 /// which it returns; the bytes after the last record are no longer part of the collection. A
-/// live record that a later one of the same id supersedes (an interrupted upsert) is dropped
-/// too.
+/// live record that a later one of the same id supersedes (an interrupted upsert) and records
+/// a crash left unwritten are dropped too. Records move in place: a crash before the new
+/// header is written leaves the old record count over records of which some may have been
+/// copied down (copies that the originals, where still in place, supersede) or torn, and can
+/// lose records that moved.
 fn compact(file: &File, w: &Writer<'_>) -> Result<Header> {
     let mut hdr = read_header(file)?;
-    begin_overwrite(file, w, &mut hdr)?;
+    // The records to drop: superseded and unwritten ones (and tombstones).
     let mut live: KVVec<(u64, u64)> = KVVec::new();
+    let mut dropped: KVVec<u64> = KVVec::new();
     for_each_record(file, &hdr, 0, |slot, r| {
-        let id = le64(r, 0);
-        if id != TOMBSTONE {
-            live.push((id, slot), GFP_KERNEL)?;
+        match record_state(&hdr, slot, r)? {
+            Rec::Live(id) => live.push((id, slot), GFP_KERNEL)?,
+            Rec::Unwritten => dropped.push(slot, GFP_KERNEL)?,
+            Rec::Deleted => (),
         }
         Ok(())
     })?;
+    begin_overwrite(file, w, &mut hdr, Overwrite::Move)?;
     live.sort_unstable();
-    let mut superseded: KVVec<u64> = KVVec::new();
     for p in live.windows(2) {
         if p[0].0 == p[1].0 {
-            superseded.push(p[0].1, GFP_KERNEL)?;
+            dropped.push(p[0].1, GFP_KERNEL)?;
         }
     }
     drop(live);
-    superseded.sort_unstable();
+    dropped.sort_unstable();
     let rs = hdr.record_size as usize;
     let mut rec: KVec<u8> = KVec::with_capacity(rs, GFP_KERNEL)?;
     rec.resize(rs, 0, GFP_KERNEL)?;
@@ -1910,10 +2025,12 @@ fn compact(file: &File, w: &Writer<'_>) -> Result<Header> {
         if kernel_io::read_at(file, hdr.offset(i)?, &mut rec)? != rs {
             return Err(EUCLEAN);
         }
-        if le64(&rec, 0) == TOMBSTONE || superseded.binary_search(&i).is_ok() {
+        // Records only move down: record `i` is as the first pass read it.
+        if le64(&rec, 0) == TOMBSTONE || dropped.binary_search(&i).is_ok() {
             continue;
         }
         if out != i {
+            hdr.seal(out, &mut rec);
             w.write_all_at(hdr.offset(out)?, &rec)?;
         }
         out += 1;
@@ -1996,13 +2113,16 @@ mod tests {
             metric: 3,
             m: 16,
             ef_construction: 200,
-            record_size: record_size(100, ELEM_F32),
+            record_size: record_size(100, ELEM_F32, FORMAT_VERSION),
             records: 12345,
             live: 12000,
             index_off: 4 << 20,
             index_len: 4160,
             generation: 7,
             index_generation: 7,
+            version: FORMAT_VERSION,
+            salt: 0x0123_4567_89ab_cdef,
+            durable: 12000,
         }
     }
 
@@ -2072,13 +2192,73 @@ mod tests {
 
     #[test]
     fn record_sizes() {
-        assert_eq!(record_size(1, ELEM_F32), 16);
-        assert_eq!(record_size(2, ELEM_F32), 16);
-        assert_eq!(record_size(3, ELEM_F32), 24);
-        assert_eq!(record_size(1, ELEM_I8), 16);
-        assert_eq!(record_size(8, ELEM_I8), 16);
-        assert_eq!(record_size(9, ELEM_I8), 24);
-        assert_eq!(record_size(MAX_DIM, ELEM_F32), 8 + 4 * MAX_DIM);
+        let v = FORMAT_VERSION;
+        assert_eq!(record_size(1, ELEM_F32, v), 16);
+        assert_eq!(record_size(2, ELEM_F32, v), 24);
+        assert_eq!(record_size(3, ELEM_F32, v), 24);
+        assert_eq!(record_size(1, ELEM_I8, v), 16);
+        assert_eq!(record_size(4, ELEM_I8, v), 16);
+        assert_eq!(record_size(5, ELEM_I8, v), 24);
+        assert_eq!(record_size(MAX_DIM, ELEM_F32, v), 8 + 4 * MAX_DIM + 8);
+        // Version 1: no checksum.
+        assert_eq!(record_size(2, ELEM_F32, FORMAT_V1), 16);
+        assert_eq!(record_size(8, ELEM_I8, FORMAT_V1), 16);
+        assert_eq!(record_size(MAX_DIM, ELEM_F32, FORMAT_V1), 8 + 4 * MAX_DIM);
+    }
+
+    #[test]
+    fn record_states() -> Result {
+        let hdr = Header {
+            dim: 2,
+            record_size: record_size(2, ELEM_F32, FORMAT_VERSION),
+            records: 10,
+            durable: 4,
+            ..header()
+        };
+        let mut r = [0u8; 24];
+        put(&mut r, &42u64.to_le_bytes());
+        put(&mut r[8..], &0x3f80_0000u32.to_le_bytes());
+        hdr.seal(6, &mut r);
+        assert_eq!(record_state(&hdr, 6, &r)?, Rec::Live(42));
+        // The checksum covers the id and every element, not the padding.
+        for off in [0, 7, 8, 15, 16] {
+            let mut bad = r;
+            bad[off] ^= 1;
+            assert_eq!(record_state(&hdr, 6, &bad)?, Rec::Unwritten);
+        }
+        let mut pad = r;
+        pad[23] = 1;
+        assert_eq!(record_state(&hdr, 6, &pad)?, Rec::Live(42));
+        // Sealed for another slot or another collection: stale contents.
+        assert_eq!(record_state(&hdr, 7, &r)?, Rec::Unwritten);
+        let other = Header { salt: 1, ..hdr };
+        assert_eq!(record_state(&other, 6, &r)?, Rec::Unwritten);
+        // Zeros, where a crash lost the record's block.
+        assert_eq!(record_state(&hdr, 6, &[0; 24])?, Rec::Unwritten);
+        // A tombstone needs no checksum.
+        let mut tomb = r;
+        put(&mut tomb, &TOMBSTONE.to_le_bytes());
+        assert_eq!(record_state(&hdr, 6, &tomb)?, Rec::Deleted);
+        // Before the durable count a bad checksum is damage.
+        let mut r2 = r;
+        hdr.seal(2, &mut r2);
+        assert_eq!(record_state(&hdr, 2, &r2)?, Rec::Live(42));
+        r2[9] ^= 1;
+        assert_eq!(record_state(&hdr, 2, &r2).err(), Some(EUCLEAN));
+        // Version 1 records carry no checksum.
+        let v1 = Header {
+            version: FORMAT_V1,
+            record_size: record_size(2, ELEM_F32, FORMAT_V1),
+            salt: 0,
+            durable: 0,
+            ..hdr
+        };
+        let mut r1 = [0u8; 16];
+        put(&mut r1, &42u64.to_le_bytes());
+        v1.seal(6, &mut r1);
+        assert!(all_zero(&r1[8..]));
+        assert_eq!(record_state(&v1, 6, &r1)?, Rec::Live(42));
+        Ok(())
     }
 
     #[test]
@@ -2091,7 +2271,11 @@ mod tests {
         assert_eq!((d.dim, d.elem_type, d.metric), (100, ELEM_F32, 3));
         assert_eq!((d.m, d.ef_construction), (16, 200));
         assert_eq!((d.records, d.live), (12345, 12000));
-        assert_eq!(d.offset(2)?, 4096 + 2 * 408);
+        assert_eq!(
+            (d.version, d.salt, d.durable),
+            (2, 0x0123_4567_89ab_cdef, 12000)
+        );
+        assert_eq!(d.offset(2)?, 4096 + 2 * 416);
         // Any flipped bit is caught by the checksum.
         for off in [0, 9, 16, 40, 48, 100, HEADER_SIZE - 1] {
             b[off] ^= 0x10;
@@ -2117,6 +2301,21 @@ mod tests {
                 ..h
             },
             Header { live: 12346, ..h },
+            Header {
+                durable: 12346,
+                ..h
+            },
+            Header { version: 3, ..h },
+            // Version 1 has no checksums: its own record size, no salt or durable count.
+            Header {
+                version: FORMAT_V1,
+                ..h
+            },
+            Header {
+                version: FORMAT_V1,
+                record_size: record_size(100, ELEM_F32, FORMAT_V1),
+                ..h
+            },
         ] {
             bad.encode(&mut b);
             assert_eq!(Header::decode(&b).err(), Some(EUCLEAN));

@@ -115,7 +115,7 @@ class FakeKernel:
             arg.index_state = 1
             arg.params = self.params
             arg.count = len(self.vectors)
-            arg.file_bytes = 4096 + len(self.vectors) * (8 + 4 * self.params.dim)
+            arg.file_bytes = 4096 + len(self.vectors) * ((8 + 4 * self.params.dim + 4 + 7) // 8 * 8)
         elif request == vexfs.IOC_INSERT:
             self.check_zero(arg, "pad", "reserved")
             if arg.flags & ~vexfs.INSERT_UPSERT:

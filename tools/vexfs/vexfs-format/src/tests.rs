@@ -88,6 +88,23 @@ fn crc32c_matches_bitwise() {
     }
 }
 
+#[test]
+fn record_checksums() {
+    // The CRC32C of salt, slot and data as one stream; any of them changed, a mismatch.
+    let mut all = Vec::new();
+    all.extend_from_slice(&7u64.to_le_bytes());
+    all.extend_from_slice(&3u64.to_le_bytes());
+    all.extend_from_slice(b"data");
+    let c = record_checksum(7, 3, b"data");
+    assert_eq!(c, crc32c(&all));
+    assert_ne!(c, record_checksum(7, 4, b"data"));
+    assert_ne!(c, record_checksum(8, 3, b"data"));
+    assert_ne!(c, record_checksum(7, 3, b"dat\0"));
+    // A zeroed record (checksum 0) fails for every slot of a salt.
+    let zeros = [0u8; 104];
+    assert!((0..100_000).all(|slot| record_checksum(0x1234, slot, &zeros) != 0));
+}
+
 // Geometry.
 
 #[test]

@@ -38,6 +38,11 @@ use std::path::Path;
 use std::process::ExitCode;
 use vexfs_uapi as u;
 
+// The record checksum of the collection file format.
+#[allow(dead_code)]
+#[path = "../../../../fs/vexfs/format.rs"]
+mod format;
+
 /// A deterministic pseudo-random generator (SplitMix64).
 struct Rng(u64);
 
@@ -600,7 +605,8 @@ fn test_delete(dir: &Path) -> Res<()> {
     expect("index state", u::INDEX_READY, s.index_state)?;
     expect(
         "file size",
-        4096 + d.ids.len() as u64 * (8 + 16 * 4),
+        // Id, 16 elements, checksum and padding.
+        4096 + d.ids.len() as u64 * (8 + 16 * 4 + 8),
         s.file_bytes,
     )?;
     let mut st = ErrStats::default();
@@ -1227,14 +1233,18 @@ fn test_errors(dir: &Path) -> Res<()> {
 
 /// Damages the collection file behind the kernel's back (through a shared writable mapping)
 /// and checks that a rebuild from the file refuses it with `EUCLEAN`, without an oops, and that
-/// repairing it makes it usable again.
+/// repairing it makes it usable again. A record past the durable count that fails its
+/// checksum (as a crash leaves a record whose block never reached the disk) is ignored.
 fn test_corrupt(dir: &Path) -> Res<()> {
     use std::os::fd::AsRawFd;
     let dim = 8;
-    let d = Data::random(u::ELEM_F32, dim, 50, 11, 0);
+    let d = Data::random(u::ELEM_F32, dim, 55, 11, 0);
     let path = dir.join("corrupt");
     let f = create(&path, dim, u::ELEM_F32, u::METRIC_L2, 0, 0)?;
-    insert_all(&f, &d, 50)?;
+    insert(&f, &d, 0..50)?;
+    // The first 50 records are durable; the last 5 are not.
+    f.sync_all().map_err(|e| e.to_string())?;
+    insert(&f, &d, 50..55)?;
     let len = std::fs::metadata(&path).map_err(|e| e.to_string())?.len() as usize;
     // SAFETY: A fresh shared mapping of the whole file, unmapped below.
     let p = unsafe {
@@ -1252,38 +1262,49 @@ fn test_corrupt(dir: &Path) -> Res<()> {
     }
     // SAFETY: `p` maps `len` bytes.
     let map = unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), len) };
-    let rs = 8 + dim * 4;
-    let cases: [(&str, usize, u8); 4] = [
+    // Id, elements, checksum, padding.
+    let rs = 8 + dim * 4 + 8;
+    let cases: [(&str, usize, u8); 6] = [
         ("header checksum", 20, 0xff),
         ("element NaN", 4096 + 3 * rs + 8 + 3, 0x7f),
         ("id changed", 4096 + 5 * rs + 7, 0xff),
+        ("record checksum", 4096 + 7 * rs + 8 + dim * 4, 0x5a),
         ("record count", 40, 0x7f),
+        ("unwritten record", 4096 + 52 * rs, 0),
     ];
     let mut res = Ok(());
     for (what, off, byte) in cases {
-        let old = map[off];
+        let before = map[..4096 + 55 * rs].to_vec();
         map[off] = byte;
         if what == "element NaN" {
             // Make the element a NaN: exponent all ones, mantissa non-zero.
             map[off - 1] = 0xc0;
+        }
+        if what == "unwritten record" {
+            map[off..off + rs].fill(0);
         }
         let mut b = u::BuildIndex {
             version: u::UAPI_VERSION,
             ..Default::default()
         };
         let e = errno_of(&f, u::IOC_BUILD_INDEX, &mut b);
-        map[off] = old;
-        if what == "element NaN" {
-            map[off - 1] = (d.vecs[3][3] as f32).to_bits().to_le_bytes()[2];
-        }
-        // An id changed behind the kernel's back is just another (valid, unique) id.
-        let want = if what.starts_with("id") {
+        let count = stats(&f).map(|s| s.count);
+        map[..before.len()].copy_from_slice(&before);
+        // A durable record that fails its checksum is damage; one past the durable count was
+        // lost by a crash, and the collection goes on without it.
+        let want = if what == "unwritten record" {
             0
         } else {
             libc::EUCLEAN
         };
         if e != want {
             res = err(format!("{what}: rebuild gave errno {e}, want {want}"));
+            break;
+        }
+        if want == 0 && count != Ok(54) {
+            res = err(format!(
+                "{what}: count {count:?} after the rebuild, want 54"
+            ));
             break;
         }
         let mut s = u::Search {
@@ -1305,8 +1326,18 @@ fn test_corrupt(dir: &Path) -> Res<()> {
     // SAFETY: Mapped above.
     unsafe { libc::munmap(p, len) };
     res?;
+    // The last case's index was built without the record it hid.
+    let mut b = u::BuildIndex {
+        version: u::UAPI_VERSION,
+        ..Default::default()
+    };
+    expect(
+        "rebuild after repairs",
+        0,
+        errno_of(&f, u::IOC_BUILD_INDEX, &mut b),
+    )?;
     let s = stats(&f)?;
-    expect("count after repairs", 50, s.count)?;
+    expect("count after repairs", 55, s.count)?;
     println!("# damaged collection files are refused with EUCLEAN, and usable once repaired");
     Ok(())
 }
@@ -2224,10 +2255,11 @@ fn test_crash_run(dir: &Path) -> Res<()> {
     }
 }
 
-/// The live records of a collection file, read from the file itself: ids and their vectors
-/// (a later record of an id wins, as after an interrupted upsert), as a [`Data`] with the
-/// queries of `queries`.
-fn file_data(path: &Path, queries: &Data) -> Res<Data> {
+/// The live records of a collection file of binary32 vectors, read from the file itself:
+/// ids and their vectors (a later record of an id wins, as after an interrupted upsert), as a
+/// [`Data`] with the queries of `queries`. Records past the durable count that fail their
+/// checksum are left out, as the kernel leaves them out; `unwritten` counts them.
+fn file_data(path: &Path, queries: &Data, unwritten: &mut usize) -> Res<Data> {
     let b = std::fs::read(path).map_err(|e| e.to_string())?;
     if b.len() < 4096 {
         return err("collection file shorter than its header");
@@ -2237,6 +2269,10 @@ fn file_data(path: &Path, queries: &Data) -> Res<Data> {
         le64_at(&b, 36) as u32 as usize,
         le64_at(&b, 40) as usize,
     );
+    if le64_at(&b, 8) as u32 != 2 {
+        return err("collection format version is not 2");
+    }
+    let (salt, durable) = (le64_at(&b, 88), le64_at(&b, 96));
     let mut by_id = std::collections::BTreeMap::new();
     for r in 0..records {
         let rec = b
@@ -2244,6 +2280,15 @@ fn file_data(path: &Path, queries: &Data) -> Res<Data> {
             .ok_or("file shorter than its records")?;
         let id = le64_at(rec, 0);
         if id == u64::MAX {
+            continue;
+        }
+        let n = 8 + 4 * dim;
+        let sum = u32::from_le_bytes([rec[n], rec[n + 1], rec[n + 2], rec[n + 3]]);
+        if format::record_checksum(salt, r as u64, &rec[..n]) != sum {
+            if (r as u64) < durable {
+                return err(format!("durable record {r} fails its checksum"));
+            }
+            *unwritten += 1;
             continue;
         }
         let v: Vec<f64> = (0..dim)
@@ -2271,7 +2316,8 @@ fn test_crash_verify(dir: &Path) -> Res<()> {
     let path = dir.join("crash");
     let f = open_rw(&path, false)?;
     first_search(&f, &d, "collection after the crash")?;
-    let fd = file_data(&path, &d)?;
+    let mut unwritten = 0;
+    let fd = file_data(&path, &d, &mut unwritten)?;
     let present: std::collections::BTreeSet<u64> = fd.ids.iter().copied().collect();
     for i in 0..CRASH_N {
         let (id, want) = (d.ids[i], i % 11 != 3);
@@ -2282,12 +2328,18 @@ fn test_crash_verify(dir: &Path) -> Res<()> {
             ));
         }
     }
-    // Records the header counts but whose data the crash lost read back as zeros: id 0
-    // (no id of the data). Without a journal nothing orders a batch's records before the
-    // header that counts them; noted, not asserted.
-    let inserted: std::collections::BTreeSet<u64> = d.ids.iter().copied().collect();
-    let phantom = fd.ids.iter().filter(|id| !inserted.contains(id)).count();
-    println!("# records of ids never inserted (zero-filled by the crash): {phantom}");
+    // Records the header counts but whose blocks the crash kept from the disk fail their
+    // checksum: every record that passes holds a vector as it was inserted.
+    println!("# records the crash left unwritten: {unwritten}");
+    let want: std::collections::BTreeMap<u64, &Vec<f64>> =
+        d.ids.iter().copied().zip(d.vecs.iter()).collect();
+    for (id, v) in fd.ids.iter().zip(fd.vecs.iter()) {
+        match want.get(id) {
+            None => return err(format!("record of id {id}, never inserted")),
+            Some(w) if *w != v => return err(format!("id {id}: a vector never inserted")),
+            Some(_) => (),
+        }
+    }
     let s = stats(&f)?;
     expect("live count", fd.ids.len() as u64, s.count)?;
     let live = vec![true; fd.ids.len()];
