@@ -457,11 +457,15 @@ def plan_lanes(n, phases, only):
             if i == 0 or any(lane[p] for p in phases)]
 
 
+def lane_suffix(lane):
+    """What the names of a lane's files (disks, console, results) end with."""
+    return f"-lane{lane}" if lane else ""
+
+
 def make_disks(lane):
     disks = []
-    suffix = f"-lane{lane}" if lane else ""
     for name, size in (("disk1", 1536 << 20), ("disk2", 256 << 20)):
-        path = os.path.join(BUILD, "vm", f"{name}{suffix}.img")
+        path = os.path.join(BUILD, "vm", f"{name}{lane_suffix(lane)}.img")
         with open(path, "wb") as f:
             f.truncate(size)
         disks.append(path)
@@ -480,9 +484,8 @@ def vm_lane(lane, plan, kunit, timeout, debug, out):
 
 def vm_run(phase, lane, disks, kunit, timeout, names, debug):
     vmdir = os.path.join(BUILD, "vm")
-    suffix = f"-lane{lane}" if lane else ""
-    console = os.path.join(vmdir, f"console-phase{phase}{suffix}.log")
-    results = os.path.join(vmdir, f"results-phase{phase}{suffix}.tap")
+    console = os.path.join(vmdir, f"console-phase{phase}{lane_suffix(lane)}.log")
+    results = os.path.join(vmdir, f"results-phase{phase}{lane_suffix(lane)}.tap")
     for f in (console, results):
         if os.path.exists(f):
             os.unlink(f)
@@ -537,7 +540,6 @@ def vm_tally(t, r):
         print(f"  console: {line}")
     t.add(not bad, f"{where}: kernel console free of oops/BUG/WARNING/lockdep")
 
-    expected = names
     scripts = parse_tap(res)
     got = {}
     for name, ok, subs in scripts:
@@ -549,7 +551,7 @@ def vm_tally(t, r):
             t.add(ok, f"vm/{name}")
         elif not ok and all(s[1] for s in subs):
             t.add(False, f"vm/{name}: script failed")
-    for name in expected:
+    for name in names:
         if name not in got:
             t.add(False, f"vm/{name}: no result (crash or timeout?)")
     t.add("# phase %d done" % phase in res, f"{where}: all tests ran to the end")

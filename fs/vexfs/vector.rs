@@ -459,6 +459,11 @@ impl Header {
         }
     }
 
+    /// Whether records carry checksums (not in version 1).
+    fn checksummed(&self) -> bool {
+        self.version != FORMAT_V1
+    }
+
     /// Bytes of a record its checksum covers: the id and the elements.
     fn summed_len(&self) -> usize {
         8 + self.dim as usize * self.elem_size()
@@ -466,7 +471,7 @@ impl Header {
 
     /// Sets the checksum of `r`, the bytes of record `slot` (nothing in version 1).
     fn seal(&self, slot: u64, r: &mut [u8]) {
-        if self.version != FORMAT_V1 {
+        if self.checksummed() {
             let n = self.summed_len();
             let sum = format::record_checksum(self.salt, slot, &r[..n]);
             put(&mut r[n..n + 4], &sum.to_le_bytes());
@@ -482,7 +487,7 @@ fn record_state(hdr: &Header, slot: u64, r: &[u8]) -> Result<Rec> {
     if id == TOMBSTONE {
         return Ok(Rec::Deleted);
     }
-    if hdr.version != FORMAT_V1 {
+    if hdr.checksummed() {
         let n = hdr.summed_len();
         if format::record_checksum(hdr.salt, slot, &r[..n]) != le32(r, n) {
             if slot < hdr.durable {
@@ -1092,7 +1097,7 @@ fn save_loaded(file: &File, inode: &INode<VexFs>, w: &Writer<'_>, l: &mut Loaded
     // semaphore exclusively).
     new_hdr.generation = hdr.generation.max(1);
     new_hdr.index_generation = new_hdr.generation;
-    if hdr.version != FORMAT_V1 {
+    if hdr.checksummed() {
         new_hdr.durable = hdr.records;
     }
     write_header(w, &new_hdr)?;

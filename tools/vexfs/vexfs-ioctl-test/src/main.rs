@@ -38,7 +38,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use vexfs_uapi as u;
 
-// The record checksum of the collection file format.
+// The checksums of the collection file format.
 #[allow(dead_code)]
 #[path = "../../../../fs/vexfs/format.rs"]
 mod format;
@@ -1995,22 +1995,6 @@ fn saved_live(case: usize) -> Vec<bool> {
         .collect()
 }
 
-/// CRC32C, bit by bit (the collection header's checksum).
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 fn read_at(f: &File, off: u64, len: usize) -> Res<Vec<u8>> {
     use std::os::unix::fs::FileExt;
     let mut b = vec![0u8; len];
@@ -2102,9 +2086,9 @@ fn test_saved_write(dir: &Path) -> Res<()> {
                 let level = idx[64 + 16] as usize;
                 let code = 64 + 24 + 4 * (2 * 16 + level * 16) + 24;
                 idx[code..code + 8].copy_from_slice(&91u64.to_le_bytes());
-                let crc = crc32c(&idx[64..]);
+                let crc = format::crc32c(&idx[64..]);
                 idx[56..60].copy_from_slice(&crc.to_le_bytes());
-                let crc = crc32c(&idx[..60]);
+                let crc = format::crc32c(&idx[..60]);
                 idx[60..64].copy_from_slice(&crc.to_le_bytes());
                 poke(&f, off, &idx)?;
             }
@@ -2135,7 +2119,7 @@ fn test_saved_write(dir: &Path) -> Res<()> {
                 h2[64..72].copy_from_slice(&(len as u64).to_le_bytes());
                 h2[80..88].copy_from_slice(&old_gen.to_le_bytes());
                 let mut h = h2;
-                let crc = crc32c(&h[..4092]);
+                let crc = format::crc32c(&h[..4092]);
                 h[4092..].copy_from_slice(&crc.to_le_bytes());
                 poke(&f, off, &old)?;
                 poke(&f, 0, &h)?;
