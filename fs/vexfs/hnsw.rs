@@ -2292,84 +2292,110 @@ mod tests {
 
     #[test]
     fn save_and_restore() -> Result {
+        // One metric at a time, damage apart: the test's frames stay small (the kernel's
+        // stack is 16 KiB).
         for metric in [Metric::L2, Metric::Cosine] {
             let mut idx = build(400, metric)?;
             idx.delete(8);
             let saved = save_all(&idx)?;
-            // Deleted since the save: record 9 (id 64).
-            let mut back = restore_all(&saved, idx.p, &[1, 9])?;
-            back.restore_finish(back.len(), idx.entry())?;
-            idx.delete(64);
-            assert_eq!(back.live(), idx.live());
-            assert_eq!(back.find(64), None);
-            assert_eq!(&back.links0[..], &idx.links0[..]);
-            assert_eq!(&back.upper[..], &idx.upper[..]);
-            // The same graph gives the same results.
-            let (mut s, mut t) = (Scratch::new(), Scratch::new());
-            let mut m = [0i32; DIM];
-            for qi in 0..20u64 {
-                let sc = Fixed::from_i8(point(3000 + qi).iter().copied(), &mut m);
-                idx.set_query(&mut s, &m, sc)?;
-                back.set_query(&mut t, &m, sc)?;
-                let a = idx.search(&mut s, 10, 32, false, None, &mut Points(point))?;
-                let b = back.search(&mut t, 10, 32, false, None, &mut Points(point))?;
-                assert_eq!(a.len(), b.len());
-                assert!(a
-                    .iter()
-                    .zip(b.iter())
-                    .all(|(x, y)| (x.key, x.node) == (y.key, y.node)));
-            }
-            // Records added after the save are pushed before the restore ends, linked after.
-            let mut more = restore_all(&saved, idx.p, &[1])?;
-            more.reserve(20)?;
-            let mut m = [0i32; DIM];
-            for i in 400..420u64 {
-                let sc = Fixed::from_i8(point(i).iter().copied(), &mut m);
-                more.push(i * 7 + 1, i, &m, sc)?;
-            }
-            more.restore_finish(400, idx.entry())?;
-            let mut s = Scratch::new();
-            for node in 400..420 {
-                more.link(node, &mut s)?;
-            }
-            assert!(more.check()? >= 419);
-            // Damage is refused, never trusted: a link out of range, a level that does not
-            // match the vector, a live record saved as deleted, a wrong entry point.
-            let row = SAVED_HEAD;
-            let mut bad = KVec::new();
-            bad.extend_from_slice(&saved, GFP_KERNEL)?;
-            bad[row..row + 4].copy_from_slice(&4000u32.to_le_bytes());
-            let mut r = restore_all(&bad, idx.p, &[1])?;
-            assert_eq!(r.restore_finish(r.len(), idx.entry()), Err(EUCLEAN));
-            let mut bad = KVec::new();
-            bad.extend_from_slice(&saved, GFP_KERNEL)?;
-            bad[16] = bad[16].wrapping_add(1);
-            assert!(restore_all(&bad, idx.p, &[1]).is_err());
-            assert_eq!(restore_all(&saved, idx.p, &[]).err(), Some(EUCLEAN));
-            let mut r = restore_all(&saved, idx.p, &[1])?;
-            assert_eq!(r.restore_finish(r.len(), Some((400, 0))), Err(EUCLEAN));
-            if metric != Metric::Cosine {
-                // Only cosine indexes save traversal data.
-                assert!(!Index::saved_coded(&saved));
-                let mut bad = KVec::new();
-                bad.extend_from_slice(&saved, GFP_KERNEL)?;
-                bad[18] = SAVED_CODED;
-                assert_eq!(restore_all(&bad, idx.p, &[1]).err(), Some(EUCLEAN));
-                continue;
-            }
+            restore_searches_alike(&mut idx, &saved)?;
+            restore_links_added(&idx, &saved)?;
+            restore_refuses_damage(&idx, &saved)?;
+        }
+        Ok(())
+    }
+
+    /// A restore of what `idx` saved, with a record deleted since (record 9, id 64, then
+    /// deleted from `idx` too), holds the same graph and gives the same results.
+    #[inline(never)]
+    fn restore_searches_alike(idx: &mut Index, saved: &[u8]) -> Result {
+        // Deleted since the save: record 9 (id 64).
+        let mut back = restore_all(saved, idx.p, &[1, 9])?;
+        back.restore_finish(back.len(), idx.entry())?;
+        idx.delete(64);
+        assert_eq!(back.live(), idx.live());
+        assert_eq!(back.find(64), None);
+        assert_eq!(&back.links0[..], &idx.links0[..]);
+        assert_eq!(&back.upper[..], &idx.upper[..]);
+        // The same graph gives the same results.
+        let (mut s, mut t) = (Scratch::new(), Scratch::new());
+        let mut m = [0i32; DIM];
+        for qi in 0..20u64 {
+            let sc = Fixed::from_i8(point(3000 + qi).iter().copied(), &mut m);
+            idx.set_query(&mut s, &m, sc)?;
+            back.set_query(&mut t, &m, sc)?;
+            let a = idx.search(&mut s, 10, 32, false, None, &mut Points(point))?;
+            let b = back.search(&mut t, 10, 32, false, None, &mut Points(point))?;
+            assert_eq!(a.len(), b.len());
+            assert!(a
+                .iter()
+                .zip(b.iter())
+                .all(|(x, y)| (x.key, x.node) == (y.key, y.node)));
+        }
+        if idx.p.metric == Metric::Cosine {
             // A cosine index restores its traversal data as saved, without the vectors.
-            assert!(Index::saved_coded(&saved));
+            assert!(Index::saved_coded(saved));
             assert!(back.codes[..] == idx.codes[..] && back.units[..] == idx.units[..]);
             assert_eq!(back.max_err, idx.max_err);
-            // Traversal data out of range are refused: a code beyond CODE_MAX, a normalising
-            // factor with a shift no vector gives, a zero factor with a nonzero code.
-            let tail = SAVED_HEAD + 4 * (idx.stride0() + usize::from(saved[16]) * idx.p.m);
-            for (at, value) in [(tail + 24, 91u64), (tail, 0x4000_0000_0000_0000), (tail, 0)] {
-                let mut bad = KVec::new();
-                bad.extend_from_slice(&saved, GFP_KERNEL)?;
-                bad[at..at + 8].copy_from_slice(&value.to_le_bytes());
-                assert_eq!(restore_all(&bad, idx.p, &[1]).err(), Some(EUCLEAN));
-            }
+        }
+        Ok(())
+    }
+
+    /// Records added after the save are pushed before the restore ends, linked after.
+    #[inline(never)]
+    fn restore_links_added(idx: &Index, saved: &[u8]) -> Result {
+        let mut more = restore_all(saved, idx.p, &[1])?;
+        more.reserve(20)?;
+        let mut m = [0i32; DIM];
+        for i in 400..420u64 {
+            let sc = Fixed::from_i8(point(i).iter().copied(), &mut m);
+            more.push(i * 7 + 1, i, &m, sc)?;
+        }
+        more.restore_finish(400, idx.entry())?;
+        let mut s = Scratch::new();
+        for node in 400..420 {
+            more.link(node, &mut s)?;
+        }
+        assert!(more.check()? >= 419);
+        Ok(())
+    }
+
+    /// A restore refuses damage, never trusts it: a link out of range, a level that does not
+    /// match the vector, a live record saved as deleted, a wrong entry point, traversal
+    /// data out of range or in an index that has none.
+    #[inline(never)]
+    fn restore_refuses_damage(idx: &Index, saved: &[u8]) -> Result {
+        let metric = idx.p.metric;
+        let row = SAVED_HEAD;
+        let mut bad = KVec::new();
+        bad.extend_from_slice(saved, GFP_KERNEL)?;
+        bad[row..row + 4].copy_from_slice(&4000u32.to_le_bytes());
+        let mut r = restore_all(&bad, idx.p, &[1])?;
+        assert_eq!(r.restore_finish(r.len(), idx.entry()), Err(EUCLEAN));
+        let mut bad = KVec::new();
+        bad.extend_from_slice(saved, GFP_KERNEL)?;
+        bad[16] = bad[16].wrapping_add(1);
+        assert!(restore_all(&bad, idx.p, &[1]).is_err());
+        assert_eq!(restore_all(saved, idx.p, &[]).err(), Some(EUCLEAN));
+        let mut r = restore_all(saved, idx.p, &[1])?;
+        assert_eq!(r.restore_finish(r.len(), Some((400, 0))), Err(EUCLEAN));
+        if metric != Metric::Cosine {
+            // Only cosine indexes save traversal data.
+            assert!(!Index::saved_coded(saved));
+            let mut bad = KVec::new();
+            bad.extend_from_slice(saved, GFP_KERNEL)?;
+            bad[18] = SAVED_CODED;
+            assert_eq!(restore_all(&bad, idx.p, &[1]).err(), Some(EUCLEAN));
+            return Ok(());
+        }
+        // Traversal data out of range are refused: a code beyond CODE_MAX, a normalising
+        // factor with a shift no vector gives, a zero factor with a nonzero code.
+        let tail = SAVED_HEAD + 4 * (idx.stride0() + usize::from(saved[16]) * idx.p.m);
+        for (at, value) in [(tail + 24, 91u64), (tail, 0x4000_0000_0000_0000), (tail, 0)] {
+            let mut bad = KVec::new();
+            bad.extend_from_slice(saved, GFP_KERNEL)?;
+            bad[at..at + 8].copy_from_slice(&value.to_le_bytes());
+            assert_eq!(restore_all(&bad, idx.p, &[1]).err(), Some(EUCLEAN));
         }
         Ok(())
     }
