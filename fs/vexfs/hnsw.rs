@@ -422,6 +422,10 @@ pub(crate) struct Index {
     map: VVec<u32>,
     /// Number of live (not deleted) nodes.
     live: usize,
+    /// One bit per node: set unless the node's saved entry ([`Index::save_node`]) is known to
+    /// be what the last save wrote or the last restore read, so that a save can leave the
+    /// others as they are ([`Index::unsaved`]).
+    unsaved: VVec<u64>,
 }
 
 impl Index {
@@ -447,6 +451,7 @@ impl Index {
             entry: None,
             map: VVec::new(),
             live: 0,
+            unsaved: VVec::new(),
         }
     }
 
@@ -515,6 +520,7 @@ impl Index {
             + self.upper.capacity() * 4
             + self.upper_at.capacity() * 4
             + self.map.capacity() * 4
+            + self.unsaved.capacity() * 8
     }
 
     /// Bytes the index will hold once it has room for `n` more nodes, for admission control:
@@ -535,7 +541,8 @@ impl Index {
             4 + self.p.dim * 4
         };
         let upper = 2 * 4 * self.p.m / (self.p.m - 1).max(1);
-        let per = 8 + 8 + 1 + 1 + 4 + vector + self.stride0() * 4 + upper;
+        // One more byte for every 8 nodes: the unsaved bits.
+        let per = 8 + 8 + 1 + 1 + 4 + vector + self.stride0() * 4 + upper + 1;
         let map = nodes
             .saturating_mul(2)
             .checked_next_power_of_two()
@@ -601,6 +608,10 @@ impl Index {
         self.deleted.reserve(n, GFP_KERNEL)?;
         self.levels.reserve(n, GFP_KERNEL)?;
         self.upper_at.reserve(n, GFP_KERNEL)?;
+        self.unsaved.reserve(
+            total.div_ceil(64).saturating_sub(self.unsaved.len()),
+            GFP_KERNEL,
+        )?;
         if self.compact() {
             self.units.reserve(n, GFP_KERNEL)?;
             self.codes
@@ -659,7 +670,7 @@ impl Index {
             let (factor, err2) = vecmath::encode(unit, &mut block[..cl]);
             let err = vecmath::err_bound(err2);
             block[cl] = u64::from(factor);
-            self.max_err = self.max_err.max(err);
+            self.raise_max_err(err);
             self.units.push(f, GFP_KERNEL)?;
             if self.signed() {
                 let (ss, sl) = (self.sign_stride(), self.sign_len());
@@ -706,9 +717,43 @@ impl Index {
         let stride = self.stride0();
         self.links0
             .resize(self.links0.len() + stride, u32::MAX, GFP_KERNEL)?;
+        if self.unsaved.len() <= node as usize / 64 {
+            self.unsaved.push(0, GFP_KERNEL)?;
+        }
+        self.touch(node);
         Self::map_put(&mut self.map, &self.ids, node);
         self.live += 1;
         Ok(node)
+    }
+
+    /// Notes that the saved entry of `node` changed.
+    #[inline]
+    fn touch(&mut self, node: u32) {
+        if let Some(w) = self.unsaved.get_mut(node as usize / 64) {
+            *w |= 1 << (node % 64);
+        }
+    }
+
+    /// Whether the saved entry of `node` ([`Index::save_node`]) may differ from what the last
+    /// save ([`Index::mark_saved`]) or restore ([`Index::restore_node`]) found it to be.
+    pub(crate) fn unsaved(&self, node: u32) -> bool {
+        self.unsaved
+            .get(node as usize / 64)
+            .is_none_or(|w| w & (1 << (node % 64)) != 0)
+    }
+
+    /// Notes that every node's saved entry is now what [`Index::save_node`] gives.
+    pub(crate) fn mark_saved(&mut self) {
+        self.unsaved.iter_mut().for_each(|w| *w = 0);
+    }
+
+    /// Raises the index's bound of the compact copies' error to `err`; every saved entry
+    /// holds that bound, so all of them change.
+    fn raise_max_err(&mut self, err: u64) {
+        if err > self.max_err {
+            self.max_err = err;
+            self.unsaved.iter_mut().for_each(|w| *w = !0);
+        }
     }
 
     /// Removes the nodes from `len` on (added by `push` but not linked into the graph).
@@ -726,6 +771,7 @@ impl Index {
         self.scales.truncate(len);
         self.units.truncate(len);
         self.upper_at.truncate(len);
+        self.unsaved.truncate(len.div_ceil(64));
         self.vecs.truncate(len * self.p.dim);
         self.codes
             .truncate(self.codes.len().min(len * self.code_stride()));
@@ -757,6 +803,7 @@ impl Index {
         if !self.deleted[n] {
             self.deleted[n] = true;
             self.live -= 1;
+            self.touch(node);
         }
         self.slots[n]
     }
@@ -973,6 +1020,7 @@ impl Index {
         for (i, slot) in row.iter_mut().enumerate() {
             *slot = new.get(i).copied().unwrap_or(u32::MAX);
         }
+        self.touch(node);
     }
 
     fn max_links(&self, level: u32) -> usize {
@@ -1899,7 +1947,7 @@ impl Index {
         }
         block[cl] = factor;
         self.units.push(f, GFP_KERNEL)?;
-        self.max_err = self.max_err.max(err);
+        self.raise_max_err(err);
         Ok(zero)
     }
 
@@ -1944,6 +1992,11 @@ impl Index {
         if tombstone {
             self.deleted[n] = true;
             self.live -= 1;
+        }
+        // Saved again as read, unless the deleted flag or the form of the traversal data
+        // changed.
+        if tombstone == was_deleted && Self::saved_coded(entry) == self.compact() {
+            self.unsaved[n / 64] &= !(1 << (n % 64));
         }
         let mut words = entry[SAVED_HEAD..SAVED_HEAD + links]
             .chunks_exact(4)
@@ -2396,6 +2449,62 @@ mod tests {
             bad.extend_from_slice(saved, GFP_KERNEL)?;
             bad[at..at + 8].copy_from_slice(&value.to_le_bytes());
             assert_eq!(restore_all(&bad, idx.p, &[1]).err(), Some(EUCLEAN));
+        }
+        Ok(())
+    }
+
+    /// Counts the nodes of `idx` whose saved entries [`Index::unsaved`] says may have changed,
+    /// and checks that every other one is as in `old` (entries in node order).
+    fn count_unsaved(idx: &Index, old: &[u8]) -> Result<usize> {
+        let (mut e, mut at, mut unsaved) = (KVec::new(), 0, 0);
+        for node in 0..idx.len() as u32 {
+            idx.save_node(node, &mut e)?;
+            if idx.unsaved(node) {
+                unsaved += 1;
+            } else {
+                assert!(old.get(at..at + e.len()) == Some(&e[..]));
+            }
+            at += e.len();
+        }
+        Ok(unsaved)
+    }
+
+    /// A save may leave out the entries [`Index::unsaved`] does not flag: they are as saved,
+    /// after deletes, inserts and a restore.
+    #[test]
+    fn unsaved_entries() -> Result {
+        for metric in [Metric::L2, Metric::Cosine] {
+            let mut idx = build(300, metric)?;
+            assert_eq!(count_unsaved(&idx, &[])?, 300);
+            // Record 1 (id 8) deleted before the save.
+            idx.delete(8);
+            let saved = save_all(&idx)?;
+            idx.mark_saved();
+            assert_eq!(count_unsaved(&idx, &saved)?, 0);
+            // A delete changes its node's entry only.
+            idx.delete(64);
+            idx.delete(8);
+            assert_eq!(count_unsaved(&idx, &saved)?, 1);
+            // An insert: the new node and the neighbours it was linked to; all nodes if it
+            // raised the error bound every entry of a cosine index holds.
+            let err = idx.max_err;
+            idx.reserve(5)?;
+            let (mut s, mut m) = (Scratch::new(), [0i32; DIM]);
+            for i in 300..305u64 {
+                let sc = Fixed::from_i8(point(i).iter().copied(), &mut m);
+                let node = idx.push(i * 7 + 1, i, &m, sc)?;
+                idx.link(node, &mut s)?;
+            }
+            let n = count_unsaved(&idx, &saved)?;
+            if idx.max_err == err {
+                assert!((1 + 5 + 5..idx.len() / 2).contains(&n));
+            } else {
+                assert_eq!(n, idx.len());
+            }
+            // A restore: as read, but for the nodes deleted since (record 9, id 64).
+            let back = restore_all(&saved, idx.p, &[1, 9])?;
+            assert_eq!(count_unsaved(&back, &saved)?, 1);
+            assert!(back.unsaved(back.find_any(64).ok_or(EINVAL)?));
         }
         Ok(())
     }

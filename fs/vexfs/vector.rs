@@ -64,7 +64,9 @@
 //! the entry of every node ([`Index::save_node`]), in node order. It is written (by
 //! [`save_loaded`]) when the index changed and a file descriptor open for writing is closed
 //! or synced, or after `VEXFS_IOC_BUILD_INDEX`: the entries, their header, then the collection
-//! header naming them. Entries of a cosine index carry the nodes' traversal data (compact
+//! header naming them. While the header names the copy the index was restored from or last
+//! saved to, the copy stays where it is and a save writes only the entries that changed
+//! ([`Index::unsaved`]). Entries of a cosine index carry the nodes' traversal data (compact
 //! copies, sign codes), so that a restore need not compute them again. [`restore`] checks the
 //! links and both checksums, or the index is rebuilt. Unless the header's generations show
 //! that no record changed in place since the save ([`begin_overwrite`] moves the records to
@@ -250,6 +252,9 @@ struct Loaded {
     dirty: bool,
     /// Whether the index was restored from its saved copy (not rebuilt).
     restored: bool,
+    /// Offset of the saved copy that the entries of the nodes [`Index::unsaved`] leaves out
+    /// hold as they are (0: none): the one this index was restored from or last saved to.
+    saved_at: u64,
     /// How long loading the index took, in nanoseconds.
     load_ns: u64,
 }
@@ -1039,6 +1044,7 @@ fn load(file: &File, rebuild_it: bool, charge: &mut Charge<'_>) -> Result<KBox<L
             index,
             dirty: changed,
             restored,
+            saved_at: if restored { hdr.index_off } else { 0 },
             load_ns,
         },
         GFP_KERNEL,
@@ -1050,35 +1056,46 @@ fn load(file: &File, rebuild_it: bool, charge: &mut Charge<'_>) -> Result<KBox<L
 /// records, which do not overwrite it), then their header; waits until the records and the
 /// copy are durable, then writes the collection header naming it. So a header that names a
 /// copy as current ([`Header::saved_current`]) never reaches the disk before the records the
-/// copy describes.
+/// copy describes. Over the copy the index was restored from or last saved to, while the
+/// header still names it, only the entries that changed are written ([`Index::unsaved`]).
 fn save_loaded(file: &File, inode: &INode<VexFs>, w: &Writer<'_>, l: &mut Loaded) -> Result {
     if !l.dirty {
         return Ok(());
     }
     let hdr = l.hdr;
-    let end = u64::try_from(hdr.offset(hdr.records)?).map_err(|_| EFBIG)?;
-    let off = end
-        .checked_add(end / 4)
-        .and_then(|o| o.checked_next_multiple_of(INDEX_ALIGN))
-        .ok_or(EFBIG)?;
+    // Inserts drop the copy from the header once their records reach it.
+    let incremental = hdr.index_off != 0 && hdr.index_off == l.saved_at;
+    let off = if incremental {
+        hdr.index_off
+    } else {
+        let end = u64::try_from(hdr.offset(hdr.records)?).map_err(|_| EFBIG)?;
+        end.checked_add(end / 4)
+            .and_then(|o| o.checked_next_multiple_of(INDEX_ALIGN))
+            .ok_or(EFBIG)?
+    };
     let off = i64::try_from(off).map_err(|_| EFBIG)?;
     let mut buf: VVec<u8> = VVec::with_capacity(IO_CHUNK, GFP_KERNEL)?;
     let mut e: KVec<u8> = KVec::new();
     let base = off.checked_add(INDEX_HEADER as i64).ok_or(EFBIG)?;
-    let (mut pos, mut crc) = (base, 0u32);
+    // `buf` holds the entries to write from `at` on; `pos` is where the next entry goes.
+    let (mut pos, mut at, mut crc) = (base, base, 0u32);
     for node in 0..l.index.len() as u32 {
         l.index.save_node(node, &mut e)?;
-        if buf.len() + e.len() > IO_CHUNK {
-            w.write_all_at(pos, &buf)?;
-            crc = format::crc32c_append(crc, &buf);
-            pos = pos.checked_add(buf.len() as i64).ok_or(EFBIG)?;
+        let write = !incremental || l.index.unsaved(node);
+        if !buf.is_empty() && (!write || buf.len() + e.len() > IO_CHUNK) {
+            w.write_all_at(at, &buf)?;
             buf.clear();
         }
-        buf.extend_from_slice(&e, GFP_KERNEL)?;
+        if write {
+            if buf.is_empty() {
+                at = pos;
+            }
+            buf.extend_from_slice(&e, GFP_KERNEL)?;
+        }
+        crc = format::crc32c_append(crc, &e);
+        pos = pos.checked_add(e.len() as i64).ok_or(EFBIG)?;
     }
-    w.write_all_at(pos, &buf)?;
-    crc = format::crc32c_append(crc, &buf);
-    pos = pos.checked_add(buf.len() as i64).ok_or(EFBIG)?;
+    w.write_all_at(at, &buf)?;
     let sh = SavedHeader {
         nodes: l.index.len() as u64,
         records: hdr.records,
@@ -1103,6 +1120,8 @@ fn save_loaded(file: &File, inode: &INode<VexFs>, w: &Writer<'_>, l: &mut Loaded
     write_header(w, &new_hdr)?;
     l.hdr = new_hdr;
     l.dirty = false;
+    l.saved_at = new_hdr.index_off;
+    l.index.mark_saved();
     Ok(())
 }
 
@@ -1266,6 +1285,7 @@ fn create(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
                     index,
                     dirty: false,
                     restored: false,
+                    saved_at: 0,
                     load_ns: 0,
                 },
                 GFP_KERNEL,
@@ -2391,6 +2411,7 @@ mod tests {
                 index,
                 dirty: false,
                 restored: false,
+                saved_at: 0,
                 load_ns: 0,
             };
             state.index = Some(KBox::new(l, GFP_KERNEL)?);
