@@ -1953,8 +1953,15 @@ fn test_batch(dir: &Path) -> Res<()> {
 }
 
 /// The cases of `saved-write` / `saved-verify`.
-const SAVED_CASES: [&str; 7] = [
-    "intact", "payload", "header", "codes", "stale", "appended", "l2",
+const SAVED_CASES: [&str; 8] = [
+    "intact",
+    "payload",
+    "header",
+    "codes",
+    "stale",
+    "appended",
+    "l2",
+    "incremental",
 ];
 
 /// The metric of saved-index case `case`: cosine, whose saved entries carry the nodes'
@@ -1983,16 +1990,76 @@ fn saved_data(case: usize) -> Data {
 /// Which vectors of case `case` are live after `saved-write`.
 fn saved_live(case: usize) -> Vec<bool> {
     let stale = SAVED_CASES[case] == "stale";
-    let more = stale || SAVED_CASES[case] == "appended";
+    let incremental = SAVED_CASES[case] == "incremental";
+    let more = stale || incremental || SAVED_CASES[case] == "appended";
     (0..SAVED_N + SAVED_MORE)
         .map(|i| {
             if i < SAVED_N {
-                !stale || i % 67 != 5
+                (!stale || i % 67 != 5) && (!incremental || i % 500 != 7)
             } else {
                 more
             }
         })
         .collect()
+}
+
+/// Bytes written so far to the block device that holds `f` (`/sys/dev/block/M:N/stat`).
+fn device_bytes_written(f: &File) -> Res<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = f.metadata().map_err(|e| e.to_string())?.dev();
+    let path = format!(
+        "/sys/dev/block/{}:{}/stat",
+        libc::major(dev),
+        libc::minor(dev)
+    );
+    let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    // The seventh field counts the 512-byte sectors written.
+    match stat.split_whitespace().nth(6).map(str::parse::<u64>) {
+        Some(Ok(sectors)) => Ok(sectors * 512),
+        _ => err(format!("{path}: {stat}")),
+    }
+}
+
+/// The `incremental` case of `saved-write`: a change to a collection with a current saved
+/// index rewrites only the entries it changed, in place. Four deletes, then the inserts of
+/// the last `SAVED_MORE` vectors, each saved by a `close(2)`.
+fn saved_incremental(path: &Path, case: usize, d: &Data, off: usize, len: usize) -> Res<()> {
+    let live = saved_live(case);
+    let gone: Vec<u64> = (0..SAVED_N)
+        .filter(|&i| !live[i])
+        .map(|i| d.ids[i])
+        .collect();
+    for what in ["4 deletes", "200 inserts"] {
+        // SAFETY: sync(2) takes no arguments and cannot fail.
+        unsafe { libc::sync() };
+        let before = device_bytes_written(&File::open(path).map_err(|e| e.to_string())?)?;
+        {
+            let f = open_rw(path, false)?;
+            match what {
+                "4 deletes" => expect("deleted", gone.len() as u32, delete(&f, &gone)?)?,
+                _ => insert(&f, d, SAVED_N..SAVED_N + SAVED_MORE)?,
+            }
+        }
+        let f = File::open(path).map_err(|e| e.to_string())?;
+        let written = device_bytes_written(&f)? - before;
+        let h = read_at(&f, 0, 4096)?;
+        let (now_off, now_len) = (le64_at(&h, 56) as usize, le64_at(&h, 64) as usize);
+        println!(
+            "# saved index after {what}: {written} bytes written to the disk for a copy of {now_len} bytes"
+        );
+        expect(&format!("incremental {what}: offset"), off, now_off)?;
+        if now_len < len {
+            return err(format!(
+                "incremental {what}: copy shrank to {now_len} bytes"
+            ));
+        }
+        if what == "4 deletes" && written >= len as u64 / 4 {
+            return err(format!(
+                "incremental {what}: {written} bytes written for a copy of {len}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn read_at(f: &File, off: u64, len: usize) -> Res<Vec<u8>> {
@@ -2050,7 +2117,9 @@ fn le64_at(b: &[u8], off: usize) -> u64 {
 ///   index's generation);
 /// - `appended`: the same with 200 inserts only: the older index is still current, and its
 ///   records are not read again;
-/// - `l2`: an L2 collection left alone (its saved entries have no traversal data).
+/// - `l2`: an L2 collection left alone (its saved entries have no traversal data);
+/// - `incremental`: four deletes, then 200 inserts, each saved by a `close(2)` over the copy
+///   in place, writing only the entries that changed ([`saved_incremental`]).
 fn test_saved_write(dir: &Path) -> Res<()> {
     for (c, case) in SAVED_CASES.iter().enumerate() {
         let d = saved_data(c);
@@ -2124,6 +2193,7 @@ fn test_saved_write(dir: &Path) -> Res<()> {
                 poke(&f, off, &old)?;
                 poke(&f, 0, &h)?;
             }
+            "incremental" => saved_incremental(&path, c, &d, off, len)?,
             _ => {}
         }
     }
@@ -2140,7 +2210,10 @@ fn test_saved_verify(dir: &Path) -> Res<()> {
         let restored = first_search(&f, &d, &format!("saved index {case}"))?;
         expect(
             &format!("{case}: restored"),
-            matches!(*case, "intact" | "stale" | "appended" | "l2"),
+            matches!(
+                *case,
+                "intact" | "stale" | "appended" | "l2" | "incremental"
+            ),
             restored,
         )?;
         let s = stats(&f)?;
