@@ -221,6 +221,19 @@ impl<T: FileSystem, S: State> SuperBlock<T, S> {
         to_result(unsafe { bindings::sync_blockdev((*self.as_raw()).s_bdev) })
     }
 
+    /// Flushes the volatile write cache of the backing device (`blkdev_issue_flush()`), so
+    /// that what was written to it before survives a power loss; nothing without a device.
+    #[cfg(CONFIG_BLOCK)]
+    pub fn blkdev_issue_flush(&self) -> Result {
+        // SAFETY: The super block is valid, so reading its `s_bdev` is.
+        let bdev = unsafe { (*self.as_raw()).s_bdev };
+        if bdev.is_null() {
+            return Ok(());
+        }
+        // SAFETY: `bdev` is the backing device of the super block, open while it is mounted.
+        to_result(unsafe { bindings::blkdev_issue_flush(bdev) })
+    }
+
     /// Looks up inode `ino` in the inode cache.
     ///
     /// Returns the cached inode, or a [`inode::New`] inode that the caller must initialise from
