@@ -141,7 +141,9 @@ impl fops::Operations for FileOps {
 }
 
 /// Writes the file's data and inode, then every dirty metadata block of the file system
-/// (indirect blocks, bitmaps, directories), so that what was written survives a crash.
+/// (indirect blocks, bitmaps, directories), and flushes the device's cache again, so that
+/// what was written survives a crash: the flush of `generic_fsync` comes before the
+/// metadata blocks are written.
 pub(crate) fn fsync(
     file: &File,
     inode: &INode<VexFs>,
@@ -149,7 +151,9 @@ pub(crate) fn fsync(
     end: i64,
     datasync: bool,
 ) -> Result {
-    inode.super_block().data().check_live()?;
+    let sb = inode.super_block();
+    sb.data().check_live()?;
     fops::generic_fsync(file, start, end, datasync)?;
-    inode.super_block().sync_blockdev()
+    sb.sync_blockdev()?;
+    sb.blkdev_issue_flush()
 }

@@ -299,6 +299,7 @@ fn store_super(sb: &SuperBlock<VexFs>, state: u32, wait: bool) -> Result {
     }
     if wait {
         sb.sync_blockdev()?;
+        sb.blkdev_issue_flush()?;
     }
     Ok(())
 }
