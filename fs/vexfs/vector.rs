@@ -15,7 +15,8 @@
 //! | offset | type     | field                                                   |
 //! |--------|----------|---------------------------------------------------------|
 //! | 0      | `[u8;8]` | magic, `"VEXFSCOL"`                                     |
-//! | 8      | `u32`    | version, 2 (1: records without checksums, still read)   |
+//! | 8      | `u32`    | version, 2 (1: no record checksums, still read; 3: see  |
+//! |        |          | [`compact`])                                            |
 //! | 12     | `u32`    | header size, 4096                                       |
 //! | 16     | `u32`    | dim, `1..=VEXFS_MAX_DIM`                                |
 //! | 20     | `u32`    | element type, `VEXFS_ELEM_*`                            |
@@ -31,10 +32,12 @@
 //! | 80     | `u64`    | generation the saved index was written at (0: unknown)  |
 //! | 88     | `u64`    | salt of the record checksums                            |
 //! | 96     | `u64`    | durable record count                                    |
-//! | 104    |          | zero up to 4092                                         |
+//! | 104    | `u64`    | version 3: offset of record 0 (otherwise zero)          |
+//! | 112    |          | zero up to 4092                                         |
 //! | 4092   | `u32`    | CRC32C of bytes 0..4092                                 |
 //!
-//! Records follow from offset 4096, record `i` at `4096 + i * record size`. A record is a
+//! Records follow from offset 4096, record `i` at `4096 + i * record size` (in version 3,
+//! from the offset at byte 104). A record is a
 //! `u64` id (`u64::MAX`: deleted), then the `dim` elements (binary32 bit patterns as `u32`, or
 //! `i8`), then the `u32` checksum of the record ([`format::record_checksum`] of the salt, `i`,
 //! the id and the elements), then zero padding to a multiple of 8 bytes. Bytes after the last
@@ -199,6 +202,9 @@ const FORMAT_VERSION: u32 = 2;
 /// The first version of the collection format: no record checksums, no salt, no durable
 /// count.
 const FORMAT_V1: u32 = 1;
+/// Version [`FORMAT_VERSION`] with the records at the offset in bytes 104..112 instead of
+/// right after the header: where compaction copies them before copying them back.
+const FORMAT_MOVED: u32 = 3;
 /// Magic of a saved index.
 const INDEX_MAGIC: &[u8; 8] = b"VEXFSIDX";
 const INDEX_VERSION: u32 = 2;
@@ -287,6 +293,9 @@ struct Header {
     /// Records before this one were durable, with their checksums, when the header was
     /// written: one of them failing its checksum is damage, not a crash (0 in version 1).
     durable: u64,
+    /// Offset of record 0: [`HEADER_SIZE`] but while compaction has the records elsewhere
+    /// ([`FORMAT_MOVED`] on disk).
+    base: u64,
 }
 
 fn le32(b: &[u8], off: usize) -> u32 {
@@ -343,8 +352,12 @@ impl Header {
     fn encode(&self, out: &mut [u8]) {
         out.fill(0);
         put(&mut out[0..8], MAGIC);
+        let moved = self.base != HEADER_SIZE as u64;
+        if moved {
+            put(&mut out[104..112], &self.base.to_le_bytes());
+        }
         for (off, v) in [
-            (8, self.version),
+            (8, if moved { FORMAT_MOVED } else { self.version }),
             (12, HEADER_SIZE as u32),
             (16, self.dim),
             (20, self.elem_type),
@@ -381,7 +394,10 @@ impl Header {
         if format::crc32c(&b[..HEADER_SIZE - 4]) != le32(b, HEADER_SIZE - 4) {
             return Err(bad("bad checksum"));
         }
-        let version = le32(b, 8);
+        let (version, base) = match le32(b, 8) {
+            FORMAT_MOVED => (FORMAT_VERSION, le64(b, 104)),
+            v => (v, HEADER_SIZE as u64),
+        };
         if !matches!(version, FORMAT_V1 | FORMAT_VERSION) || le32(b, 12) != HEADER_SIZE as u32 {
             return Err(bad("unknown version"));
         }
@@ -401,6 +417,7 @@ impl Header {
             version,
             salt: le64(b, 88),
             durable: le64(b, 96),
+            base,
         };
         if h.dim == 0
             || h.dim > MAX_DIM
@@ -413,6 +430,7 @@ impl Header {
             || h.live > h.records
             || h.durable > h.records
             || (version == FORMAT_V1 && (h.salt != 0 || h.durable != 0))
+            || (base != HEADER_SIZE as u64 && (base % 4096 != 0 || base < 2 * HEADER_SIZE as u64))
         {
             return Err(bad("bad parameters"));
         }
@@ -448,7 +466,7 @@ impl Header {
     /// Offset of record `i`.
     fn offset(&self, i: u64) -> Result<i64> {
         i.checked_mul(u64::from(self.record_size))
-            .and_then(|o| o.checked_add(HEADER_SIZE as u64))
+            .and_then(|o| o.checked_add(self.base))
             .and_then(|o| i64::try_from(o).ok())
             .ok_or(EFBIG)
     }
@@ -1261,6 +1279,7 @@ fn create(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         // Unique to the file: another file, or this inode number reused, gets another.
         salt: (u64::from(inode.generation()) << 32) ^ inode.ino(),
         durable: 0,
+        base: HEADER_SIZE as u64,
     };
     let w = Writer::new(file)?;
     with_state(inode, |state, charge| {
@@ -2000,7 +2019,7 @@ fn build(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     with_state(inode, |state, charge| {
         state.index = None;
         if let (Some(w), true) = (&w, flags & BUILD_COMPACT != 0) {
-            let hdr = compact(file, w)?;
+            let hdr = compact(file, inode, w)?;
             // Give the space of the dropped records and of the old saved index back.
             let end = hdr.offset(hdr.records)?;
             w.truncate(end, |size| crate::file::truncate(inode, size))?;
@@ -2016,11 +2035,14 @@ fn build(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
 /// Moves the live records of the collection to the front, in order, and updates the header,
 /// which it returns; the bytes after the last record are no longer part of the collection. A
 /// live record that a later one of the same id supersedes (an interrupted upsert) and records
-/// a crash left unwritten are dropped too. Records move in place: a crash before the new
-/// header is written leaves the old record count over records of which some may have been
-/// copied down (copies that the originals, where still in place, supersede) or torn, and can
-/// lose records that moved.
-fn compact(file: &File, w: &Writer<'_>) -> Result<Header> {
+/// a crash left unwritten are dropped too.
+///
+/// The records are first copied past everything the file holds, and the header switched to
+/// them ([`FORMAT_MOVED`]) once they are durable; then they are copied back to the front and
+/// the header switched back. At any point a crash leaves a header that names a complete set
+/// of durable records: the old ones, or the copy. Version 1 records, which carry no checksum
+/// that would tell a torn copy, move in place, and a crash can lose records that moved.
+fn compact(file: &File, inode: &INode<VexFs>, w: &Writer<'_>) -> Result<Header> {
     let mut hdr = read_header(file)?;
     // The records to drop: superseded and unwritten ones (and tombstones).
     let mut live: KVVec<(u64, u64)> = KVVec::new();
@@ -2033,7 +2055,6 @@ fn compact(file: &File, w: &Writer<'_>) -> Result<Header> {
         }
         Ok(())
     })?;
-    begin_overwrite(file, w, &mut hdr, Overwrite::Move)?;
     live.sort_unstable();
     for p in live.windows(2) {
         if p[0].0 == p[1].0 {
@@ -2042,24 +2063,98 @@ fn compact(file: &File, w: &Writer<'_>) -> Result<Header> {
     }
     drop(live);
     dropped.sort_unstable();
+    let front = HEADER_SIZE as u64;
+    let mut new_hdr = hdr;
+    if hdr.checksummed() {
+        let end = u64::try_from(hdr.offset(hdr.records)?).map_err(|_| EFBIG)?;
+        let far = end
+            .max(hdr.index_off.saturating_add(hdr.index_len))
+            .checked_next_multiple_of(4096)
+            .ok_or(EFBIG)?;
+        let size = inode.size();
+        let copied = copy_records(w, file, &hdr, &dropped, far)
+            .and_then(|out| crate::file::fsync(file, inode, 0, i64::MAX, false).map(|()| out));
+        let out = match copied {
+            Ok(out) => out,
+            Err(e) => {
+                // Nothing changed but the space the copy took (ENOSPC, most likely): give
+                // it back.
+                let _ = w.truncate(size, |size| crate::file::truncate(inode, size));
+                return Err(e);
+            }
+        };
+        new_hdr.base = far;
+        new_hdr.records = out;
+        new_hdr.live = out;
+        new_hdr.durable = out;
+        new_hdr.generation = hdr.generation.wrapping_add(1).max(1);
+        // The saved index names records by number: it no longer fits.
+        new_hdr.index_off = 0;
+        new_hdr.index_len = 0;
+        write_header(w, &new_hdr)?;
+        fops::generic_fsync(file, 0, HEADER_SIZE as i64 - 1, true)?;
+        hdr = new_hdr;
+        copy_records(w, file, &hdr, &[], front)?;
+        crate::file::fsync(file, inode, 0, i64::MAX, true)?;
+    } else {
+        begin_overwrite(file, w, &mut hdr, Overwrite::Move)?;
+        let out = copy_records(w, file, &hdr, &dropped, front)?;
+        new_hdr = hdr;
+        new_hdr.records = out;
+        new_hdr.live = out;
+        new_hdr.index_off = 0;
+        new_hdr.index_len = 0;
+    }
+    new_hdr.base = front;
+    write_header(w, &new_hdr)?;
+    // Before the caller truncates the file: a crash must not leave the header that names
+    // the copy over a file cut short of it.
+    fops::generic_fsync(file, 0, HEADER_SIZE as i64 - 1, true)?;
+    Ok(new_hdr)
+}
+
+/// Writes the records of `hdr` that are neither deleted nor in `dropped` (record numbers,
+/// ascending) one after another from file offset `to`, each sealed as the record it becomes;
+/// returns how many. `to` is the offset of the first record or lies past the last one.
+fn copy_records(
+    w: &Writer<'_>,
+    file: &File,
+    hdr: &Header,
+    dropped: &[u64],
+    to: u64,
+) -> Result<u64> {
     let rs = hdr.record_size as usize;
-    let mut rec: KVec<u8> = KVec::with_capacity(rs, GFP_KERNEL)?;
-    rec.resize(rs, 0, GFP_KERNEL)?;
-    let mut out = 0u64;
-    for i in 0..hdr.records {
-        if kernel_io::read_at(file, hdr.offset(i)?, &mut rec)? != rs {
-            return Err(EUCLEAN);
+    let at = |n: u64| {
+        n.checked_mul(rs as u64)
+            .and_then(|o| o.checked_add(to))
+            .and_then(|o| i64::try_from(o).ok())
+            .ok_or(EFBIG)
+    };
+    // Records to write from record `first` on. Moving down in place, they are written at or
+    // before where they were read, after the reads.
+    let mut buf: VVec<u8> = VVec::with_capacity(IO_CHUNK.max(rs), GFP_KERNEL)?;
+    let (mut first, mut out) = (0u64, 0u64);
+    for_each_record(file, hdr, 0, |slot, r| {
+        if le64(r, 0) == TOMBSTONE || dropped.binary_search(&slot).is_ok() {
+            return Ok(());
         }
-        // Records only move down: record `i` is as the first pass read it.
-        if le64(&rec, 0) == TOMBSTONE || dropped.binary_search(&i).is_ok() {
-            continue;
+        let unmoved = at(out)? == hdr.offset(slot)?;
+        if !buf.is_empty() && (unmoved || buf.len() + rs > buf.capacity()) {
+            w.write_all_at(at(first)?, &buf)?;
+            buf.clear();
         }
-        if out != i {
-            hdr.seal(out, &mut rec);
-            w.write_all_at(hdr.offset(out)?, &rec)?;
+        if !unmoved {
+            if buf.is_empty() {
+                first = out;
+            }
+            let n = buf.len();
+            buf.extend_from_slice(r, GFP_KERNEL)?;
+            hdr.seal(out, &mut buf[n..]);
         }
         out += 1;
-    }
+        Ok(())
+    })?;
+    w.write_all_at(at(first)?, &buf)?;
     if out != hdr.live {
         // A crash between a delete's tombstones and its header: the records are right.
         pr_warn!(
@@ -2068,14 +2163,7 @@ fn compact(file: &File, w: &Writer<'_>) -> Result<Header> {
             hdr.live
         );
     }
-    let mut new_hdr = hdr;
-    new_hdr.records = out;
-    new_hdr.live = out;
-    // The saved index names records by number: it no longer fits.
-    new_hdr.index_off = 0;
-    new_hdr.index_len = 0;
-    write_header(w, &new_hdr)?;
-    Ok(new_hdr)
+    Ok(out)
 }
 
 fn stats(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
@@ -2148,6 +2236,7 @@ mod tests {
             version: FORMAT_VERSION,
             salt: 0x0123_4567_89ab_cdef,
             durable: 12000,
+            base: HEADER_SIZE as u64,
         }
     }
 
@@ -2301,6 +2390,14 @@ mod tests {
             (2, 0x0123_4567_89ab_cdef, 12000)
         );
         assert_eq!(d.offset(2)?, 4096 + 2 * 416);
+        // Records moved by a compaction: version 3 on disk, version 2 records.
+        Header { base: 5 << 20, ..h }.encode(&mut b);
+        assert_eq!((le32(&b, 8), le64(&b, 104)), (FORMAT_MOVED, 5 << 20));
+        let m = Header::decode(&b)?;
+        assert_eq!((m.version, m.base), (FORMAT_VERSION, 5 << 20));
+        assert_eq!(m.offset(2)?, (5 << 20) + 2 * 416);
+        h.encode(&mut b);
+        assert_eq!((le32(&b, 8), le64(&b, 104)), (FORMAT_VERSION, 0));
         // Any flipped bit is caught by the checksum.
         for off in [0, 9, 16, 40, 48, 100, HEADER_SIZE - 1] {
             b[off] ^= 0x10;
@@ -2330,7 +2427,13 @@ mod tests {
                 durable: 12346,
                 ..h
             },
-            Header { version: 3, ..h },
+            Header { version: 4, ..h },
+            // Records moved (version 3) into the header, or not to a block boundary.
+            Header { base: 0, ..h },
+            Header {
+                base: 4096 + 512,
+                ..h
+            },
             // Version 1 has no checksums: its own record size, no salt or durable count.
             Header {
                 version: FORMAT_V1,
