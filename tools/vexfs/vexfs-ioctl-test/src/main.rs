@@ -1953,7 +1953,7 @@ fn test_batch(dir: &Path) -> Res<()> {
 }
 
 /// The cases of `saved-write` / `saved-verify`.
-const SAVED_CASES: [&str; 8] = [
+const SAVED_CASES: [&str; 9] = [
     "intact",
     "payload",
     "header",
@@ -1962,6 +1962,7 @@ const SAVED_CASES: [&str; 8] = [
     "appended",
     "l2",
     "incremental",
+    "moved",
 ];
 
 /// The metric of saved-index case `case`: cosine, whose saved entries carry the nodes'
@@ -2062,6 +2063,69 @@ fn saved_incremental(path: &Path, case: usize, d: &Data, off: usize, len: usize)
     Ok(())
 }
 
+/// The `moved` case of `saved-write`: the state a crash leaves while a compaction copies the
+/// records back to the front: a header of version 3 naming a copy of the records elsewhere
+/// (here where the saved index was: the header no longer names one), each with the checksum
+/// of its number, and the front partly overwritten (here: zeros).
+fn saved_moved(f: &File, h: &[u8], off: usize, len: usize) -> Res<()> {
+    let (rs, n) = (le32_at(h, 36) as usize, le64_at(h, 40) as usize);
+    if n * rs > len {
+        return err("moved: the records do not fit where the saved index is");
+    }
+    let recs = read_at(f, 4096, n * rs)?;
+    poke(f, off, &recs)?;
+    poke(f, 4096, &vec![0u8; n * rs])?;
+    let mut h = h.to_vec();
+    h[8..12].copy_from_slice(&3u32.to_le_bytes());
+    h[104..112].copy_from_slice(&(off as u64).to_le_bytes());
+    // No saved index; every record durable; a new generation.
+    h[56..72].fill(0);
+    let gen = le64_at(&h, 72) + 1;
+    h[72..80].copy_from_slice(&gen.to_le_bytes());
+    h[96..104].copy_from_slice(&(n as u64).to_le_bytes());
+    let crc = format::crc32c(&h[..4092]);
+    h[4092..].copy_from_slice(&crc.to_le_bytes());
+    poke(f, 0, &h)
+}
+
+/// The `moved` case of `saved-verify`, after the checks of every case: inserts append after
+/// the moved records; compaction brings them back behind a version 2 header.
+fn saved_moved_verify(path: &Path, d: &Data, live: &mut [bool]) -> Res<()> {
+    let f = open_rw(path, false)?;
+    insert(&f, d, SAVED_N..SAVED_N + SAVED_MORE)?;
+    live[SAVED_N..].iter_mut().for_each(|l| *l = true);
+    let h = read_at(&f, 0, 4096)?;
+    let (rs, base) = (u64::from(le32_at(&h, 36)), le64_at(&h, 104));
+    expect("moved: version", 3, le32_at(&h, 8))?;
+    let last = read_at(&f, base + (SAVED_N + SAVED_MORE - 1) as u64 * rs, 8)?;
+    expect(
+        "moved: last record, after the moved ones",
+        d.ids[SAVED_N + SAVED_MORE - 1],
+        le64_at(&last, 0),
+    )?;
+    build(&f, u::BUILD_COMPACT)?;
+    let h = read_at(&f, 0, 4096)?;
+    expect("compacted: version", 2, le32_at(&h, 8))?;
+    expect("compacted: bytes 104..112", 0, le64_at(&h, 104))?;
+    let first = read_at(&f, 4096, 8)?;
+    expect("compacted: record 0", d.ids[0], le64_at(&first, 0))?;
+    expect(
+        "compacted: live count",
+        (SAVED_N + SAVED_MORE) as u64,
+        stats(&f)?.count,
+    )?;
+    let mut st = ErrStats::default();
+    for qv in d.queries.iter().take(20) {
+        check_exact(&f, d, live, u::METRIC_COSINE, qv, 10, &mut st)?;
+    }
+    println!("# moved records: read where the header says, inserted after, compacted back");
+    Ok(())
+}
+
+fn le32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(b[off..off + 4].try_into().unwrap_or([0; 4]))
+}
+
 fn read_at(f: &File, off: u64, len: usize) -> Res<Vec<u8>> {
     use std::os::unix::fs::FileExt;
     let mut b = vec![0u8; len];
@@ -2119,7 +2183,8 @@ fn le64_at(b: &[u8], off: usize) -> u64 {
 ///   records are not read again;
 /// - `l2`: an L2 collection left alone (its saved entries have no traversal data);
 /// - `incremental`: four deletes, then 200 inserts, each saved by a `close(2)` over the copy
-///   in place, writing only the entries that changed ([`saved_incremental`]).
+///   in place, writing only the entries that changed ([`saved_incremental`]);
+/// - `moved`: as a crash in the middle of a compaction leaves it ([`saved_moved`]).
 fn test_saved_write(dir: &Path) -> Res<()> {
     for (c, case) in SAVED_CASES.iter().enumerate() {
         let d = saved_data(c);
@@ -2194,6 +2259,7 @@ fn test_saved_write(dir: &Path) -> Res<()> {
                 poke(&f, 0, &h)?;
             }
             "incremental" => saved_incremental(&path, c, &d, off, len)?,
+            "moved" => saved_moved(&f, &h, off, len)?,
             _ => {}
         }
     }
@@ -2205,8 +2271,9 @@ fn test_saved_write(dir: &Path) -> Res<()> {
 fn test_saved_verify(dir: &Path) -> Res<()> {
     for (c, case) in SAVED_CASES.iter().enumerate() {
         let d = saved_data(c);
-        let live = saved_live(c);
-        let f = File::open(dir.join(format!("saved-{case}"))).map_err(|e| e.to_string())?;
+        let mut live = saved_live(c);
+        let path = dir.join(format!("saved-{case}"));
+        let f = File::open(&path).map_err(|e| e.to_string())?;
         let restored = first_search(&f, &d, &format!("saved index {case}"))?;
         expect(
             &format!("{case}: restored"),
@@ -2230,6 +2297,10 @@ fn test_saved_verify(dir: &Path) -> Res<()> {
         println!("# saved index {case}: recall@10={r:.3}");
         if r < 0.95 {
             return err(format!("{case}: recall {r:.3}"));
+        }
+        if *case == "moved" {
+            drop(f);
+            saved_moved_verify(&path, &d, &mut live)?;
         }
     }
     Ok(())
