@@ -378,6 +378,21 @@ VM_SCRIPT = r"""#!/bin/sh
 D=/vexfs/bench
 # Under User-Mode Linux the disks are ubd devices.
 [ -b $DISK1 ] || DISK1=/dev/ubda
+# Bytes written to the disk so far (the 7th field of its stat: sectors written).
+written() {
+	set -- $(cat /sys/class/block/${DISK1##*/}/stat)
+	echo $(($7 * 512))
+}
+# The save after a small change, with --sync: its time and what reached the disk.
+save_after() {
+	sync
+	b0=$(written)
+	if "$@" --sync --json >/tmp/save.out 2>&1; then
+		echo "SAVE-JSON {\"label\": \"vexfs-$n\", \"what\": \"$2 $what\", \"result\": $(cat /tmp/save.out), \"bytes\": $(($(written) - b0))}" >/dev/console
+	else
+		fail "$2 then save $n: $(cat /tmp/save.out)"
+	fi
+}
 check "mkfs.vexfs" mkfs.vexfs -f -q $DISK1
 check "mount" mount -t vexfs $DISK1 $MNT
 for n in $(cat $D/sizes); do
@@ -407,6 +422,8 @@ for n in $(cat $D/sizes); do
 	else
 		fail "first search after remount $n: $(cat /tmp/first.out /tmp/stats.out)"
 	fi
+	what="1 id" save_after vexctl delete $c 7
+	what="100 vectors" save_after vexctl insert $c $D/more.npy --ids-from 1000000000
 	rm -f $c
 done
 umount $MNT
@@ -454,6 +471,8 @@ def run_vm(pool, queries, truths, args, uml=False):
     entries.append(("vexfs/bench/sizes", 0o100644,
                     " ".join(str(n) for n in args.sizes).encode() + b"\n"))
     entries.append(("vexfs/bench/queries.npy", 0o100644, npy_bytes(queries[:nq])))
+    # Inserted after the searches, to time the save of a small change.
+    entries.append(("vexfs/bench/more.npy", 0o100644, npy_bytes(queries[:100])))
     for n in args.sizes:
         entries.append((f"vexfs/bench/base_{n}.npy", 0o100644, npy_bytes(pool[:n])))
         entries.append((f"vexfs/bench/truth_{n}.npy", 0o100644,
@@ -511,6 +530,12 @@ def run_vm(pool, queries, truths, args, uml=False):
             except ValueError:
                 continue
             out.setdefault(r.get("label"), {})["remount"] = r
+        elif line.startswith("SAVE-JSON "):
+            try:
+                r = json.loads(line[len("SAVE-JSON "):])
+            except ValueError:
+                continue
+            out.setdefault(r.get("label"), {}).setdefault("saves", []).append(r)
         elif line.startswith("not ok"):
             log(f"VM: {line}")
     out = [r for r in out.values() if "stats" in r]
@@ -559,6 +584,9 @@ def vexfs_rows(r, accel):
                           "load_seconds": st.get("load_seconds"),
                           "restored": st.get("index_restored"),
                           "saved_bytes": st.get("saved_bytes")}
+    row["saves"] = [{"what": sv.get("what"), "bytes_written": sv.get("bytes"),
+                     "sync_seconds": (sv.get("result") or {}).get("sync_seconds")}
+                    for sv in r.get("saves", [])]
     return row
 
 
@@ -718,6 +746,12 @@ def print_report(rows, args):
                   f"{rm['first_search_seconds']:.3f} s, index {how} in "
                   f"{rm['load_seconds']:.3f} s ({(rm.get('saved_bytes') or 0) / 2**20:.1f} MiB)"
                   f"{ratio}")
+        for sv in r.get("saves") or []:
+            if sv.get("sync_seconds") is not None:
+                saved = (rm or {}).get("saved_bytes") or 0
+                print(f"{r['engine']} {r['n']}: {sv['what']}, then fsync (saving the index): "
+                      f"{sv['sync_seconds']:.3f} s, {(sv['bytes_written'] or 0) / 2**20:.2f} MiB "
+                      f"written to the disk (saved copy {saved / 2**20:.1f} MiB)")
         if r.get("restore_seconds") and r.get("build_index_seconds"):
             print(f"{r['engine']} {r['n']}: restore of the saved index (as after mount) "
                   f"{r['restore_seconds']:.3f} s from {r.get('saved_bytes', 0) / 2**20:.1f} MiB, "

@@ -55,10 +55,11 @@ usage: vexctl COMMAND [ARGS] [--json]
 
   create PATH --dim N [--type f32|i8] [--metric l2|ip|cosine] [--m M]
          [--ef-construction N]       turn an empty file into a collection
-  insert PATH FILE [--ids-from N] [--batch N] [--upsert] [--quiet]
+  insert PATH FILE [--ids-from N] [--batch N] [--upsert] [--quiet] [--sync]
                                      insert the vectors of FILE (.npy, .fvecs,
                                      .bvecs) with ids N, N+1, ... (default 0);
-                                     --upsert replaces ids already present
+                                     --upsert replaces ids already present;
+                                     --sync: fsync (saving the index), timed
   search PATH --query Q [-k K] [--ef N] [--exact]
          [--id-range LO:HI] [--ids ID,ID,...|@FILE]
                                      the K (default 10) nearest neighbours of Q:
@@ -66,7 +67,7 @@ usage: vexctl COMMAND [ARGS] [--json]
                                      --row ROW) or an inline list 0.1,0.2,...;
                                      only ids in LO..=HI and/or in the list
                                      (FILE: one id per line)
-  delete PATH ID...                  delete vectors by id
+  delete PATH ID... [--sync]         delete vectors by id
   get PATH ID...                     print vectors by id, as inserted
   stats PATH                         show the collection's state
   build-index PATH [--compact]       (re)build the HNSW index
@@ -553,7 +554,7 @@ fn cmd_insert(args: &[String]) -> Result<()> {
     let a = Args::parse(
         args,
         &["--ids-from", "--batch"],
-        &["--json", "--quiet", "-q", "--upsert"],
+        &["--json", "--quiet", "-q", "--upsert", "--sync"],
     )?;
     let path = path_arg(&a, 2, "insert PATH FILE")?;
     let first: u64 = a.num("--ids-from")?.unwrap_or(0);
@@ -567,6 +568,7 @@ fn cmd_insert(args: &[String]) -> Result<()> {
     let quiet = a.flag("--quiet") || a.flag("-q");
     let upsert = a.flag("--upsert");
     let r = insert_matrix(&c, &st, &m, first, batch as usize, quiet, upsert)?;
+    let synced = sync_if(&a, &path, &c)?;
     let last = first + r.count as u64 - 1;
     #[allow(clippy::cast_precision_loss)]
     let rate = if r.seconds > 0.0 {
@@ -581,14 +583,41 @@ fn cmd_insert(args: &[String]) -> Result<()> {
             .set("last_id", last)
             .set("seconds", r.seconds)
             .set("vectors_per_second", rate);
-        println!("{}", j);
+        println!("{}", with_sync(j, synced));
     } else {
         println!(
-            "inserted {} vectors (ids {}..{}) in {:.3} s, {:.0} vectors/s",
-            r.count, first, last, r.seconds, rate
+            "inserted {} vectors (ids {}..{}) in {:.3} s, {:.0} vectors/s{}",
+            r.count,
+            first,
+            last,
+            r.seconds,
+            rate,
+            sync_text(synced)
         );
     }
     Ok(())
+}
+
+/// With `--sync`, makes `c` durable (`fsync(2)`, which saves its index) and returns how long
+/// that took, in seconds.
+fn sync_if(a: &Args, path: &Path, c: &Collection) -> Result<Option<f64>> {
+    if !a.flag("--sync") {
+        return Ok(None);
+    }
+    let t = Instant::now();
+    ctx(path, c.sync())?;
+    Ok(Some(t.elapsed().as_secs_f64()))
+}
+
+fn with_sync(j: Json, synced: Option<f64>) -> Json {
+    match synced {
+        Some(s) => j.set("sync_seconds", s),
+        None => j,
+    }
+}
+
+fn sync_text(synced: Option<f64>) -> String {
+    synced.map_or(String::new(), |s| format!(", synced in {:.3} s", s))
 }
 
 /// A query vector from `--query SPEC` (and `--row`).
@@ -762,7 +791,7 @@ fn parse_ids(args: &[String]) -> Result<Vec<u64>> {
 }
 
 fn cmd_delete(args: &[String]) -> Result<()> {
-    let a = Args::parse(args, &[], &["--json"])?;
+    let a = Args::parse(args, &[], &["--json", "--sync"])?;
     if a.pos.len() < 2 {
         return usage("expected delete PATH ID...");
     }
@@ -773,15 +802,19 @@ fn cmd_delete(args: &[String]) -> Result<()> {
     for chunk in ids.chunks(MAX_BATCH as usize) {
         deleted += u64::from(ctx(&path, c.delete(chunk))?);
     }
+    let synced = sync_if(&a, &path, &c)?;
     if a.flag("--json") {
-        println!(
-            "{}",
-            Json::obj()
-                .set("requested", ids.len())
-                .set("deleted", deleted)
-        );
+        let j = Json::obj()
+            .set("requested", ids.len())
+            .set("deleted", deleted);
+        println!("{}", with_sync(j, synced));
     } else {
-        println!("deleted {} of {} ids", deleted, ids.len());
+        println!(
+            "deleted {} of {} ids{}",
+            deleted,
+            ids.len(),
+            sync_text(synced)
+        );
     }
     Ok(())
 }

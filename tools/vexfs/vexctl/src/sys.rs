@@ -125,6 +125,12 @@ impl Collection {
         Ok(Collection { file })
     }
 
+    /// Makes the collection durable with `fsync(2)`, which also saves its index if it
+    /// changed (the collection must be open for writing).
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+
     /// Opens (creating it if needed) an empty file for [`Collection::create`].
     pub fn open_new(path: &Path) -> io::Result<Self> {
         let file = OpenOptions::new()
