@@ -667,6 +667,63 @@ fn test_delete(dir: &Path) -> Res<()> {
     std::io::Read::read_exact(&mut File::open(&path).map_err(|e| e.to_string())?, &mut hdr)
         .map_err(|e| e.to_string())?;
     expect("magic", *b"VEXFSCOL", hdr)?;
+    v1_compaction(dir)
+}
+
+/// A collection of format version 1 (records without checksums, as kernels before them
+/// wrote), made by rewriting one behind the kernel's back: read, searched, and compacted in
+/// place, keeping its version.
+fn v1_compaction(dir: &Path) -> Res<()> {
+    let (dim, n) = (16, 300);
+    let metric = u::METRIC_L2;
+    let d = Data::random(u::ELEM_F32, dim, n, 55, 6);
+    let path = dir.join("v1");
+    insert_all(&create(&path, dim, u::ELEM_F32, metric, 8, 48)?, &d, 100)?;
+    {
+        let f = open_rw(&path, false)?;
+        let h = read_at(&f, 0, 4096)?;
+        let (rs, v1rs, elems) = (le32_at(&h, 36) as usize, 8 + dim * 4, 8 + dim * 4);
+        let recs = read_at(&f, 4096, n * rs)?;
+        let mut body = vec![0u8; n * v1rs];
+        for i in 0..n {
+            body[i * v1rs..][..elems].copy_from_slice(&recs[i * rs..][..elems]);
+        }
+        poke(&f, 4096, &body)?;
+        let mut h1 = vec![0u8; 4096];
+        h1[..104].copy_from_slice(&h[..104]);
+        h1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        h1[36..40].copy_from_slice(&(v1rs as u32).to_le_bytes());
+        // No saved index, generations, salt or durable count.
+        h1[56..104].fill(0);
+        let crc = format::crc32c(&h1[..4092]);
+        h1[4092..].copy_from_slice(&crc.to_le_bytes());
+        poke(&f, 0, &h1)?;
+    }
+    // The index, clean since the close that saved it, is dropped: the next use reads the file.
+    drop_caches()?;
+    expect("v1: index dropped", u::INDEX_NONE, residency(&path)?.0)?;
+    let f = open_rw(&path, false)?;
+    let mut live = vec![true; n];
+    let mut st = ErrStats::default();
+    for qv in &d.queries[..5] {
+        check_exact(&f, &d, &live, metric, qv, 10, &mut st)?;
+    }
+    let gone: Vec<u64> = (0..n).step_by(5).map(|i| d.ids[i]).collect();
+    expect("v1: deleted", gone.len() as u32, delete(&f, &gone)?)?;
+    (0..n).step_by(5).for_each(|i| live[i] = false);
+    build(&f, u::BUILD_COMPACT)?;
+    let h = read_at(&f, 0, 4096)?;
+    expect("v1: version after compaction", 1, le32_at(&h, 8))?;
+    expect(
+        "v1: records after compaction",
+        (n - gone.len()) as u64,
+        le64_at(&h, 40),
+    )?;
+    expect("v1: record 0", d.ids[1], le64_at(&read_at(&f, 4096, 8)?, 0))?;
+    for qv in &d.queries[..5] {
+        check_exact(&f, &d, &live, metric, qv, 10, &mut st)?;
+    }
+    println!("# version 1 collection: read, searched, compacted in place");
     Ok(())
 }
 
