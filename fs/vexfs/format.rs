@@ -407,6 +407,43 @@ pub(crate) fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     !crc
 }
 
+/// The CRC32C polynomial, reflected.
+const CRC32C_POLY: u32 = 0x82f6_3b78;
+
+/// The product of `a` and `b`, polynomials over GF(2) in the reflected order of CRC32C (bit 31
+/// the coefficient of `x^0`), modulo the CRC32C polynomial.
+fn crc32c_mul(a: u32, mut b: u32) -> u32 {
+    let mut p = 0;
+    for i in (0..32).rev() {
+        // All ones where bit i of a is set, and where b has an `x^31` term to reduce.
+        p ^= b & 0u32.wrapping_sub((a >> i) & 1);
+        b = (b >> 1) ^ (CRC32C_POLY & 0u32.wrapping_sub(b & 1));
+    }
+    p
+}
+
+/// `x^(8 n)` modulo the CRC32C polynomial: what the checksum of some bytes is multiplied by
+/// when `n` bytes follow, for [`crc32c_combine`].
+pub(crate) fn crc32c_shift(mut n: u64) -> u32 {
+    // The product of `x^(8 * 2^k)` over the bits k of n, squaring from `x^8`.
+    let (mut p, mut sq) = (1u32 << 31, 1u32 << 23);
+    while n != 0 {
+        if n & 1 != 0 {
+            p = crc32c_mul(p, sq);
+        }
+        sq = crc32c_mul(sq, sq);
+        n >>= 1;
+    }
+    p
+}
+
+/// Returns the CRC32C of the bytes `a` is the CRC32C of, followed by `n` bytes whose CRC32C is
+/// `b`, given `shift = crc32c_shift(n)`: the checksum of data whose pieces' checksums are
+/// known, without reading the data again.
+pub(crate) fn crc32c_combine(a: u32, b: u32, shift: u32) -> u32 {
+    crc32c_mul(shift, a) ^ b
+}
+
 /// Returns the checksum of record `slot` of a vector collection whose header holds `salt`:
 /// the CRC32C of the salt and the slot number (little-endian `u64`s) followed by `data`, the
 /// record's id and elements. The seed makes a record written for another collection or for

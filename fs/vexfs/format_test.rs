@@ -42,6 +42,14 @@ mod tests {
         // In pieces.
         let c = format::crc32c_append(format::crc32c(b"1234"), b"56789");
         assert_eq!(c, 0xe306_9283);
+        // From the checksums of the pieces.
+        let data = b"123456789";
+        for at in 0..=data.len() {
+            let (a, b) = data.split_at(at);
+            let shift = format::crc32c_shift(b.len() as u64);
+            let c = format::crc32c_combine(format::crc32c(a), format::crc32c(b), shift);
+            assert_eq!(c, 0xe306_9283);
+        }
     }
 
     #[test]

@@ -426,6 +426,9 @@ pub(crate) struct Index {
     /// be what the last save wrote or the last restore read, so that a save can leave the
     /// others as they are ([`Index::unsaved`]).
     unsaved: VVec<u64>,
+    /// The CRC32C of the saved entry of each node, from the first on, as the last save wrote
+    /// or computed it; of the nodes [`Index::unsaved`] flags, stale.
+    saved_crcs: VVec<u32>,
 }
 
 impl Index {
@@ -452,6 +455,7 @@ impl Index {
             map: VVec::new(),
             live: 0,
             unsaved: VVec::new(),
+            saved_crcs: VVec::new(),
         }
     }
 
@@ -521,6 +525,7 @@ impl Index {
             + self.upper_at.capacity() * 4
             + self.map.capacity() * 4
             + self.unsaved.capacity() * 8
+            + self.saved_crcs.capacity() * 4
     }
 
     /// Bytes the index will hold once it has room for `n` more nodes, for admission control:
@@ -541,8 +546,8 @@ impl Index {
             4 + self.p.dim * 4
         };
         let upper = 2 * 4 * self.p.m / (self.p.m - 1).max(1);
-        // One more byte for every 8 nodes: the unsaved bits.
-        let per = 8 + 8 + 1 + 1 + 4 + vector + self.stride0() * 4 + upper + 1;
+        // And the saved entries' checksums, and a byte for every 8 nodes' unsaved bits.
+        let per = 8 + 8 + 1 + 1 + 4 + vector + self.stride0() * 4 + upper + 4 + 1;
         let map = nodes
             .saturating_mul(2)
             .checked_next_power_of_two()
@@ -612,6 +617,8 @@ impl Index {
             total.div_ceil(64).saturating_sub(self.unsaved.len()),
             GFP_KERNEL,
         )?;
+        self.saved_crcs
+            .reserve(total.saturating_sub(self.saved_crcs.len()), GFP_KERNEL)?;
         if self.compact() {
             self.units.reserve(n, GFP_KERNEL)?;
             self.codes
@@ -742,6 +749,32 @@ impl Index {
             .is_none_or(|w| w & (1 << (node % 64)) != 0)
     }
 
+    /// The CRC32C of the saved entry of `node`, if the last save found it and it did not
+    /// change since ([`Index::unsaved`]).
+    pub(crate) fn saved_crc(&self, node: u32) -> Option<u32> {
+        match self.unsaved(node) {
+            true => None,
+            false => self.saved_crcs.get(node as usize).copied(),
+        }
+    }
+
+    /// Notes the CRC32C of the saved entry of `node`, for [`Index::saved_crc`]; the nodes
+    /// before it must have theirs.
+    pub(crate) fn set_saved_crc(&mut self, node: u32, crc: u32) -> Result {
+        let (n, known) = (node as usize, self.saved_crcs.len());
+        match self.saved_crcs.get_mut(n) {
+            Some(c) => *c = crc,
+            None if n == known => self.saved_crcs.push(crc, GFP_KERNEL)?,
+            None => return Err(EINVAL),
+        }
+        Ok(())
+    }
+
+    /// Bytes of the saved entry of `node` ([`Index::save_node`]).
+    pub(crate) fn saved_entry_len(&self, node: u32) -> usize {
+        self.saved_len(u32::from(self.levels[node as usize]), self.compact())
+    }
+
     /// Notes that every node's saved entry is now what [`Index::save_node`] gives.
     pub(crate) fn mark_saved(&mut self) {
         self.unsaved.iter_mut().for_each(|w| *w = 0);
@@ -772,6 +805,7 @@ impl Index {
         self.units.truncate(len);
         self.upper_at.truncate(len);
         self.unsaved.truncate(len.div_ceil(64));
+        self.saved_crcs.truncate(len);
         self.vecs.truncate(len * self.p.dim);
         self.codes
             .truncate(self.codes.len().min(len * self.code_stride()));

@@ -817,7 +817,7 @@ impl SavedHeader {
     }
 }
 
-/// A sequential reader of part of the collection file that checksums what it reads.
+/// A sequential reader of part of the collection file.
 struct Stream<'a> {
     file: &'a File,
     pos: i64,
@@ -825,7 +825,6 @@ struct Stream<'a> {
     buf: VVec<u8>,
     at: usize,
     len: usize,
-    crc: u32,
 }
 
 impl<'a> Stream<'a> {
@@ -840,7 +839,6 @@ impl<'a> Stream<'a> {
             buf,
             at: 0,
             len: 0,
-            crc: 0,
         })
     }
 
@@ -859,7 +857,6 @@ impl<'a> Stream<'a> {
             if kernel_io::read_at(self.file, self.pos, dst)? != want {
                 return Err(EUCLEAN);
             }
-            self.crc = format::crc32c_append(self.crc, dst);
             self.pos += want as i64;
             self.left -= want as u64;
             self.len += want;
@@ -875,6 +872,44 @@ impl<'a> Stream<'a> {
     /// Whether everything was read and consumed.
     fn at_end(&self) -> bool {
         self.left == 0 && self.at == self.len
+    }
+}
+
+/// The CRC32C of the node entries of a saved index, from those of the entries in turn.
+struct EntriesCrc {
+    crc: u32,
+    /// `format::crc32c_shift()` of the entry lengths met so far (one per level).
+    shifts: KVec<(usize, u32)>,
+}
+
+impl EntriesCrc {
+    fn new() -> Self {
+        Self {
+            crc: 0,
+            shifts: KVec::new(),
+        }
+    }
+
+    /// Appends an entry of `len` bytes whose CRC32C is `entry_crc`.
+    fn add(&mut self, len: usize, entry_crc: u32) -> Result {
+        let shift = match self.shifts.iter().find(|s| s.0 == len) {
+            Some(&(_, shift)) => shift,
+            None => {
+                let shift = format::crc32c_shift(len as u64);
+                self.shifts.push((len, shift), GFP_KERNEL)?;
+                shift
+            }
+        };
+        self.crc = format::crc32c_combine(self.crc, entry_crc, shift);
+        Ok(())
+    }
+
+    /// Appends `entry`, the saved entry of `node` just restored into `index`, noting its
+    /// checksum there for the next save.
+    fn restored(&mut self, index: &mut Index, node: u32, entry: &[u8]) -> Result {
+        let c = format::crc32c(entry);
+        index.set_saved_crc(node, c)?;
+        self.add(entry.len(), c)
     }
 }
 
@@ -931,6 +966,7 @@ fn restore(
     let mut m: KVec<i32> = KVec::with_capacity(hdr.dim as usize, GFP_KERNEL)?;
     m.resize(hdr.dim as usize, 0, GFP_KERNEL)?;
     let (mut restored, mut live, mut changed) = (0u64, 0u64, false);
+    let mut crc = EntriesCrc::new();
     // Only a cosine index saves what it is traversed on; the others need their vectors.
     let current = hdr.saved_current() && index.saves_traversal_data();
     if current {
@@ -944,7 +980,8 @@ fn restore(
                 return Err(EUCLEAN);
             }
             let deleted = Index::saved_deleted(e);
-            index.restore_node(e, None, deleted)?;
+            let node = index.restore_node(e, None, deleted)?;
+            crc.restored(&mut index, node, e)?;
             live += u64::from(!deleted);
             saved.consume(len);
             restored += 1;
@@ -989,6 +1026,7 @@ fn restore(
                     if !tomb && index.id(node) != id {
                         return Err(EUCLEAN);
                     }
+                    crc.restored(&mut index, node, e)?;
                     changed |= tomb && !was_deleted;
                     saved.consume(len);
                     restored += 1;
@@ -1004,7 +1042,7 @@ fn restore(
     if restored != sh.nodes || !saved.at_end() {
         return Err(EUCLEAN);
     }
-    if saved.crc != sh.payload_crc {
+    if crc.crc != sh.payload_crc {
         *why = "bad checksum";
         return Err(EUCLEAN);
     }
@@ -1095,12 +1133,25 @@ fn save_loaded(file: &File, inode: &INode<VexFs>, w: &Writer<'_>, l: &mut Loaded
     let mut buf: VVec<u8> = VVec::with_capacity(IO_CHUNK, GFP_KERNEL)?;
     let mut e: KVec<u8> = KVec::new();
     let base = off.checked_add(INDEX_HEADER as i64).ok_or(EFBIG)?;
-    // `buf` holds the entries to write from `at` on; `pos` is where the next entry goes.
-    let (mut pos, mut at, mut crc) = (base, base, 0u32);
+    // `buf` holds the entries to write from `at` on; `pos` is where the next entry goes. The
+    // checksum of the entries comes from theirs, known for those that did not change.
+    let (mut pos, mut at, mut crc) = (base, base, EntriesCrc::new());
     for node in 0..l.index.len() as u32 {
-        l.index.save_node(node, &mut e)?;
+        let len = l.index.saved_entry_len(node);
         let write = !incremental || l.index.unsaved(node);
-        if !buf.is_empty() && (!write || buf.len() + e.len() > IO_CHUNK) {
+        let entry_crc = match l.index.saved_crc(node) {
+            Some(c) if !write => c,
+            _ => {
+                l.index.save_node(node, &mut e)?;
+                if e.len() != len {
+                    return Err(EINVAL);
+                }
+                let c = format::crc32c(&e);
+                l.index.set_saved_crc(node, c)?;
+                c
+            }
+        };
+        if !buf.is_empty() && (!write || buf.len() + len > IO_CHUNK) {
             w.write_all_at(at, &buf)?;
             buf.clear();
         }
@@ -1110,8 +1161,8 @@ fn save_loaded(file: &File, inode: &INode<VexFs>, w: &Writer<'_>, l: &mut Loaded
             }
             buf.extend_from_slice(&e, GFP_KERNEL)?;
         }
-        crc = format::crc32c_append(crc, &e);
-        pos = pos.checked_add(e.len() as i64).ok_or(EFBIG)?;
+        crc.add(len, entry_crc)?;
+        pos = pos.checked_add(len as i64).ok_or(EFBIG)?;
     }
     w.write_all_at(at, &buf)?;
     let sh = SavedHeader {
@@ -1119,7 +1170,7 @@ fn save_loaded(file: &File, inode: &INode<VexFs>, w: &Writer<'_>, l: &mut Loaded
         records: hdr.records,
         entry: l.index.entry(),
         payload: (pos - base) as u64,
-        payload_crc: crc,
+        payload_crc: crc.crc,
     };
     let mut hb = [0u8; INDEX_HEADER];
     sh.encode(&hdr, &mut hb);

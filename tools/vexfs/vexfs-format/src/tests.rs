@@ -84,8 +84,18 @@ fn crc32c_matches_bitwise() {
             assert_eq!(crc32c(d), bitwise(d), "len {len} start {start}");
             let (a, b) = d.split_at(d.len() / 3);
             assert_eq!(crc32c_append(crc32c(a), b), bitwise(d));
+            let shift = crc32c_shift(b.len() as u64);
+            assert_eq!(crc32c_combine(crc32c(a), crc32c(b), shift), bitwise(d));
         }
     }
+    // Pieces of many lengths, combined one after another.
+    let (mut crc, mut at) = (0, 0);
+    for len in [0, 1, 7, 64, 300, 1, 1000, 2723] {
+        let piece = &data[at..at + len];
+        crc = crc32c_combine(crc, crc32c(piece), crc32c_shift(len as u64));
+        at += len;
+    }
+    assert_eq!(crc, bitwise(&data[..at]));
 }
 
 #[test]
