@@ -2120,6 +2120,36 @@ fn saved_incremental(path: &Path, case: usize, d: &Data, off: usize, len: usize)
     Ok(())
 }
 
+/// The `incremental` case of `saved-verify`, after the checks of every case: the first save
+/// after the restore, which writes only what changed and checksums the rest from what the
+/// restore read, gives a copy the next load restores (once the clean index is dropped).
+fn saved_incremental_verify(path: &Path, d: &Data, live: &mut [bool]) -> Res<()> {
+    let i = live.iter().position(|&l| l).unwrap_or(0);
+    {
+        let f = open_rw(path, false)?;
+        expect("deleted after the restore", 1, delete(&f, &[d.ids[i]])?)?;
+    }
+    live[i] = false;
+    drop_caches()?;
+    expect(
+        "incremental: index dropped",
+        u::INDEX_NONE,
+        residency(path)?.0,
+    )?;
+    let f = File::open(path).map_err(|e| e.to_string())?;
+    let restored = first_search(
+        &f,
+        d,
+        "saved index incremental, saved again after a restore",
+    )?;
+    expect("incremental: restored again", true, restored)?;
+    let mut st = ErrStats::default();
+    for qv in d.queries.iter().take(10) {
+        check_exact(&f, d, live, u::METRIC_COSINE, qv, 10, &mut st)?;
+    }
+    Ok(())
+}
+
 /// The `moved` case of `saved-write`: the state a crash leaves while a compaction copies the
 /// records back to the front: a header of version 3 naming a copy of the records elsewhere
 /// (here where the saved index was: the header no longer names one), each with the checksum
@@ -2358,6 +2388,9 @@ fn test_saved_verify(dir: &Path) -> Res<()> {
         if *case == "moved" {
             drop(f);
             saved_moved_verify(&path, &d, &mut live)?;
+        } else if *case == "incremental" {
+            drop(f);
+            saved_incremental_verify(&path, &d, &mut live)?;
         }
     }
     Ok(())
