@@ -1926,6 +1926,7 @@ fn search_loaded(file: &File, inode: &INode<VexFs>, l: &Loaded, a: &SearchArgs) 
         }
         let sflags = if st.scanned { STATS_SCANNED } else { 0 };
         put(&mut out[40..44], &sflags.to_ne_bytes());
+        put(&mut out[48..56], &st.passed.to_ne_bytes());
         write_user(stats_addr, &out)?;
     }
     write_user(arg as u64 + 40, &(count as u32).to_ne_bytes())

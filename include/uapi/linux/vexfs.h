@@ -173,11 +173,14 @@ struct vexfs_filter {
  *	vector, so that its results are exact (VEXFS_SEARCH_EXACT, or a filter
  *	admitting few enough vectors, see Documentation/filesystems/vexfs.rst)
  * @__pad: zero
+ * @passed: HNSW neighbours passed over on their sign codes alone, without a
+ *	distance (cosine collections of at least 256 elements)
  * @reserved: zero
  *
  * The counters help to choose ef: the cost of a search grows with
  * @distances. @nanoseconds leaves out the system call and the copies.
- * Kernels before @admitted leave it and @flags zero.
+ * Kernels before @admitted leave it and @flags zero; kernels before @passed
+ * leave it zero.
  */
 struct vexfs_search_stats {
 	__u64 distances;
@@ -187,7 +190,8 @@ struct vexfs_search_stats {
 	__u64 admitted;
 	__u32 flags;
 	__u32 __pad;
-	__u64 reserved[2];
+	__u64 passed;
+	__u64 reserved;
 };
 
 /* vexfs_search_stats.flags */

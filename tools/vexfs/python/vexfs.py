@@ -106,7 +106,7 @@ class SearchStats(ctypes.Structure):
     """struct vexfs_search_stats (64 bytes): what one search did."""
     _fields_ = [("distances", u64), ("rescored", u64), ("expanded", u64),
                 ("nanoseconds", u64), ("admitted", u64), ("flags", u32), ("_pad", u32),
-                ("reserved", u64 * 2)]
+                ("passed", u64), ("reserved", u64)]
 
 
 class SearchBatch(ctypes.Structure):

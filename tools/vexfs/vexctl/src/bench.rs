@@ -270,7 +270,7 @@ pub fn cmd_bench(args: &[String]) -> Result<()> {
             let mut recalls = Vec::new();
             // What the kernel reports of each search: its own time and counters.
             let mut klat = Vec::with_capacity(n);
-            let (mut dists, mut rescored) = (0u64, 0u64);
+            let (mut dists, mut rescored, mut passed) = (0u64, 0u64, 0u64);
             let wall = Instant::now();
             for (i, q) in queries.iter().take(n).enumerate() {
                 let t = Instant::now();
@@ -281,6 +281,7 @@ pub fn cmd_bench(args: &[String]) -> Result<()> {
                     klat.push(s.nanoseconds as f64 * 1e-9);
                     dists += s.distances;
                     rescored += s.rescored;
+                    passed += s.passed;
                 }
                 if let Some(t) = &truth {
                     recalls.push(recall_at(&hits.ids, &t[i], k as usize));
@@ -300,7 +301,8 @@ pub fn cmd_bench(args: &[String]) -> Result<()> {
                 .set("p50_us", percentile(&klat, 50.0) * 1e6)
                 .set("p99_us", percentile(&klat, 99.0) * 1e6)
                 .set("distances_per_query", per_query(dists))
-                .set("rescored_per_query", per_query(rescored));
+                .set("rescored_per_query", per_query(rescored))
+                .set("passed_per_query", per_query(passed));
             text += &format!(
                 "search {}: {} queries, k {}, p50 {:.1} us, p99 {:.1} us, {:.0} QPS{}; \
                  in the kernel p50 {:.1} us, {:.0} distances a query; batch {:.0} QPS\n",

@@ -243,8 +243,10 @@ pub struct SearchStats {
     pub flags: u32,
     /// Zero.
     pub pad: u32,
+    /// HNSW neighbours passed over on their sign codes alone (cosine, 256 elements or more).
+    pub passed: u64,
     /// Zero.
-    pub reserved: [u64; 2],
+    pub reserved: u64,
 }
 
 /// `struct vexfs_build_index`.
@@ -446,6 +448,7 @@ mod tests {
         assert_eq!(offset_of!(SearchStats, nanoseconds), 24);
         assert_eq!(offset_of!(SearchStats, admitted), 32);
         assert_eq!(offset_of!(SearchStats, flags), 40);
+        assert_eq!(offset_of!(SearchStats, passed), 48);
         assert_eq!(offset_of!(BuildIndex, reserved), 8);
         assert_eq!(offset_of!(Stats, deleted), 80);
         assert_eq!(offset_of!(Stats, file_bytes), 88);
