@@ -2030,7 +2030,9 @@ impl Index {
         // Saved again as read, unless the deleted flag or the form of the traversal data
         // changed.
         if tombstone == was_deleted && Self::saved_coded(entry) == self.compact() {
-            self.unsaved[n / 64] &= !(1 << (n % 64));
+            if let Some(w) = self.unsaved.get_mut(n / 64) {
+                *w &= !(1 << (n % 64));
+            }
         }
         let mut words = entry[SAVED_HEAD..SAVED_HEAD + links]
             .chunks_exact(4)
