@@ -721,8 +721,7 @@ fn v1_compaction(dir: &Path) -> Res<()> {
         h1[36..40].copy_from_slice(&(v1rs as u32).to_le_bytes());
         // No saved index, generations, salt or durable count.
         h1[56..104].fill(0);
-        let crc = format::crc32c(&h1[..4092]);
-        h1[4092..].copy_from_slice(&crc.to_le_bytes());
+        reseal_header(&mut h1);
         poke(&f, 0, &h1)?;
     }
     // The index, clean since the close that saved it, is dropped: the next use reads the file.
@@ -2198,8 +2197,7 @@ fn saved_moved(f: &File, h: &[u8], off: usize, len: usize) -> Res<()> {
     let gen = le64_at(&h, 72) + 1;
     h[72..80].copy_from_slice(&gen.to_le_bytes());
     h[96..104].copy_from_slice(&(n as u64).to_le_bytes());
-    let crc = format::crc32c(&h[..4092]);
-    h[4092..].copy_from_slice(&crc.to_le_bytes());
+    reseal_header(&mut h);
     poke(f, 0, &h)
 }
 
@@ -2235,6 +2233,12 @@ fn saved_moved_verify(path: &Path, d: &Data, live: &mut [bool]) -> Res<()> {
     }
     println!("# moved records: read where the header says, inserted after, compacted back");
     Ok(())
+}
+
+/// Sets the checksum of collection header `h` (4096 bytes) after a change.
+fn reseal_header(h: &mut [u8]) {
+    let crc = format::crc32c(&h[..4092]);
+    h[4092..4096].copy_from_slice(&crc.to_le_bytes());
 }
 
 fn le32_at(b: &[u8], off: usize) -> u32 {
@@ -2368,8 +2372,7 @@ fn test_saved_write(dir: &Path) -> Res<()> {
                 h2[64..72].copy_from_slice(&(len as u64).to_le_bytes());
                 h2[80..88].copy_from_slice(&old_gen.to_le_bytes());
                 let mut h = h2;
-                let crc = format::crc32c(&h[..4092]);
-                h[4092..].copy_from_slice(&crc.to_le_bytes());
+                reseal_header(&mut h);
                 poke(&f, off, &old)?;
                 poke(&f, 0, &h)?;
             }
@@ -2511,11 +2514,11 @@ fn file_data(path: &Path, queries: &Data, unwritten: &mut usize) -> Res<Data> {
         return err("collection file shorter than its header");
     }
     let (dim, rs, records) = (
-        le64_at(&b, 16) as u32 as usize,
-        le64_at(&b, 36) as u32 as usize,
+        le32_at(&b, 16) as usize,
+        le32_at(&b, 36) as usize,
         le64_at(&b, 40) as usize,
     );
-    if le64_at(&b, 8) as u32 != 2 {
+    if le32_at(&b, 8) != 2 {
         return err("collection format version is not 2");
     }
     let (salt, durable) = (le64_at(&b, 88), le64_at(&b, 96));
