@@ -37,11 +37,11 @@
 //!
 //! From [`SIGN_DIM`] elements on, a node also has a *sign code*: one bit per element of its
 //! unit vector after a fixed rotation ([`vecmath::rotate`], [`vecmath::sign_code`]), an
-//! estimate of the cosine twelve times smaller than the compact copy at 768 elements. Once a
+//! estimate of the cosine six times smaller than the compact copy at 768 elements. Once a
 //! beam search's list is full, a neighbour whose sign code puts it clearly beyond the list
 //! ([`SIGN_MARGIN`]) is passed over without its compact copy being read; the others are
 //! ranked on their compact copies as without sign codes. At these dimensions a compact copy
-//! is 25 cache lines, and reading them is most of a search's time.
+//! is 13 cache lines, and reading them is most of a search's time.
 //!
 //! L2 and inner-product collections keep their *exact* vectors ([`crate::vecmath`]: 30-bit
 //! mantissas and a scale) in memory and are traversed on them.
@@ -223,7 +223,7 @@ pub(crate) struct Scratch {
     near: KVVec<Reverse<(i64, u32)>>,
     best: KVVec<(i64, u32)>,
     /// The query: exact mantissas and scale, compact codes (in the query form of
-    /// [`vecmath::reverse`]), factor and error bound.
+    /// [`vecmath::query_form`]), factor and error bound.
     qm: KVec<i32>,
     qscale: i32,
     qcodes: KVec<u64>,
@@ -477,9 +477,14 @@ impl Index {
         self.p.metric == Metric::Cosine
     }
 
-    /// Words of a compact copy: four codes a word.
+    /// Words of a compact copy: eight codes a word.
     fn code_len(&self) -> usize {
-        self.p.dim.div_ceil(4)
+        self.p.dim.div_ceil(vecmath::CODES_PER_WORD)
+    }
+
+    /// Words of the query form of a compact copy ([`vecmath::query_form`]).
+    fn query_len(&self) -> usize {
+        vecmath::QUERY_WORDS * self.code_len()
     }
 
     /// Words per node in `codes`: the copy and the factor, rounded up to 64 bytes.
@@ -1014,8 +1019,8 @@ impl Index {
     fn push_query_codes(&self, node: u32, out: &mut KVVec<u64>) -> Result {
         if self.compact() {
             let at = out.len();
-            out.resize(at + self.code_len(), 0, GFP_KERNEL)?;
-            vecmath::reverse(self.codes_of(node), &mut out[at..]);
+            out.resize(at + self.query_len(), 0, GFP_KERNEL)?;
+            vecmath::query_form(self.codes_of(node), &mut out[at..]);
         }
         Ok(())
     }
@@ -1078,8 +1083,8 @@ impl Index {
             s.baseq.resize(l, 0, GFP_KERNEL)?;
             let (f, e) = vecmath::encode(&s.qm, &mut s.baseq);
             s.qcodes.clear();
-            s.qcodes.resize(l, 0, GFP_KERNEL)?;
-            vecmath::reverse(&s.baseq, &mut s.qcodes);
+            s.qcodes.resize(self.query_len(), 0, GFP_KERNEL)?;
+            vecmath::query_form(&s.baseq, &mut s.qcodes);
             s.qfactor = f;
             s.qerr2 = e;
             if self.signed() {
@@ -1140,8 +1145,8 @@ impl Index {
         if self.compact() {
             // The traversal needs only the compact copy.
             s.qcodes.clear();
-            s.qcodes.resize(self.code_len(), 0, GFP_KERNEL)?;
-            vecmath::reverse(self.codes_of(node), &mut s.qcodes);
+            s.qcodes.resize(self.query_len(), 0, GFP_KERNEL)?;
+            vecmath::query_form(self.codes_of(node), &mut s.qcodes);
             s.qfactor = self.factor(node);
             if self.signed() {
                 s.qrot.clear();
@@ -1320,8 +1325,8 @@ impl Index {
         s.sel.clear();
         s.sel.reserve(m, GFP_KERNEL)?;
         s.selq.clear();
-        s.selq.reserve(m * self.code_len(), GFP_KERNEL)?;
-        let l = self.code_len();
+        s.selq.reserve(m * self.query_len(), GFP_KERNEL)?;
+        let l = self.query_len();
         let mut pruned = 0;
         for i in 0..s.cands.len() {
             if s.sel.len() >= m {
@@ -1471,8 +1476,8 @@ impl Index {
         s.cands.reserve(cur.len() + 1, GFP_KERNEL)?;
         s.baseq.clear();
         if self.compact() {
-            s.baseq.resize(self.code_len(), 0, GFP_KERNEL)?;
-            vecmath::reverse(self.codes_of(from), &mut s.baseq);
+            s.baseq.resize(self.query_len(), 0, GFP_KERNEL)?;
+            vecmath::query_form(self.codes_of(from), &mut s.baseq);
         }
         for &c in Iterator::chain(cur.iter(), core::iter::once(&to)) {
             let key = self.key_between(from, &s.baseq, c);
@@ -1905,19 +1910,15 @@ impl Index {
             for w in sign {
                 out.extend_from_slice(&w.to_le_bytes(), GFP_KERNEL)?;
             }
-            // The codes, in -CODE_MAX..=CODE_MAX: one byte each, half the lanes' size.
-            let mut bytes = [0u8; 4];
+            // The codes, in -CODE_MAX..=CODE_MAX: one signed byte each (zero past the
+            // last element), `dim` rounded up to eight bytes in all.
+            let mut bytes = [0u8; vecmath::CODES_PER_WORD];
             for &w in &code[..cl] {
                 for (b, c) in bytes.iter_mut().zip(vecmath::unpack(w)) {
                     *b = c as i8 as u8;
                 }
                 out.extend_from_slice(&bytes, GFP_KERNEL)?;
             }
-            out.resize(
-                out.len() - 4 * cl + self.p.dim.next_multiple_of(8),
-                0,
-                GFP_KERNEL,
-            )?;
         }
         Ok(())
     }
@@ -1972,8 +1973,8 @@ impl Index {
         let start = self.codes.len();
         self.codes.resize(start + cs, 0, GFP_KERNEL)?;
         let block = &mut self.codes[start..][..=cl];
-        for (w, c) in block.iter_mut().zip(codes.chunks(4)) {
-            let mut q = [0i64; 4];
+        for (w, c) in block.iter_mut().zip(codes.chunks(vecmath::CODES_PER_WORD)) {
+            let mut q = [0i64; vecmath::CODES_PER_WORD];
             for (q, &b) in q.iter_mut().zip(c) {
                 *q = i64::from(b as i8);
             }

@@ -18,7 +18,7 @@
 //! per element, as much as the binary32 input). Under the cosine metric it keeps the unit
 //! vector instead ([`normalize`]: scale [`UNIT_BITS`], each element within `2^-30` of
 //! `x[i] / ||x||`), and a compact copy for the graph traversal ([`encode`]: codes of at most
-//! [`CODE_MAX`] and a factor, four codes to a word, [`dot_words`]), whose distances order the
+//! [`CODE_MAX`] and a factor, eight codes to a word, [`dot_words`]), whose distances order the
 //! traversal and are then replaced by exact ones for the candidates found.
 //!
 //! # Distances
@@ -447,33 +447,52 @@ pub(crate) const CODE_BITS: i32 = 38;
 /// `2^15` in magnitude, which [`dot_words`] needs.
 pub(crate) const CODE_MAX: u32 = 90;
 
-/// Packs four codes into one word as the integer `c[0] + c[1] 2^16 + c[2] 2^32 + c[3] 2^48`
-/// (mod 2^64; negative codes borrow from the next lane).
-pub(crate) fn pack(c: [i64; 4]) -> u64 {
+/// Codes a word of a compact copy holds ([`pack`]).
+pub(crate) const CODES_PER_WORD: usize = 8;
+
+/// Words of the query form ([`query_form`]) per word of a compact copy.
+pub(crate) const QUERY_WORDS: usize = 4;
+
+/// The lanes [`dot_words`] takes out of a word of codes: every other byte.
+const LANES: u64 = 0x00ff_00ff_00ff_00ff;
+
+/// What the bias of the codes adds to the lanes of [`LANES`]: 128 in each.
+const LANE_BIAS: u64 = 0x0080_0080_0080_0080;
+
+/// Packs eight codes into one word, byte `i` holding `c[i] + 128` (so that a compact copy
+/// reads half as many cache lines as 16-bit lanes would; [`dot_words`] widens them).
+pub(crate) fn pack(c: [i64; CODES_PER_WORD]) -> u64 {
+    c.iter().rev().fold(0u64, |w, &x| {
+        (w << 8) | u64::from(x.wrapping_add(128) as u8)
+    })
+}
+
+/// The eight codes of a word made by [`pack`].
+pub(crate) fn unpack(w: u64) -> [i64; CODES_PER_WORD] {
+    let mut c = [0i64; CODES_PER_WORD];
+    for (i, x) in c.iter_mut().enumerate() {
+        *x = i64::from((w >> (8 * i)) as u8) - 128;
+    }
+    c
+}
+
+/// Packs four codes into 16-bit lanes, as the integer `c[0] + c[1] 2^16 + c[2] 2^32 + c[3]
+/// 2^48` (mod 2^64; negative codes borrow from the next lane).
+fn pack_lanes(c: [i64; 4]) -> u64 {
     c[0].wrapping_add(c[1] << 16)
         .wrapping_add(c[2] << 32)
         .wrapping_add(c[3] << 48) as u64
 }
 
-/// The four codes of a word made by [`pack`].
-pub(crate) fn unpack(w: u64) -> [i64; 4] {
-    let mut c = [0i64; 4];
-    let mut v = w as i64;
-    for x in c.iter_mut() {
-        *x = i64::from(v as i16);
-        v = v.wrapping_sub(*x) >> 16;
-    }
-    c
-}
-
 /// The compact (traversal) copy of a unit vector `u` ([`normalize`]): codes
 /// `c[i] = round(CODE_MAX * u[i] / max |u|)` and a factor, `u[i] * 2^-30 ~= c[i] * factor *
-/// 2^-38`, packed four to a word ([`pack`]) into `words` (`ceil(dim / 4)` long; missing codes
+/// 2^-38`, packed eight to a word ([`pack`]) into `words` (`ceil(dim / 8)` long; missing codes
 /// are zero). Returns `(factor, err2)`: `err2` is the squared Euclidean norm of the
 /// approximation error in units of 2^-76, `||u * 2^-30 - c * factor * 2^-38||_2^2 = err2 *
 /// 2^-76`, computed exactly from the codes ([`err_bound`] turns it into a bound on the norm).
 pub(crate) fn encode(u: &[i32], words: &mut [u64]) -> (u32, u128) {
-    words.iter_mut().for_each(|w| *w = 0);
+    let zero = pack([0; CODES_PER_WORD]);
+    words.iter_mut().for_each(|w| *w = zero);
     let umax = u.iter().map(|x| x.unsigned_abs()).max().unwrap_or(0);
     if umax == 0 {
         return (0, 0);
@@ -488,8 +507,8 @@ pub(crate) fn encode(u: &[i32], words: &mut [u64]) -> (u32, u128) {
     // multiplication per element (saturated for other input, which is not encoded).
     let k = cmax.saturating_mul(rinv);
     let mut err2: u128 = 0;
-    for (chunk, w) in u.chunks(4).zip(words.iter_mut()) {
-        let mut c = [0i64; 4];
+    for (chunk, w) in u.chunks(CODES_PER_WORD).zip(words.iter_mut()) {
+        let mut c = [0i64; CODES_PER_WORD];
         for (x, c) in chunk.iter().zip(c.iter_mut()) {
             let p = u128::from(x.unsigned_abs()) * u128::from(k);
             let q = ((p + (1u128 << 61)) >> 62).min(u128::from(cmax)) as i64;
@@ -510,39 +529,54 @@ pub(crate) fn err_bound(err2: u128) -> u64 {
     isqrt(err2) as u64 + 1
 }
 
-/// Turns the words of [`encode`] into the query form of [`dot_words`]: the codes of each
-/// word in reverse order.
-pub(crate) fn reverse(words: &[u64], out: &mut [u64]) {
-    for (w, o) in words.iter().zip(out.iter_mut()) {
-        let [c0, c1, c2, c3] = unpack(*w);
-        *o = pack([c3, c2, c1, c0]);
+/// Turns the words of [`encode`] into the query form of [`dot_words`], [`QUERY_WORDS`]
+/// words for each (`out` is that much longer than `words`): the even codes of the word in
+/// 16-bit lanes in reverse order with the constant their bias calls for, then the odd
+/// codes likewise.
+pub(crate) fn query_form(words: &[u64], out: &mut [u64]) {
+    for (w, o) in words.iter().zip(out.chunks_exact_mut(QUERY_WORDS)) {
+        let c = unpack(*w);
+        let even = pack_lanes([c[6], c[4], c[2], c[0]]);
+        let odd = pack_lanes([c[7], c[5], c[3], c[1]]);
+        o[0] = even;
+        o[1] = (1u64 << 47).wrapping_sub(LANE_BIAS.wrapping_mul(even));
+        o[2] = odd;
+        o[3] = (1u64 << 47).wrapping_sub(LANE_BIAS.wrapping_mul(odd));
     }
 }
 
-/// The dot product of the codes of `data` ([`encode`]) and `query` ([`reverse`]), of the
-/// same length: four products per 64-bit multiplication.
+/// The dot product of the codes of `data` ([`encode`]) and `query` ([`query_form`] of
+/// codes as long): eight products per two 64-bit multiplications.
 ///
-/// With `A = sum a[i] z^i`, `B = sum b[3 - i] z^i` and `z = 2^16`, the product has
-/// `sum a[i] b[i]` as the coefficient of `z^3`. The coefficients below it add up to `L` with
-/// `|L| < 2^47` (each is a sum of at most three products of magnitude `<= 90^2`), so adding
-/// `2^47` and shifting right by 48 (arithmetic, on the product mod 2^64) leaves exactly that
-/// coefficient, which is below `2^15` in magnitude (four products).
+/// The even bytes of a data word, `w & LANES`, are the biased codes `a[i] + 128` in 16-bit
+/// lanes; minus [`LANE_BIAS`] they are `A = sum a[i] z^i` (`z = 2^16`, mod 2^64). With `B =
+/// sum b[3 - i] z^i`, the product `A B` has `sum a[i] b[i]` as the coefficient of `z^3`, and
+/// `A B = (w & LANES) B - LANE_BIAS B` mod 2^64: the query form holds `B` and `2^47 -
+/// LANE_BIAS B`. The coefficients below `z^3` add up to `L` with `|L| < 2^47` (each is a sum
+/// of at most three products of magnitude `<= 90^2`), so adding `2^47` and shifting right by
+/// 48 (arithmetic, on the product mod 2^64) leaves exactly that coefficient, which is below
+/// `2^15` in magnitude (four products). The odd bytes, `(w >> 8) & LANES`, likewise.
 #[inline]
 pub(crate) fn dot_words(data: &[u64], query: &[u64]) -> i32 {
-    // At most 1024 words of at most 4 * 90^2 each: every sum stays below 2^25, so the
-    // wrapping additions never wrap.
-    let mut acc = [0i32; 4];
-    let (cd, cq) = (data.chunks_exact(4), query.chunks_exact(4));
-    let (rd, rq) = (cd.remainder(), cq.remainder());
-    for (a, b) in cd.zip(cq) {
-        for j in 0..4 {
-            let p = a[j].wrapping_mul(b[j]).wrapping_add(1 << 47);
-            acc[j] = acc[j].wrapping_add(((p as i64) >> 48) as i32);
-        }
+    // At most 512 words, 1024 coefficients of at most 4 * 90^2 each: every sum stays below
+    // 2^25, so the wrapping additions never wrap.
+    #[inline(always)]
+    fn lanes(w: u64, q: &[u64], acc: &mut [i32]) {
+        let e = (w & LANES).wrapping_mul(q[0]).wrapping_add(q[1]);
+        let o = ((w >> 8) & LANES).wrapping_mul(q[2]).wrapping_add(q[3]);
+        acc[0] = acc[0].wrapping_add(((e as i64) >> 48) as i32);
+        acc[1] = acc[1].wrapping_add(((o as i64) >> 48) as i32);
     }
-    for (a, b) in rd.iter().zip(rq) {
-        let p = a.wrapping_mul(*b).wrapping_add(1 << 47);
-        acc[0] = acc[0].wrapping_add(((p as i64) >> 48) as i32);
+    let mut acc = [0i32; 4];
+    let (cd, cq) = (data.chunks_exact(2), query.chunks_exact(2 * QUERY_WORDS));
+    let (rd, rq) = (cd.remainder(), cq.remainder());
+    for (w, q) in cd.zip(cq) {
+        let (q0, q1) = q.split_at(QUERY_WORDS);
+        lanes(w[0], q0, &mut acc[..2]);
+        lanes(w[1], q1, &mut acc[2..]);
+    }
+    if let (Some(&w), Some(q)) = (rd.first(), rq.get(..QUERY_WORDS)) {
+        lanes(w, q, &mut acc[..2]);
     }
     acc[0]
         .wrapping_add(acc[1])
@@ -1032,11 +1066,11 @@ mod tests {
             *x = ((i as i32 * 7919) % 2001 - 1000) << 16;
         }
         normalize(&mut u);
-        let mut words = [0u64; 4];
+        let mut words = [0u64; 2];
         let (f, err2) = encode(&u, &mut words);
         let err = i128::from(err_bound(err2));
         let mut codes = [0i64; 16];
-        for (w, c) in words.iter().zip(codes.chunks_exact_mut(4)) {
+        for (w, c) in words.iter().zip(codes.chunks_exact_mut(8)) {
             c.copy_from_slice(&unpack(*w));
         }
         assert!(codes[13..].iter().all(|&c| c == 0));
@@ -1053,25 +1087,26 @@ mod tests {
         assert!(e2 <= err * err && e2 > (err - 2) * (err - 2));
         // Dot products of codes are exact, at the extremes too.
         let b = [1i64, -2, 3, -4, 5, -6, 7, -8, 90, -90, 0, 1, 2, 3, 4, 5];
-        let mut bw = [0u64; 4];
-        for (w, c) in bw.iter_mut().zip(b.chunks_exact(4)) {
-            *w = pack([c[0], c[1], c[2], c[3]]);
+        let mut bw = [0u64; 2];
+        for (w, c) in bw.iter_mut().zip(b.chunks_exact(8)) {
+            *w = pack([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
         }
-        let mut bq = [0u64; 4];
-        reverse(&bw, &mut bq);
+        let mut bq = [0u64; 2 * QUERY_WORDS];
+        query_form(&bw, &mut bq);
         let want: i64 = codes.iter().zip(b.iter()).map(|(&x, &y)| x * y).sum();
         assert_eq!(i64::from(dot_words(&words, &bq)), want);
         for (x, y) in [(90i64, 90i64), (-90, 90), (90, -90), (-90, -90), (0, -90)] {
-            let a = [pack([x, x, x, x]); 3];
-            let mut q = [0u64; 3];
-            reverse(&[pack([y, -y, y, y]); 3], &mut q);
-            assert_eq!(i64::from(dot_words(&a, &q)), 3 * (x * y * 2));
-            assert_eq!(unpack(pack([x, -y, y, x])), [x, -y, y, x]);
+            let a = [pack([x, x, x, x, -x, x, x, x]); 3];
+            let mut q = [0u64; 3 * QUERY_WORDS];
+            query_form(&[pack([y, -y, y, y, -y, y, y, y]); 3], &mut q);
+            assert_eq!(i64::from(dot_words(&a, &q)), 3 * (x * y * 6));
+            let c = [x, -y, y, x, 0, -x, y, -90];
+            assert_eq!(unpack(pack(c)), c);
         }
         let z = [0i32; 5];
         let mut zw = [1u64; 2];
         assert_eq!(encode(&z, &mut zw), (0, 0));
-        assert_eq!(zw, [0; 2]);
+        assert_eq!(zw, [pack([0; 8]); 2]);
     }
 
     #[test]

@@ -2758,7 +2758,8 @@ fn expect_resident(dir: &Path, what: &str, names: &[(&str, bool)]) -> Res<u64> {
 /// clean ones, a collection larger than the budget gets `ENOMEM` and stays intact, and an
 /// unlinked collection gives its memory back.
 fn test_budget(dir: &Path) -> Res<()> {
-    let dim = 50;
+    // 64 elements: a compact copy of two cache lines, about 310 bytes a vector in all.
+    let dim = 64;
     let data: Vec<Data> = (0..3)
         .map(|i| Data::random(u::ELEM_F32, dim, BUDGET_N, 900 + i, 16))
         .collect();
