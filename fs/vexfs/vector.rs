@@ -727,6 +727,9 @@ fn reserve_nodes(index: &Index, charge: &mut Charge<'_>, n: usize) -> Result {
 }
 
 /// Builds the index of a collection from its records. Returns it and the live count.
+// Not inlined, like restore(): each has its own buffers and scratch, which would otherwise
+// all sit in the frame of load() at once (3.9 KiB of a kernel stack).
+#[inline(never)]
 fn rebuild(file: &File, hdr: &Header, charge: &mut Charge<'_>) -> Result<(Index, u64)> {
     let mut index = Index::new(hdr.params());
     let live = usize::try_from(hdr.live).map_err(|_| ENOMEM)?;
@@ -940,6 +943,7 @@ fn restore_added(
 /// current one is taken as saved, without reading those records. Records added since the
 /// save are linked in. Returns the index, the live count and whether it differs from the
 /// saved one; fails (`EUCLEAN`) if the saved index cannot be used.
+#[inline(never)]
 fn restore(
     file: &File,
     hdr: &Header,
