@@ -567,6 +567,8 @@ def vexfs_rows(r, accel):
         if kern.get("distances_per_query") is not None:
             s["distances_per_query"] = kern["distances_per_query"] + (
                 kern.get("rescored_per_query") or 0)
+        if kern.get("passed_per_query") is not None:
+            s["passed_per_query"] = kern["passed_per_query"]
         search.append(s)
     row = {"engine": name,
            "n": n, "insert": ins, "build_index_seconds": build,
@@ -708,7 +710,7 @@ def print_report(rows, args):
           f"{args.ef_construction}; host baselines single-threaded")
     hdr = (f"{'engine':38} {'N':>7} {'insert/s':>9} {'ef':>5} {'p50 us':>9} {'p99 us':>9} "
            f"{'QPS':>8} {'recall@10':>9} {'B/vector':>8} {'file B':>6} {'dist/q':>8} "
-           f"{'ns/dist':>7} {'kern us':>8}")
+           f"{'pass/q':>7} {'ns/dist':>7} {'kern us':>8}")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
@@ -729,6 +731,7 @@ def print_report(rows, args):
                   f"{fmt_bytes(mem) if first else '':>8} "
                   f"{fmt_bytes(fb) if first else '':>6} "
                   f"{fmt_num(s.get('distances_per_query'), '.0f'):>8} "
+                  f"{fmt_num(s.get('passed_per_query'), '.0f'):>7} "
                   f"{fmt_num(s.get('ns_per_distance'), '.0f'):>7} "
                   f"{fmt_num(None if coarse else s.get('kernel_p50_us'), '.1f'):>8}")
             first = False
@@ -764,6 +767,8 @@ def print_report(rows, args):
     print("collection file's records (file B: per vector, in the page cache, reclaimable).")
     print("dist/q: distances computed per query (faiss: its")
     print("hnsw_stats; the VexFS engine: its Stats, traversal + exact rescoring; exact: N);")
+    print("pass/q: neighbours passed over on their sign codes per query (VexFS, n >= 256;")
+    print("not in dist/q); the engine's Stats or the kernel's VEXFS_SEARCH_STATS.")
     print("ns/dist: search time / distances (all of a query's time, so an upper bound).")
     print("kern us: p50 of the time the kernel reports for the search itself (VEXFS_SEARCH_STATS),")
     print("without the system call path (a ptrace round trip per ioctl under UML).")
