@@ -69,7 +69,8 @@
 //! or synced, or after `VEXFS_IOC_BUILD_INDEX`: the entries, their header, then the collection
 //! header naming them. While the header names the copy the index was restored from or last
 //! saved to, the copy stays where it is and a save writes only the entries that changed
-//! ([`Index::unsaved`]). Entries of a cosine index carry the nodes' traversal data (compact
+//! ([`Index::unsaved`]), after a log of them ([`SaveLog`]) that completes the copy if a crash
+//! interrupts the save. Entries of a cosine index carry the nodes' traversal data (compact
 //! copies, sign codes), so that a restore need not compute them again. [`restore`] checks the
 //! links and both checksums, or the index is rebuilt. Unless the header's generations show
 //! that no record changed in place since the save ([`begin_overwrite`] moves the records to
@@ -212,6 +213,12 @@ const INDEX_VERSION: u32 = 2;
 const INDEX_HEADER: usize = 64;
 /// Alignment of a saved index in the collection file.
 const INDEX_ALIGN: u64 = 1 << 20;
+/// Magic of the log of a save over the saved index in place ([`SaveLog`]).
+const LOG_MAGIC: &[u8; 8] = b"VEXFSLOG";
+/// Size of the header of a save log.
+const LOG_HEADER: usize = 64;
+/// Size of the head of a run of a save log.
+const RUN_HEAD: usize = 16;
 /// Size of the buffer records are read and written through.
 const IO_CHUNK: usize = 64 << 10;
 
@@ -296,6 +303,10 @@ struct Header {
     /// Offset of record 0: [`HEADER_SIZE`] but while compaction has the records elsewhere
     /// ([`FORMAT_MOVED`] on disk).
     base: u64,
+    /// Offset of the log of a save over the saved index in place ([`SaveLog`]; 0: none).
+    log_off: u64,
+    /// Size of that log.
+    log_len: u64,
 }
 
 fn le32(b: &[u8], off: usize) -> u32 {
@@ -376,6 +387,8 @@ impl Header {
         put(&mut out[80..88], &self.index_generation.to_le_bytes());
         put(&mut out[88..96], &self.salt.to_le_bytes());
         put(&mut out[96..104], &self.durable.to_le_bytes());
+        put(&mut out[112..120], &self.log_off.to_le_bytes());
+        put(&mut out[120..128], &self.log_len.to_le_bytes());
         let crc = format::crc32c(&out[..HEADER_SIZE - 4]);
         put(&mut out[HEADER_SIZE - 4..], &crc.to_le_bytes());
     }
@@ -418,6 +431,8 @@ impl Header {
             salt: le64(b, 88),
             durable: le64(b, 96),
             base,
+            log_off: le64(b, 112),
+            log_len: le64(b, 120),
         };
         if h.dim == 0
             || h.dim > MAX_DIM
@@ -431,6 +446,8 @@ impl Header {
             || h.durable > h.records
             || (version == FORMAT_V1 && (h.salt != 0 || h.durable != 0))
             || (base != HEADER_SIZE as u64 && (base % 4096 != 0 || base < 2 * HEADER_SIZE as u64))
+            || (h.log_off == 0) != (h.log_len == 0)
+            || (h.log_off != 0 && (h.index_off == 0 || h.log_off % 4096 != 0))
         {
             return Err(bad("bad parameters"));
         }
@@ -444,6 +461,25 @@ impl Header {
         self.index_off != 0
             && self.index_generation != 0
             && self.index_generation == self.generation
+    }
+
+    /// Names no saved index (nor a log of one).
+    fn drop_saved(&mut self) {
+        self.index_off = 0;
+        self.index_len = 0;
+        self.log_off = 0;
+        self.log_len = 0;
+    }
+
+    /// Where the saved index and the log of a save over it end (0: none).
+    fn saved_end(&self) -> u64 {
+        let copy = self.index_off.saturating_add(self.index_len);
+        let log = self.log_off.saturating_add(self.log_len);
+        if self.index_off == 0 {
+            0
+        } else {
+            copy.max(log)
+        }
     }
 
     fn params(&self) -> Params {
@@ -788,8 +824,9 @@ impl SavedHeader {
         put(&mut out[INDEX_HEADER - 4..], &crc.to_le_bytes());
     }
 
-    /// Decodes and checks the header of the index saved for collection header `hdr`.
-    fn decode(b: &[u8; INDEX_HEADER], hdr: &Header) -> Result<Self> {
+    /// Decodes and checks the header of the index saved for collection header `hdr`, a copy
+    /// of `len` bytes.
+    fn decode(b: &[u8; INDEX_HEADER], hdr: &Header, len: u64) -> Result<Self> {
         if &b[0..8] != INDEX_MAGIC
             || format::crc32c(&b[..INDEX_HEADER - 4]) != le32(b, INDEX_HEADER - 4)
             // Version 1 copies (no traversal data in their entries) are read too.
@@ -812,7 +849,7 @@ impl SavedHeader {
         };
         if h.records > hdr.records
             || h.nodes > h.records
-            || h.payload.checked_add(INDEX_HEADER as u64) != Some(hdr.index_len)
+            || h.payload.checked_add(INDEX_HEADER as u64) != Some(len)
         {
             return Err(EUCLEAN);
         }
@@ -823,6 +860,8 @@ impl SavedHeader {
 /// A sequential reader of part of the collection file.
 struct Stream<'a> {
     file: &'a File,
+    /// The log laid over what is read, if any.
+    log: Option<&'a SaveLog>,
     pos: i64,
     left: u64,
     buf: VVec<u8>,
@@ -831,12 +870,13 @@ struct Stream<'a> {
 }
 
 impl<'a> Stream<'a> {
-    /// Reads `len` bytes of `file` from `pos` on.
-    fn new(file: &'a File, pos: i64, len: u64) -> Result<Self> {
+    /// Reads `len` bytes of `file` from `pos` on, with the runs of `log` laid over them.
+    fn new(file: &'a File, pos: i64, len: u64, log: Option<&'a SaveLog>) -> Result<Self> {
         let mut buf = VVec::with_capacity(IO_CHUNK, GFP_KERNEL)?;
         buf.resize(IO_CHUNK, 0, GFP_KERNEL)?;
         Ok(Self {
             file,
+            log,
             pos,
             left: len,
             buf,
@@ -859,6 +899,9 @@ impl<'a> Stream<'a> {
             let dst = &mut self.buf[self.len..self.len + want];
             if kernel_io::read_at(self.file, self.pos, dst)? != want {
                 return Err(EUCLEAN);
+            }
+            if let Some(log) = self.log {
+                log.patch(self.file, self.pos, dst)?;
             }
             self.pos += want as i64;
             self.left -= want as u64;
@@ -941,32 +984,38 @@ fn restore_added(
 /// every node entry carries its traversal data), every node is checked against its record
 /// (same id, or deleted since), so that ids and vectors always come from the records; a
 /// current one is taken as saved, without reading those records. Records added since the
-/// save are linked in. Returns the index, the live count and whether it differs from the
-/// saved one; fails (`EUCLEAN`) if the saved index cannot be used.
+/// save are linked in. A copy the header names with a [`SaveLog`] is read with the log laid
+/// over it if the log is whole. Fails (`EUCLEAN`) if the saved index cannot be used.
 #[inline(never)]
 fn restore(
     file: &File,
     hdr: &Header,
     charge: &mut Charge<'_>,
     why: &mut &'static str,
-) -> Result<(Index, u64, bool)> {
+) -> Result<Restored> {
     *why = "bad header";
     let end = u64::try_from(hdr.offset(hdr.records)?).map_err(|_| EUCLEAN)?;
     if hdr.index_off % 4096 != 0 || hdr.index_off < end {
         return Err(EUCLEAN);
     }
     let off = i64::try_from(hdr.index_off).map_err(|_| EUCLEAN)?;
+    // A save over the copy in place that a crash interrupted: the copy holds with its log.
+    let log = SaveLog::read(file, hdr)?;
     let mut hb = [0u8; INDEX_HEADER];
     if kernel_io::read_at(file, off, &mut hb)? != INDEX_HEADER {
         return Err(EUCLEAN);
     }
-    let sh = SavedHeader::decode(&hb, hdr)?;
+    if let Some(log) = &log {
+        log.patch(file, off, &mut hb)?;
+    }
+    let len = log.as_ref().map_or(hdr.index_len, |l| l.copy_len);
+    let sh = SavedHeader::decode(&hb, hdr, len)?;
     let mut index = Index::new(hdr.params());
     let total =
         usize::try_from(sh.nodes.saturating_add(hdr.records - sh.records)).map_err(|_| ENOMEM)?;
     reserve_nodes(&index, charge, total)?;
     index.reserve(usize::try_from(sh.nodes).map_err(|_| ENOMEM)?)?;
-    let mut saved = Stream::new(file, off + INDEX_HEADER as i64, sh.payload)?;
+    let mut saved = Stream::new(file, off + INDEX_HEADER as i64, sh.payload, log.as_ref())?;
     let mut m: KVec<i32> = KVec::with_capacity(hdr.dim as usize, GFP_KERNEL)?;
     m.resize(hdr.dim as usize, 0, GFP_KERNEL)?;
     let (mut restored, mut live, mut changed) = (0u64, 0u64, false);
@@ -1057,7 +1106,26 @@ fn restore(
     for node in restored as usize..index.len() {
         index.link(node as u32, &mut scratch)?;
     }
-    Ok((index, live, changed))
+    if log.is_some() {
+        pr_info!("collection: saved index restored with the log of an interrupted save\n");
+    }
+    Ok(Restored {
+        index,
+        live,
+        changed,
+        logged: log.is_some(),
+    })
+}
+
+/// An index [`restore`] read from its saved copy.
+struct Restored {
+    index: Index,
+    /// Live records.
+    live: u64,
+    /// Whether the index differs from the copy.
+    changed: bool,
+    /// Whether the copy held only with the log of an interrupted save laid over it.
+    logged: bool,
 }
 
 /// Loads the index of a collection: restores its saved copy if there is a usable one (unless
@@ -1079,8 +1147,13 @@ fn load(file: &File, rebuild_it: bool, charge: &mut Charge<'_>) -> Result<KBox<L
         }
     }
     let restored = got.is_some();
+    // The copy on disk holds only with a log: the next save writes a whole new one.
+    let saved_at = match &got {
+        Some(r) if !r.logged => hdr.index_off,
+        _ => 0,
+    };
     let (index, seen_live, changed) = match got {
-        Some(r) => r,
+        Some(r) => (r.index, r.live, r.changed),
         None => {
             let (index, live) = rebuild(file, &hdr, charge)?;
             let changed = index.len() > 0;
@@ -1104,7 +1177,7 @@ fn load(file: &File, rebuild_it: bool, charge: &mut Charge<'_>) -> Result<KBox<L
             index,
             dirty: changed,
             restored,
-            saved_at: if restored { hdr.index_off } else { 0 },
+            saved_at,
             load_ns,
         },
         GFP_KERNEL,
@@ -1117,72 +1190,68 @@ fn load(file: &File, rebuild_it: bool, charge: &mut Charge<'_>) -> Result<KBox<L
 /// copy are durable, then writes the collection header naming it. So a header that names a
 /// copy as current ([`Header::saved_current`]) never reaches the disk before the records the
 /// copy describes. Over the copy the index was restored from or last saved to, while the
-/// header still names it, only the entries that changed are written ([`Index::unsaved`]).
+/// header still names it, only the entries that changed are written ([`Index::unsaved`]),
+/// after a [`SaveLog`] of them, so that a crash in the middle does not cost the copy; when
+/// the blocks they lie in and the log would take more than half the size of the copy, a new
+/// copy is written instead.
 fn save_loaded(file: &File, inode: &INode<VexFs>, w: &Writer<'_>, l: &mut Loaded) -> Result {
     if !l.dirty {
         return Ok(());
     }
     let hdr = l.hdr;
-    // Inserts drop the copy from the header once their records reach it.
-    let incremental = hdr.index_off != 0 && hdr.index_off == l.saved_at;
-    let off = if incremental {
+    // Bytes of the copy, of the entries that changed, and of the blocks of the copy those are
+    // in (the header's, block 0, among them; `next` is the first block not counted).
+    let (mut copy_len, mut changed) = (INDEX_HEADER as u64, 0u64);
+    let (mut blocks, mut next) = (1u64, 1u64);
+    for node in 0..l.index.len() as u32 {
+        let len = l.index.saved_entry_len(node) as u64;
+        if l.index.unsaved(node) && len > 0 {
+            let (first, end) = (copy_len / 4096, (copy_len + len - 1) / 4096 + 1);
+            blocks += end.saturating_sub(first.max(next));
+            next = next.max(end);
+            changed += len;
+        }
+        copy_len = copy_len.checked_add(len).ok_or(EFBIG)?;
+    }
+    // In place while the header names the copy (inserts drop it once their records reach it)
+    // and while the blocks written there and the log take at most half of a new copy.
+    let in_place = hdr.index_off != 0
+        && hdr.index_off == l.saved_at
+        && blocks * 4096 + changed <= copy_len / 2;
+    let off = if in_place {
         hdr.index_off
     } else {
-        let end = u64::try_from(hdr.offset(hdr.records)?).map_err(|_| EFBIG)?;
-        end.checked_add(end / 4)
-            .and_then(|o| o.checked_next_multiple_of(INDEX_ALIGN))
-            .ok_or(EFBIG)?
+        new_copy_offset(&hdr, copy_len)?
     };
+    let end = off.checked_add(copy_len).ok_or(EFBIG)?;
     let off = i64::try_from(off).map_err(|_| EFBIG)?;
-    let mut buf: VVec<u8> = VVec::with_capacity(IO_CHUNK, GFP_KERNEL)?;
-    let mut e: KVec<u8> = KVec::new();
     let base = off.checked_add(INDEX_HEADER as i64).ok_or(EFBIG)?;
-    // `buf` holds the entries to write from `at` on; `pos` is where the next entry goes. The
-    // checksum of the entries comes from theirs, known for those that did not change.
-    let (mut pos, mut at, mut crc) = (base, base, EntriesCrc::new());
-    for node in 0..l.index.len() as u32 {
-        let len = l.index.saved_entry_len(node);
-        let write = !incremental || l.index.unsaved(node);
-        let entry_crc = match l.index.saved_crc(node) {
-            Some(c) if !write => c,
-            _ => {
-                l.index.save_node(node, &mut e)?;
-                if e.len() != len {
-                    return Err(EINVAL);
-                }
-                let c = format::crc32c(&e);
-                l.index.set_saved_crc(node, c)?;
-                c
-            }
-        };
-        if !buf.is_empty() && (!write || buf.len() + len > IO_CHUNK) {
-            w.write_all_at(at, &buf)?;
-            buf.clear();
+    if in_place {
+        if hdr.durable < hdr.records {
+            // A header naming a log must count only durable records.
+            crate::file::fsync(file, inode, 0, i64::MAX, true)?;
         }
-        if write {
-            if buf.is_empty() {
-                at = pos;
-            }
-            buf.extend_from_slice(&e, GFP_KERNEL)?;
-        }
-        crc.add(len, entry_crc)?;
-        pos = pos.checked_add(len as i64).ok_or(EFBIG)?;
+        let log_off = end.checked_next_multiple_of(4096).ok_or(EFBIG)?;
+        let mut log = LogWriter::new(w, off, log_off)?;
+        let (payload, crc) = save_entries(l, base, true, |at, b| log.run(at, b))?;
+        log.run(off, &saved_header(l, &hdr, payload, crc))?;
+        let mut logged = hdr;
+        logged.log_off = log_off;
+        logged.log_len = log.finish(copy_len)?;
+        write_header(w, &logged)?;
+        crate::file::fsync(file, inode, 0, i64::MAX, true)?;
+        // From here until the save completes, the copy holds only with the log.
+        l.hdr = logged;
+        l.saved_at = 0;
     }
-    w.write_all_at(at, &buf)?;
-    let sh = SavedHeader {
-        nodes: l.index.len() as u64,
-        records: hdr.records,
-        entry: l.index.entry(),
-        payload: (pos - base) as u64,
-        payload_crc: crc.crc,
-    };
-    let mut hb = [0u8; INDEX_HEADER];
-    sh.encode(&hdr, &mut hb);
-    w.write_all_at(off, &hb)?;
+    let (payload, crc) = save_entries(l, base, in_place, |at, b| w.write_all_at(at, b))?;
+    w.write_all_at(off, &saved_header(l, &hdr, payload, crc))?;
     crate::file::fsync(file, inode, 0, i64::MAX, true)?;
     let mut new_hdr = hdr;
     new_hdr.index_off = off as u64;
-    new_hdr.index_len = sh.payload + INDEX_HEADER as u64;
+    new_hdr.index_len = copy_len;
+    new_hdr.log_off = 0;
+    new_hdr.log_len = 0;
     // The copy reflects the records as they are (the caller holds the collection's
     // semaphore exclusively).
     new_hdr.generation = hdr.generation.max(1);
@@ -1196,6 +1265,290 @@ fn save_loaded(file: &File, inode: &INode<VexFs>, w: &Writer<'_>, l: &mut Loaded
     l.saved_at = new_hdr.index_off;
     l.index.mark_saved();
     Ok(())
+}
+
+/// Where a new saved copy of `len` bytes goes: at a multiple of [`INDEX_ALIGN`] at least a
+/// quarter of the records' size past the last record (so that inserts do not reach it soon),
+/// but never over the copy the header names or its log: a crash while the new copy is
+/// written leaves that one whole.
+fn new_copy_offset(hdr: &Header, len: u64) -> Result<u64> {
+    let end = u64::try_from(hdr.offset(hdr.records)?).map_err(|_| EFBIG)?;
+    let off = end
+        .checked_add(end / 4)
+        .and_then(|o| o.checked_next_multiple_of(INDEX_ALIGN))
+        .ok_or(EFBIG)?;
+    let named = hdr.saved_end();
+    if hdr.index_off != 0 && off < named && off.checked_add(len).ok_or(EFBIG)? > hdr.index_off {
+        return named.checked_next_multiple_of(INDEX_ALIGN).ok_or(EFBIG);
+    }
+    Ok(off)
+}
+
+/// The header of a saved copy of `l`'s index in collection `hdr`, whose node entries take
+/// `payload` bytes with CRC32C `crc`.
+fn saved_header(l: &Loaded, hdr: &Header, payload: u64, crc: u32) -> [u8; INDEX_HEADER] {
+    let sh = SavedHeader {
+        nodes: l.index.len() as u64,
+        records: hdr.records,
+        entry: l.index.entry(),
+        payload,
+        payload_crc: crc,
+    };
+    let mut hb = [0u8; INDEX_HEADER];
+    sh.encode(hdr, &mut hb);
+    hb
+}
+
+/// Encodes the node entries of `l`'s index for a copy whose first entry is at `base`, and
+/// passes `out` the runs to write (their offset in the file and bytes): every entry, or with
+/// `changed` those of the nodes [`Index::unsaved`] flags. Returns the bytes of all entries and
+/// their CRC32C, which comes from the entries' own, known for those that did not change.
+fn save_entries(
+    l: &mut Loaded,
+    base: i64,
+    changed: bool,
+    mut out: impl FnMut(i64, &[u8]) -> Result,
+) -> Result<(u64, u32)> {
+    let mut buf: VVec<u8> = VVec::with_capacity(IO_CHUNK, GFP_KERNEL)?;
+    let mut e: KVec<u8> = KVec::new();
+    // `buf` holds the entries to write from `at` on; `pos` is where the next entry goes.
+    let (mut pos, mut at, mut crc) = (base, base, EntriesCrc::new());
+    for node in 0..l.index.len() as u32 {
+        let len = l.index.saved_entry_len(node);
+        let write = !changed || l.index.unsaved(node);
+        let entry_crc = match l.index.saved_crc(node) {
+            Some(c) if !write => c,
+            _ => {
+                l.index.save_node(node, &mut e)?;
+                if e.len() != len {
+                    return Err(EINVAL);
+                }
+                let c = format::crc32c(&e);
+                l.index.set_saved_crc(node, c)?;
+                c
+            }
+        };
+        if !buf.is_empty() && (!write || buf.len() + len > IO_CHUNK) {
+            out(at, &buf)?;
+            buf.clear();
+        }
+        if write {
+            if buf.is_empty() {
+                at = pos;
+            }
+            buf.extend_from_slice(&e, GFP_KERNEL)?;
+        }
+        crc.add(len, entry_crc)?;
+        pos = pos.checked_add(len as i64).ok_or(EFBIG)?;
+    }
+    if !buf.is_empty() {
+        out(at, &buf)?;
+    }
+    Ok(((pos - base) as u64, crc.crc))
+}
+
+/// The log of a save over the saved index in place, as [`restore`] reads it back.
+///
+/// Before [`save_loaded`] overwrites entries of the copy the header names, it writes them
+/// and the copy's new header to a log after the copy's new end, then a collection header
+/// naming the log, and waits until all of it (and every record the copy names) is durable.
+/// A crash while the copy is overwritten leaves a copy that holds only with the runs of the
+/// log laid over it; the header that completes the save names no log.
+///
+/// On disk, at a multiple of 4096: a header of [`LOG_HEADER`] bytes (the magic
+/// [`LOG_MAGIC`], the offset of the copy, its size after the save, the bytes of runs that
+/// follow, their number and CRC32C, each `__le64` but the CRC32C, then zeros and at byte 60 the
+/// CRC32C of the bytes before it), then the runs, which do not overlap: each its offset in
+/// the copy and its size (`__le64`), then its bytes, padded with zeros to a multiple of 8.
+/// Those of the entries come in ascending order, the copy's header last.
+struct SaveLog {
+    /// Size of the copy after the save.
+    copy_len: u64,
+    runs: KVVec<LogRun>,
+}
+
+/// A run of a [`SaveLog`].
+#[derive(Clone, Copy)]
+struct LogRun {
+    /// Offset in the file of the bytes of the copy it replaces.
+    target: i64,
+    /// Their number.
+    len: usize,
+    /// Offset in the file of the bytes that replace them.
+    at: i64,
+}
+
+impl SaveLog {
+    /// The log collection header `hdr` names, if it is whole: a crash before it was durable
+    /// leaves one that is not, and the copy as it was.
+    fn read(file: &File, hdr: &Header) -> Result<Option<Self>> {
+        if hdr.log_off == 0 {
+            return Ok(None);
+        }
+        let start = i64::try_from(hdr.log_off).map_err(|_| EUCLEAN)?;
+        let mut h = [0u8; LOG_HEADER];
+        if kernel_io::read_at(file, start, &mut h)? != LOG_HEADER
+            || &h[0..8] != LOG_MAGIC
+            || format::crc32c(&h[..LOG_HEADER - 4]) != le32(&h, LOG_HEADER - 4)
+            || le64(&h, 8) != hdr.index_off
+            || le64(&h, 24).checked_add(LOG_HEADER as u64) != Some(hdr.log_len)
+            || le64(&h, 16) < INDEX_HEADER as u64
+        {
+            return Ok(None);
+        }
+        let (copy_len, body) = (le64(&h, 16), le64(&h, 24));
+        let mut log = Self {
+            copy_len,
+            runs: KVVec::new(),
+        };
+        let mut at = start + LOG_HEADER as i64;
+        let mut s = Stream::new(file, at, body, None)?;
+        let mut crc = 0u32;
+        let torn = |e: Error| if e == EUCLEAN { Ok(None) } else { Err(e) };
+        while !s.at_end() {
+            let head = match s.peek(RUN_HEAD) {
+                Ok(head) => head,
+                Err(e) => return torn(e),
+            };
+            let (rel, len) = (le64(head, 0), le64(head, 8));
+            crc = format::crc32c_append(crc, head);
+            s.consume(RUN_HEAD);
+            if len == 0 || rel.checked_add(len).is_none_or(|e| e > copy_len) {
+                return Ok(None);
+            }
+            let padded = len.next_multiple_of(8);
+            let mut left = padded;
+            while left > 0 {
+                let n = left.min(IO_CHUNK as u64) as usize;
+                match s.peek(n) {
+                    Ok(b) => crc = format::crc32c_append(crc, b),
+                    Err(e) => return torn(e),
+                }
+                s.consume(n);
+                left -= n as u64;
+            }
+            log.runs.push(
+                LogRun {
+                    target: i64::try_from(hdr.index_off + rel).map_err(|_| EUCLEAN)?,
+                    len: usize::try_from(len).map_err(|_| EUCLEAN)?,
+                    at: at + RUN_HEAD as i64,
+                },
+                GFP_KERNEL,
+            )?;
+            at += (RUN_HEAD as u64 + padded) as i64;
+        }
+        if crc != le32(&h, 40) || log.runs.len() as u64 != le64(&h, 32) {
+            return Ok(None);
+        }
+        log.runs.sort_unstable_by_key(|r| r.target);
+        let overlap = log
+            .runs
+            .windows(2)
+            .any(|p| p[0].target + p[0].len as i64 > p[1].target);
+        Ok((!overlap).then_some(log))
+    }
+
+    /// Lays the runs over `buf`, which holds the bytes of `file` from `pos` on.
+    fn patch(&self, file: &File, pos: i64, buf: &mut [u8]) -> Result {
+        let end = pos + buf.len() as i64;
+        let first = self
+            .runs
+            .partition_point(|r| r.target + r.len as i64 <= pos);
+        for r in self.runs[first..].iter().take_while(|r| r.target < end) {
+            let (from, to) = (r.target.max(pos), (r.target + r.len as i64).min(end));
+            let dst = &mut buf[(from - pos) as usize..(to - pos) as usize];
+            if kernel_io::read_at(file, r.at + (from - r.target), dst)? != dst.len() {
+                return Err(EUCLEAN);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes a [`SaveLog`].
+struct LogWriter<'a, 'b> {
+    w: &'a Writer<'b>,
+    /// Offset of the copy the log applies to.
+    copy: i64,
+    /// Offset of the log.
+    start: u64,
+    /// Offset in the file of the bytes buffered in `buf`.
+    pos: i64,
+    buf: VVec<u8>,
+    crc: u32,
+    runs: u64,
+}
+
+impl<'a, 'b> LogWriter<'a, 'b> {
+    /// A log at `start` of a save over the copy at `copy`.
+    fn new(w: &'a Writer<'b>, copy: i64, start: u64) -> Result<Self> {
+        let pos = start
+            .checked_add(LOG_HEADER as u64)
+            .and_then(|p| i64::try_from(p).ok())
+            .ok_or(EFBIG)?;
+        Ok(Self {
+            w,
+            copy,
+            start,
+            pos,
+            buf: VVec::with_capacity(IO_CHUNK, GFP_KERNEL)?,
+            crc: 0,
+            runs: 0,
+        })
+    }
+
+    fn bytes(&mut self, b: &[u8]) -> Result {
+        self.crc = format::crc32c_append(self.crc, b);
+        if self.buf.len() + b.len() > IO_CHUNK {
+            self.flush()?;
+        }
+        if b.len() >= IO_CHUNK {
+            self.w.write_all_at(self.pos, b)?;
+            self.pos = self.pos.checked_add(b.len() as i64).ok_or(EFBIG)?;
+            return Ok(());
+        }
+        self.buf.extend_from_slice(b, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result {
+        if !self.buf.is_empty() {
+            self.w.write_all_at(self.pos, &self.buf)?;
+            self.pos = self.pos.checked_add(self.buf.len() as i64).ok_or(EFBIG)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Adds a run: `b`, to be written at offset `at` of the file.
+    fn run(&mut self, at: i64, b: &[u8]) -> Result {
+        let mut head = [0u8; RUN_HEAD];
+        put(&mut head[0..8], &((at - self.copy) as u64).to_le_bytes());
+        put(&mut head[8..16], &(b.len() as u64).to_le_bytes());
+        self.bytes(&head)?;
+        self.bytes(b)?;
+        self.bytes(&[0u8; 8][..b.len().next_multiple_of(8) - b.len()])?;
+        self.runs += 1;
+        Ok(())
+    }
+
+    /// Writes what is buffered and the log's header, for a copy of `copy_len` bytes after
+    /// the save; returns the size of the log.
+    fn finish(mut self, copy_len: u64) -> Result<u64> {
+        self.flush()?;
+        let body = self.pos as u64 - self.start - LOG_HEADER as u64;
+        let mut h = [0u8; LOG_HEADER];
+        put(&mut h[0..8], LOG_MAGIC);
+        put(&mut h[8..16], &(self.copy as u64).to_le_bytes());
+        put(&mut h[16..24], &copy_len.to_le_bytes());
+        put(&mut h[24..32], &body.to_le_bytes());
+        put(&mut h[32..40], &self.runs.to_le_bytes());
+        put(&mut h[40..44], &self.crc.to_le_bytes());
+        let crc = format::crc32c(&h[..LOG_HEADER - 4]);
+        put(&mut h[LOG_HEADER - 4..], &crc.to_le_bytes());
+        self.w.write_all_at(self.start as i64, &h)?;
+        Ok(LOG_HEADER as u64 + body)
+    }
 }
 
 /// Saves the index of collection `inode` if it changed since it was loaded or saved, through
@@ -1335,6 +1688,8 @@ fn create(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         salt: (u64::from(inode.generation()) << 32) ^ inode.ino(),
         durable: 0,
         base: HEADER_SIZE as u64,
+        log_off: 0,
+        log_len: 0,
     };
     let w = Writer::new(file)?;
     with_state(inode, |state, charge| {
@@ -1528,8 +1883,7 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         new_hdr.live += (count - replaced.len()) as u64;
         if u64::try_from(new_hdr.offset(new_hdr.records)?).map_err(|_| EFBIG)? > hdr.index_off {
             // The records overwrite the saved index (or there is none).
-            new_hdr.index_off = 0;
-            new_hdr.index_len = 0;
+            new_hdr.drop_saved();
         }
         let res = (|| -> Result {
             let start = hdr.offset(hdr.records)?;
@@ -2124,7 +2478,7 @@ fn compact(file: &File, inode: &INode<VexFs>, w: &Writer<'_>) -> Result<Header> 
     if hdr.checksummed() {
         let end = u64::try_from(hdr.offset(hdr.records)?).map_err(|_| EFBIG)?;
         let far = end
-            .max(hdr.index_off.saturating_add(hdr.index_len))
+            .max(hdr.saved_end())
             .checked_next_multiple_of(4096)
             .ok_or(EFBIG)?;
         let size = inode.size();
@@ -2145,8 +2499,7 @@ fn compact(file: &File, inode: &INode<VexFs>, w: &Writer<'_>) -> Result<Header> 
         new_hdr.durable = out;
         new_hdr.generation = hdr.generation.wrapping_add(1).max(1);
         // The saved index names records by number: it no longer fits.
-        new_hdr.index_off = 0;
-        new_hdr.index_len = 0;
+        new_hdr.drop_saved();
         write_header(w, &new_hdr)?;
         fops::generic_fsync(file, 0, HEADER_SIZE as i64 - 1, true)?;
         hdr = new_hdr;
@@ -2158,8 +2511,7 @@ fn compact(file: &File, inode: &INode<VexFs>, w: &Writer<'_>) -> Result<Header> 
         new_hdr = hdr;
         new_hdr.records = out;
         new_hdr.live = out;
-        new_hdr.index_off = 0;
-        new_hdr.index_len = 0;
+        new_hdr.drop_saved();
     }
     new_hdr.base = front;
     write_header(w, &new_hdr)?;
@@ -2293,6 +2645,8 @@ mod tests {
             salt: 0x0123_4567_89ab_cdef,
             durable: 12000,
             base: HEADER_SIZE as u64,
+            log_off: 0,
+            log_len: 0,
         }
     }
 
@@ -2338,26 +2692,23 @@ mod tests {
         };
         let mut b = [0u8; INDEX_HEADER];
         sh.encode(&hdr, &mut b);
-        let back = SavedHeader::decode(&b, &hdr).unwrap_or(SavedHeader { nodes: 0, ..sh });
+        let len = hdr.index_len;
+        let back = SavedHeader::decode(&b, &hdr, len).unwrap_or(SavedHeader { nodes: 0, ..sh });
         assert_eq!(back.nodes, 12000);
         assert_eq!(back.entry, Some((17, 3)));
         assert_eq!(back.payload_crc, 0x1234_5678);
         // A flipped bit, another M, more records than the collection, a wrong length.
         let mut bad = b;
         bad[20] ^= 1;
-        assert!(SavedHeader::decode(&bad, &hdr).is_err());
+        assert!(SavedHeader::decode(&bad, &hdr, len).is_err());
         let other = Header { m: 8, ..hdr };
-        assert!(SavedHeader::decode(&b, &other).is_err());
+        assert!(SavedHeader::decode(&b, &other, len).is_err());
         let fewer = Header {
             records: 100,
             ..hdr
         };
-        assert!(SavedHeader::decode(&b, &fewer).is_err());
-        let longer = Header {
-            index_len: 8192,
-            ..hdr
-        };
-        assert!(SavedHeader::decode(&b, &longer).is_err());
+        assert!(SavedHeader::decode(&b, &fewer, len).is_err());
+        assert!(SavedHeader::decode(&b, &hdr, 8192).is_err());
     }
 
     #[test]
@@ -2454,6 +2805,17 @@ mod tests {
         assert_eq!(m.offset(2)?, (5 << 20) + 2 * 416);
         h.encode(&mut b);
         assert_eq!((le32(&b, 8), le64(&b, 104)), (FORMAT_VERSION, 0));
+        // A save in progress over the saved index in place: its log.
+        let logged = Header {
+            log_off: 5 << 20,
+            log_len: 8192,
+            ..h
+        };
+        logged.encode(&mut b);
+        let l = Header::decode(&b)?;
+        assert_eq!((l.log_off, l.log_len), (5 << 20, 8192));
+        h.encode(&mut b);
+        assert_eq!((le64(&b, 112), le64(&b, 120)), (0, 0));
         // Any flipped bit is caught by the checksum.
         for off in [0, 9, 16, 40, 48, 100, HEADER_SIZE - 1] {
             b[off] ^= 0x10;
@@ -2498,6 +2860,21 @@ mod tests {
             Header {
                 version: FORMAT_V1,
                 record_size: record_size(100, ELEM_F32, FORMAT_V1),
+                ..h
+            },
+            // A log without a size, or a size without a log, not on a block boundary, or
+            // without the saved index it applies to.
+            Header { log_off: 8192, ..h },
+            Header { log_len: 4096, ..h },
+            Header {
+                log_off: 8192 + 512,
+                log_len: 4096,
+                ..h
+            },
+            Header {
+                log_off: 8192,
+                log_len: 4096,
+                index_off: 0,
                 ..h
             },
         ] {

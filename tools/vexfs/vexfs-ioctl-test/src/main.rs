@@ -2106,24 +2106,28 @@ fn device_bytes_written(f: &File) -> Res<u64> {
 }
 
 /// The `incremental` case of `saved-write`: a change to a collection with a current saved
-/// index rewrites only the entries it changed, in place. Four deletes, then the inserts of
-/// the last `SAVED_MORE` vectors, each saved by a `close(2)`.
+/// index rewrites only the entries it changed, in place, unless that would write more than
+/// half as much as a new copy. Four deletes, saved by a `close(2)`: in place. Then the
+/// inserts of the last `SAVED_MORE` vectors but ten, in one batch: a new copy, elsewhere.
+/// Then the last ten in batches of two ([`saved_small_inserts`]): in place again.
 fn saved_incremental(path: &Path, case: usize, d: &Data, off: usize, len: usize) -> Res<()> {
     let live = saved_live(case);
     let gone: Vec<u64> = (0..SAVED_N)
         .filter(|&i| !live[i])
         .map(|i| d.ids[i])
         .collect();
-    for what in ["4 deletes", "200 inserts"] {
+    let mut at = off;
+    for what in ["4 deletes", "190 inserts", "10 inserts in 5 batches"] {
         // SAFETY: sync(2) takes no arguments and cannot fail.
         unsafe { libc::sync() };
         let before = device_bytes_written(&File::open(path).map_err(|e| e.to_string())?)?;
-        {
-            let f = open_rw(path, false)?;
-            match what {
-                "4 deletes" => expect("deleted", gone.len() as u32, delete(&f, &gone)?)?,
-                _ => insert(&f, d, SAVED_N..SAVED_N + SAVED_MORE)?,
+        match what {
+            "4 deletes" => {
+                let f = open_rw(path, false)?;
+                expect("deleted", gone.len() as u32, delete(&f, &gone)?)?;
             }
+            "190 inserts" => insert(&open_rw(path, false)?, d, SAVED_N..SAVED_N + 190)?,
+            _ => saved_small_inserts(path, d)?,
         }
         let f = File::open(path).map_err(|e| e.to_string())?;
         let written = device_bytes_written(&f)? - before;
@@ -2132,7 +2136,18 @@ fn saved_incremental(path: &Path, case: usize, d: &Data, off: usize, len: usize)
         println!(
             "# saved index after {what}: {written} bytes written to the disk for a copy of {now_len} bytes"
         );
-        expect(&format!("incremental {what}: offset"), off, now_off)?;
+        expect(
+            &format!("incremental {what}: no log named"),
+            0,
+            le64_at(&h, 112),
+        )?;
+        if what == "190 inserts" {
+            if now_off == at {
+                return err("incremental 190 inserts: saved over the copy in place");
+            }
+            at = now_off;
+        }
+        expect(&format!("incremental {what}: offset"), at, now_off)?;
         if now_len < len {
             return err(format!(
                 "incremental {what}: copy shrank to {now_len} bytes"
@@ -2143,6 +2158,22 @@ fn saved_incremental(path: &Path, case: usize, d: &Data, off: usize, len: usize)
                 "incremental {what}: {written} bytes written for a copy of {len}"
             ));
         }
+    }
+    Ok(())
+}
+
+/// Inserts the last ten vectors of the saved-index data in batches of two, each saved by a
+/// `close(2)` over the copy in place; the copy stays where it is.
+fn saved_small_inserts(path: &Path, d: &Data) -> Res<()> {
+    let first = SAVED_N + SAVED_MORE - 10;
+    let off = le64_at(
+        &read_at(&File::open(path).map_err(|e| e.to_string())?, 0, 4096)?,
+        56,
+    );
+    for i in (first..SAVED_N + SAVED_MORE).step_by(2) {
+        insert(&open_rw(path, false)?, d, i..i + 2)?;
+        let h = read_at(&File::open(path).map_err(|e| e.to_string())?, 0, 4096)?;
+        expect("small inserts: offset", off, le64_at(&h, 56))?;
     }
     Ok(())
 }
