@@ -2037,7 +2037,7 @@ fn test_batch(dir: &Path) -> Res<()> {
 }
 
 /// The cases of `saved-write` / `saved-verify`.
-const SAVED_CASES: [&str; 9] = [
+const SAVED_CASES: [&str; 11] = [
     "intact",
     "payload",
     "header",
@@ -2047,6 +2047,8 @@ const SAVED_CASES: [&str; 9] = [
     "l2",
     "incremental",
     "moved",
+    "torn",
+    "torn-log",
 ];
 
 /// The metric of saved-index case `case`: cosine, whose saved entries carry the nodes'
@@ -2076,7 +2078,8 @@ fn saved_data(case: usize) -> Data {
 fn saved_live(case: usize) -> Vec<bool> {
     let stale = SAVED_CASES[case] == "stale";
     let incremental = SAVED_CASES[case] == "incremental";
-    let more = stale || incremental || SAVED_CASES[case] == "appended";
+    let more =
+        stale || incremental || matches!(SAVED_CASES[case], "appended" | "torn" | "torn-log");
     (0..SAVED_N + SAVED_MORE)
         .map(|i| {
             if i < SAVED_N {
@@ -2266,6 +2269,90 @@ fn saved_moved_verify(path: &Path, d: &Data, live: &mut [bool]) -> Res<()> {
     Ok(())
 }
 
+/// The `torn` and `torn-log` cases of `saved-write`: the state a crash leaves while a save
+/// overwrites the saved index in place. The last `SAVED_MORE` vectors are inserted, all but
+/// two in one batch (saved as a new copy), then two, saved by a `close(2)` over the copy in
+/// place after a log of what it writes (the log stays past the copy). Then, as the crash
+/// would leave it: the header names the log again, with the copy's size before that save,
+/// and every range the log replaces is zeroed in the copy; with `bad_log`, a byte of the
+/// log's last run is flipped too (a crash before the log was durable, but after the copy was
+/// overwritten, which the order of the writes rules out: the copy is then rebuilt, not
+/// trusted).
+fn saved_torn(path: &Path, d: &Data, bad_log: bool) -> Res<()> {
+    insert(&open_rw(path, false)?, d, SAVED_N..SAVED_N + SAVED_MORE - 2)?;
+    let before = le64_at(
+        &read_at(&File::open(path).map_err(|e| e.to_string())?, 0, 4096)?,
+        64,
+    );
+    insert(
+        &open_rw(path, false)?,
+        d,
+        SAVED_N + SAVED_MORE - 2..SAVED_N + SAVED_MORE,
+    )?;
+    let f = open_rw(path, false)?;
+    let mut h = read_at(&f, 0, 4096)?;
+    let (off, len) = (le64_at(&h, 56) as usize, le64_at(&h, 64) as usize);
+    expect("torn: no log named after the save", 0, le64_at(&h, 112))?;
+    let log_off = (off + len).next_multiple_of(4096);
+    let lh = read_at(&f, log_off as u64, 64)?;
+    expect("torn: log magic", b"VEXFSLOG".as_slice(), &lh[0..8])?;
+    expect("torn: log of the copy", off as u64, le64_at(&lh, 8))?;
+    expect("torn: copy size in the log", len as u64, le64_at(&lh, 16))?;
+    let body = le64_at(&lh, 24) as usize;
+    let runs = read_at(&f, (log_off + 64) as u64, body)?;
+    let (mut at, mut n, mut last) = (0, 0, 0);
+    while at < body {
+        let (rel, rlen) = (le64_at(&runs, at) as usize, le64_at(&runs, at + 8) as usize);
+        poke(&f, off + rel, &vec![0u8; rlen])?;
+        last = log_off + 64 + at + 16;
+        at += 16 + rlen.next_multiple_of(8);
+        n += 1;
+    }
+    expect("torn: runs", le64_at(&lh, 32), n)?;
+    println!("# torn save: {n} runs, {body} bytes of log for a copy of {len} bytes");
+    if bad_log {
+        let b = read_at(&f, last as u64, 1)?;
+        poke(&f, last, &[b[0] ^ 0x40])?;
+    }
+    h[64..72].copy_from_slice(&before.to_le_bytes());
+    h[112..120].copy_from_slice(&(log_off as u64).to_le_bytes());
+    h[120..128].copy_from_slice(&((64 + body) as u64).to_le_bytes());
+    reseal_header(&mut h);
+    poke(&f, 0, &h)
+}
+
+/// The `torn` case of `saved-verify`, after the checks of every case: the first save after a
+/// restore through the log writes a whole new copy, not over the one the log completes, and
+/// a header that names no log; the next load restores it.
+fn saved_torn_verify(path: &Path, d: &Data, live: &mut [bool]) -> Res<()> {
+    let old = le64_at(
+        &read_at(&File::open(path).map_err(|e| e.to_string())?, 0, 4096)?,
+        56,
+    );
+    let i = live.iter().position(|&l| l).unwrap_or(0);
+    {
+        let f = open_rw(path, false)?;
+        expect("deleted after the restore", 1, delete(&f, &[d.ids[i]])?)?;
+    }
+    live[i] = false;
+    let f = File::open(path).map_err(|e| e.to_string())?;
+    let h = read_at(&f, 0, 4096)?;
+    expect("torn: log named after the next save", 0, le64_at(&h, 112))?;
+    if le64_at(&h, 56) == old {
+        return err("torn: the save after the restore wrote over the copy the log completes");
+    }
+    drop(f);
+    drop_caches()?;
+    let f = File::open(path).map_err(|e| e.to_string())?;
+    let restored = first_search(&f, d, "saved index torn, saved again after the restore")?;
+    expect("torn: restored again", true, restored)?;
+    let mut st = ErrStats::default();
+    for qv in d.queries.iter().take(10) {
+        check_exact(&f, d, live, u::METRIC_COSINE, qv, 10, &mut st)?;
+    }
+    Ok(())
+}
+
 /// Sets the checksum of collection header `h` (4096 bytes) after a change.
 fn reseal_header(h: &mut [u8]) {
     let crc = format::crc32c(&h[..4092]);
@@ -2334,7 +2421,9 @@ fn le64_at(b: &[u8], off: usize) -> u64 {
 /// - `l2`: an L2 collection left alone (its saved entries have no traversal data);
 /// - `incremental`: four deletes, then 200 inserts, each saved by a `close(2)` over the copy
 ///   in place, writing only the entries that changed ([`saved_incremental`]);
-/// - `moved`: as a crash in the middle of a compaction leaves it ([`saved_moved`]).
+/// - `moved`: as a crash in the middle of a compaction leaves it ([`saved_moved`]);
+/// - `torn`, `torn-log`: as a crash in the middle of a save over the copy in place leaves it,
+///   with its log whole or not ([`saved_torn`]).
 fn test_saved_write(dir: &Path) -> Res<()> {
     for (c, case) in SAVED_CASES.iter().enumerate() {
         let d = saved_data(c);
@@ -2409,6 +2498,10 @@ fn test_saved_write(dir: &Path) -> Res<()> {
             }
             "incremental" => saved_incremental(&path, c, &d, off, len)?,
             "moved" => saved_moved(&f, &h, off, len)?,
+            "torn" | "torn-log" => {
+                drop(f);
+                saved_torn(&path, &d, case == &"torn-log")?;
+            }
             _ => {}
         }
     }
@@ -2428,7 +2521,7 @@ fn test_saved_verify(dir: &Path) -> Res<()> {
             &format!("{case}: restored"),
             matches!(
                 *case,
-                "intact" | "stale" | "appended" | "l2" | "incremental"
+                "intact" | "stale" | "appended" | "l2" | "incremental" | "torn"
             ),
             restored,
         )?;
@@ -2453,6 +2546,9 @@ fn test_saved_verify(dir: &Path) -> Res<()> {
         } else if *case == "incremental" {
             drop(f);
             saved_incremental_verify(&path, &d, &mut live)?;
+        } else if *case == "torn" {
+            drop(f);
+            saved_torn_verify(&path, &d, &mut live)?;
         }
     }
     Ok(())
