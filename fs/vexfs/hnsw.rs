@@ -253,8 +253,9 @@ pub(crate) struct Scratch {
 }
 
 impl Scratch {
-    /// An empty scratch; it grows on first use.
-    pub(crate) fn new() -> Self {
+    /// An empty scratch; it grows on first use. A constant, so that a scratch made on the
+    /// heap (`KBox::new(const { Scratch::new() }, ..)`) is not made on the stack first.
+    pub(crate) const fn new() -> Self {
         Self {
             tags: VVec::new(),
             epoch: 0,
@@ -279,7 +280,14 @@ impl Scratch {
             selq: KVVec::new(),
             cands: KVVec::new(),
             baseq: KVec::new(),
-            stats: Stats::default(),
+            stats: Stats {
+                distances: 0,
+                passed: 0,
+                rescored: 0,
+                expanded: 0,
+                admitted: 0,
+                scanned: false,
+            },
         }
     }
 
@@ -2108,16 +2116,16 @@ impl Index {
         let Some((entry, _)) = self.entry else {
             return Ok(0);
         };
-        let mut s = Scratch::new();
-        s.begin(self.len())?;
+        let mut seen: KVVec<bool> = KVVec::new();
+        seen.resize(self.len(), false, GFP_KERNEL)?;
         let mut stack: KVec<u32> = KVec::new();
         stack.push(entry, GFP_KERNEL)?;
-        s.visit(entry);
+        seen[entry as usize] = true;
         let mut count = 0;
         while let Some(n) = stack.pop() {
             count += 1;
             for &nb in self.links(n, 0) {
-                if !s.visit(nb) {
+                if !core::mem::replace(&mut seen[nb as usize], true) {
                     stack.push(nb, GFP_KERNEL)?;
                 }
             }

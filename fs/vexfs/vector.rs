@@ -773,7 +773,7 @@ fn rebuild(file: &File, hdr: &Header, charge: &mut Charge<'_>) -> Result<(Index,
     index.reserve(live)?;
     let mut m: KVec<i32> = KVec::with_capacity(hdr.dim as usize, GFP_KERNEL)?;
     m.resize(hdr.dim as usize, 0, GFP_KERNEL)?;
-    let mut scratch = Scratch::new();
+    let mut scratch = new_scratch()?;
     let mut seen_live = 0u64;
     for_each_record(file, hdr, 0, |slot, r| {
         let Rec::Live(id) = record_state(hdr, slot, r)? else {
@@ -1102,7 +1102,7 @@ fn restore(
     *why = "bad links";
     index.restore_finish(restored as usize, sh.entry)?;
     *why = "linking the records added since";
-    let mut scratch = Scratch::new();
+    let mut scratch = new_scratch()?;
     for node in restored as usize..index.len() {
         index.link(node as u32, &mut scratch)?;
     }
@@ -1932,8 +1932,9 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
 
         // Link the new nodes into the graph. On failure the index is dropped: the file is right
         // and the next operation rebuilds it.
-        let mut scratch = Scratch::new();
+        let mut scratch = take_scratch(inode)?;
         let res = (first..l.index.len()).try_for_each(|n| l.index.link(n as u32, &mut scratch));
+        put_scratch(inode, scratch);
         if res.is_err() {
             state.index = None;
         }
@@ -2065,8 +2066,13 @@ fn take_scratch(inode: &INode<VexFs>) -> Result<KBox<Scratch>> {
     let popped = inode.data().vec.scratch.lock().pop();
     match popped {
         Some(s) => Ok(s),
-        None => Ok(KBox::new(Scratch::new(), GFP_KERNEL)?),
+        None => new_scratch(),
     }
+}
+
+/// A new scratch, on the heap: at about 2 KiB, it does not belong in a stack frame.
+fn new_scratch() -> Result<KBox<Scratch>> {
+    Ok(KBox::new(const { Scratch::new() }, GFP_KERNEL)?)
 }
 
 /// Gives a scratch back to the pool of `inode`.
