@@ -198,6 +198,9 @@ const IOC_GET: u32 = ioctl::_IOW::<uapi::vexfs_get>(IOC_MAGIC, 8);
 pub(crate) const BATCH_LIMIT: usize = 32 << 20;
 
 const HEADER_SIZE: usize = 4096;
+/// Offset of the checksum of the first sector of the collection header, which holds every
+/// field: a header write torn at a 512-byte boundary leaves that sector whole, old or new.
+const HEADER_SECTOR_CRC: usize = 508;
 const MAGIC: &[u8; 8] = b"VEXFSCOL";
 const FORMAT_VERSION: u32 = 2;
 /// The first version of the collection format: no record checksums, no salt, no durable
@@ -389,6 +392,12 @@ impl Header {
         put(&mut out[96..104], &self.durable.to_le_bytes());
         put(&mut out[112..120], &self.log_off.to_le_bytes());
         put(&mut out[120..128], &self.log_len.to_le_bytes());
+        let crc = format::crc32c(&out[..HEADER_SECTOR_CRC]);
+        put(
+            &mut out[HEADER_SECTOR_CRC..HEADER_SECTOR_CRC + 4],
+            &crc.to_le_bytes(),
+        );
+        // Over the whole block, as kernels that do not know the first checksum check it.
         let crc = format::crc32c(&out[..HEADER_SIZE - 4]);
         put(&mut out[HEADER_SIZE - 4..], &crc.to_le_bytes());
     }
@@ -404,7 +413,11 @@ impl Header {
         if &b[0..8] != MAGIC {
             return Err(bad("bad magic"));
         }
-        if format::crc32c(&b[..HEADER_SIZE - 4]) != le32(b, HEADER_SIZE - 4) {
+        // The first sector is enough; a header of a kernel that wrote no checksum there
+        // must match the one over the whole block.
+        if format::crc32c(&b[..HEADER_SECTOR_CRC]) != le32(b, HEADER_SECTOR_CRC)
+            && format::crc32c(&b[..HEADER_SIZE - 4]) != le32(b, HEADER_SIZE - 4)
+        {
             return Err(bad("bad checksum"));
         }
         let (version, base) = match le32(b, 8) {
@@ -2822,12 +2835,47 @@ mod tests {
         assert_eq!((l.log_off, l.log_len), (5 << 20, 8192));
         h.encode(&mut b);
         assert_eq!((le64(&b, 112), le64(&b, 120)), (0, 0));
-        // Any flipped bit is caught by the checksum.
-        for off in [0, 9, 16, 40, 48, 100, HEADER_SIZE - 1] {
+        // Any flipped bit of the first sector is caught by the checksums.
+        for off in [
+            0,
+            9,
+            16,
+            40,
+            48,
+            100,
+            300,
+            HEADER_SECTOR_CRC,
+            HEADER_SECTOR_CRC + 3,
+        ] {
             b[off] ^= 0x10;
             assert_eq!(Header::decode(&b).err(), Some(EUCLEAN));
             b[off] ^= 0x10;
         }
+        // The rest of the block holds no field: a write torn after the first sector leaves
+        // the header it wrote, torn before it the one it overwrote.
+        let mut other = header_buf()?;
+        Header {
+            records: 20000,
+            ..h
+        }
+        .encode(&mut other);
+        let mut torn = header_buf()?;
+        torn[..512].copy_from_slice(&other[..512]);
+        torn[512..].copy_from_slice(&b[512..]);
+        assert_eq!(Header::decode(&torn)?.records, 20000);
+        torn[..512].copy_from_slice(&b[..512]);
+        torn[512..].copy_from_slice(&other[512..]);
+        assert_eq!(Header::decode(&torn)?.records, 12345);
+        b[HEADER_SIZE - 1] ^= 0x10;
+        assert_eq!(Header::decode(&b)?.records, 12345);
+        // A header of a kernel that checksummed only the whole block.
+        b[HEADER_SECTOR_CRC..HEADER_SECTOR_CRC + 4].fill(0);
+        let crc = format::crc32c(&b[..HEADER_SIZE - 4]);
+        b[HEADER_SIZE - 4..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(Header::decode(&b)?.records, 12345);
+        b[100] ^= 0x10;
+        assert_eq!(Header::decode(&b).err(), Some(EUCLEAN));
+        b[100] ^= 0x10;
         // Valid checksum, invalid fields.
         for bad in [
             Header { dim: 0, ..h },
