@@ -47,6 +47,13 @@ use kernel::{
     },
     prelude::*,
     sync::aref::ARef,
+    // `renameat2(2)` flags: fail if the target exists, exchange the two names, leave a
+    // whiteout at the old name (for overlayfs).
+    uapi::{
+        RENAME_EXCHANGE,
+        RENAME_NOREPLACE,
+        RENAME_WHITEOUT, //
+    },
 };
 
 /// Inode operations of directories.
@@ -56,12 +63,6 @@ pub(crate) const FILE_OPS: fops::Ops<VexFs> = fops::Ops::new_dir::<DirFileOps>()
 
 /// Most hard links an inode may have.
 const LINK_MAX: u32 = 65000;
-
-/// `renameat2(2)` flags (`<uapi/linux/fs.h>`): fail if the target exists, exchange the two
-/// names, leave a whiteout at the old name (for overlayfs).
-const RENAME_NOREPLACE: u32 = 1 << 0;
-const RENAME_EXCHANGE: u32 = 1 << 1;
-const RENAME_WHITEOUT: u32 = 1 << 2;
 /// The mode and device number of a whiteout: a character device 0:0 (`WHITEOUT_MODE`,
 /// `WHITEOUT_DEV`).
 const WHITEOUT_MODE: u16 = format::S_IFCHR;

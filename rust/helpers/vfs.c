@@ -90,6 +90,11 @@ __rust_helper bool rust_helper_dir_emit(struct dir_context *ctx, const char *nam
 	return dir_emit(ctx, name, namelen, ino, type);
 }
 
+__rust_helper bool rust_helper_sb_rdonly(const struct super_block *sb)
+{
+	return sb_rdonly(sb);
+}
+
 #ifdef CONFIG_BLOCK
 __rust_helper loff_t rust_helper_bdev_nr_bytes(struct block_device *bdev)
 {

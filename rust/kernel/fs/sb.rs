@@ -37,8 +37,8 @@ use core::{
     ptr::NonNull, //
 };
 
-/// `SB_RDONLY` (`BIT(0)`, which bindgen does not evaluate).
-pub(crate) const SB_RDONLY: c_ulong = 1;
+/// `SB_RDONLY`.
+pub(crate) const SB_RDONLY: c_ulong = bindings::SB_RDONLY;
 
 /// A typestate of a [`SuperBlock`].
 pub trait State {}
@@ -154,8 +154,8 @@ impl<T: FileSystem, S: State> SuperBlock<T, S> {
 
     /// Whether the super block is mounted read-only.
     pub fn rdonly(&self) -> bool {
-        // SAFETY: `s_flags` is readable for a valid super block.
-        unsafe { (*self.as_raw()).s_flags & SB_RDONLY != 0 }
+        // SAFETY: `sb_rdonly()` only reads `s_flags` of the valid super block.
+        unsafe { bindings::sb_rdonly(self.as_raw()) }
     }
 
     /// The block size, in bytes.
