@@ -33,7 +33,7 @@ use kernel::{
         },
         fops::{
             self,
-            DirEmitter, //
+            DirContext, //
         },
         inode::{
             self as vfs_inode,
@@ -558,13 +558,13 @@ struct DirFileOps;
 impl fops::Operations for DirFileOps {
     type FileSystem = VexFs;
 
-    fn read_dir(_file: &File, inode: &INode<VexFs>, emitter: &mut DirEmitter<'_>) -> Result {
+    fn iterate_shared(_file: &File, inode: &INode<VexFs>, ctx: &mut DirContext<'_>) -> Result {
         let bs = format::BLOCK_SIZE as i64;
         let size = inode.size();
         let mut copy = KVec::with_capacity(format::BLOCK_SIZE, GFP_KERNEL)?;
-        while emitter.pos() >= 0 && emitter.pos() < size {
-            let blk = (emitter.pos() / bs) as u64;
-            let start = (emitter.pos() % bs) as usize;
+        while ctx.pos() >= 0 && ctx.pos() < size {
+            let blk = (ctx.pos() / bs) as u64;
+            let start = (ctx.pos() % bs) as usize;
             // Copy the block, so that no buffer lock is held while emitting to user space.
             copy.clear();
             {
@@ -579,12 +579,12 @@ impl fops::Operations for DirFileOps {
                 if e.offset < start {
                     continue;
                 }
-                if e.is_live() && !emitter.emit(e.name, u64::from(e.ino), e.file_type) {
+                if e.is_live() && !ctx.emit(e.name, u64::from(e.ino), e.file_type) {
                     return Ok(());
                 }
-                emitter.set_pos(blk as i64 * bs + (e.offset + e.rec_len) as i64);
+                ctx.set_pos(blk as i64 * bs + (e.offset + e.rec_len) as i64);
             }
-            emitter.set_pos((blk as i64 + 1) * bs);
+            ctx.set_pos((blk as i64 + 1) * bs);
         }
         Ok(())
     }

@@ -31,7 +31,7 @@ use kernel::{
     fs::inode::Timespec,
     fs::sb::{
         self as vfs_sb,
-        Stat,
+        Kstatfs,
         SuperBlock, //
     },
     ioctl, new_mutex,
@@ -85,9 +85,9 @@ impl VexSuper {
         self.shut_down.load(Ordering::Acquire)
     }
 
-    pub(crate) fn statfs(&self) -> Stat {
+    pub(crate) fn statfs(&self) -> Kstatfs {
         let a = self.alloc.lock();
-        Stat {
+        Kstatfs {
             magic: STATFS_MAGIC,
             namelen: format::MAX_NAME_LEN as u32,
             bsize: format::BLOCK_SIZE as u32,

@@ -15,7 +15,7 @@ use kernel::{
         param,
         sb::{
             self as vfs_sb,
-            Stat,
+            Kstatfs,
             SuperBlock, //
         },
     },
@@ -123,7 +123,7 @@ impl fs::FileSystem for VexFs {
         Root::try_new(root)
     }
 
-    fn statfs(sb: &SuperBlock<Self>) -> Result<Stat> {
+    fn statfs(sb: &SuperBlock<Self>) -> Result<Kstatfs> {
         Ok(sb.data().statfs())
     }
 

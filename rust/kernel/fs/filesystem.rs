@@ -17,7 +17,7 @@ use super::{
     param,
     sb::{
         self,
-        Stat,
+        Kstatfs,
         SuperBlock, //
     },
 };
@@ -90,7 +90,7 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     fn init_root(sb: &SuperBlock<Self>) -> Result<Root<Self>>;
 
     /// Returns file system statistics (`statfs(2)`).
-    fn statfs(_sb: &SuperBlock<Self>) -> Result<Stat> {
+    fn statfs(_sb: &SuperBlock<Self>) -> Result<Kstatfs> {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 

@@ -24,14 +24,15 @@ use crate::{
 };
 use core::marker::PhantomData;
 
-/// The position and output of a directory iteration (`struct dir_context`).
+/// The position and output of a directory iteration (`struct dir_context`), as
+/// `iterate_shared` gets it.
 ///
 /// # Invariants
 ///
 /// `0` is a valid `dir_context` for the duration of the iteration.
-pub struct DirEmitter<'a>(&'a mut bindings::dir_context);
+pub struct DirContext<'a>(&'a mut bindings::dir_context);
 
-impl DirEmitter<'_> {
+impl DirContext<'_> {
     /// The current position in the directory: a cookie chosen by the file system, which starts
     /// at zero.
     pub fn pos(&self) -> i64 {
@@ -43,7 +44,7 @@ impl DirEmitter<'_> {
         self.0.pos = pos;
     }
 
-    /// Emits one entry. Returns `false` when the caller's buffer is full: the iteration must stop
+    /// Emits one entry (`dir_emit()`). Returns `false` when the caller's buffer is full: the iteration must stop
     /// and resume from the current position (not advanced past this entry) next time.
     pub fn emit(&mut self, name: &[u8], ino: u64, dirent_type: u8) -> bool {
         let Ok(len) = c_int::try_from(name.len()) else {
@@ -69,13 +70,13 @@ pub trait Operations {
     /// The file system the files belong to.
     type FileSystem: FileSystem;
 
-    /// Emits the entries of directory `inode` from `emitter`'s position on.
+    /// Emits the entries of directory `inode` from `ctx`'s position on (`iterate_shared`).
     ///
     /// Runs with the directory's `i_rwsem` held shared.
-    fn read_dir(
+    fn iterate_shared(
         _file: &File,
         _inode: &INode<Self::FileSystem>,
-        _emitter: &mut DirEmitter<'_>,
+        _ctx: &mut DirContext<'_>,
     ) -> Result {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
@@ -131,7 +132,7 @@ pub fn generic_fsync(file: &File, start: i64, end: i64, datasync: bool) -> Resul
 pub struct Ops<T: FileSystem>(*const bindings::file_operations, PhantomData<T>);
 
 impl<T: FileSystem> Ops<T> {
-    /// Operations for directories: iteration with [`Operations::read_dir`], `lseek`, and the
+    /// Operations for directories: iteration with [`Operations::iterate_shared`], `lseek`, and the
     /// optional `ioctl` and `fsync` of `U`.
     pub const fn new_dir<U: Operations<FileSystem = T> + ?Sized>() -> Self {
         Self(&Tables::<U>::DIR, PhantomData)
@@ -164,8 +165,8 @@ impl<U: Operations + ?Sized> Tables<U> {
     const DIR: bindings::file_operations = bindings::file_operations {
         llseek: Some(bindings::generic_file_llseek),
         read: Some(bindings::generic_read_dir),
-        iterate_shared: if U::HAS_READ_DIR {
-            Some(Self::read_dir_callback)
+        iterate_shared: if U::HAS_ITERATE_SHARED {
+            Some(Self::iterate_shared_callback)
         } else {
             None
         },
@@ -233,7 +234,7 @@ impl<U: Operations + ?Sized> Tables<U> {
     /// # Safety
     ///
     /// Called by the VFS with an open directory of this file system and a valid context.
-    unsafe extern "C" fn read_dir_callback(
+    unsafe extern "C" fn iterate_shared_callback(
         file: *mut bindings::file,
         ctx: *mut bindings::dir_context,
     ) -> c_int {
@@ -241,8 +242,8 @@ impl<U: Operations + ?Sized> Tables<U> {
             // SAFETY: See the safety section of this function.
             let (f, inode) = unsafe { (File::from_raw_file(file), Self::inode(file)) };
             // SAFETY: `ctx` is valid and exclusively ours for the duration of the call.
-            let mut emitter = DirEmitter(unsafe { &mut *ctx });
-            U::read_dir(f, inode, &mut emitter)?;
+            let mut ctx = DirContext(unsafe { &mut *ctx });
+            U::iterate_shared(f, inode, &mut ctx)?;
             Ok(0)
         })
     }

@@ -72,9 +72,9 @@ unsafe impl<T: FileSystem, S: State> Sync for SuperBlock<T, S> {}
 // SAFETY: As above.
 unsafe impl<T: FileSystem, S: State> Send for SuperBlock<T, S> {}
 
-/// File system statistics, returned by [`FileSystem::statfs`].
+/// File system statistics (`struct kstatfs`), returned by [`FileSystem::statfs`].
 #[derive(Copy, Clone, Debug, Default)]
-pub struct Stat {
+pub struct Kstatfs {
     /// Magic number of the file system.
     pub magic: usize,
     /// Maximum length of a file name.
