@@ -13,8 +13,8 @@ use crate::{
     },
     format_err,
     inode::{
+        get_block,
         iget,
-        map_block,
         new_inode, //
     },
     super_block::{
@@ -74,7 +74,7 @@ fn nblocks(dir: &INode<VexFs>) -> u64 {
 
 /// Reads block `i` of directory `dir`.
 fn dir_block(dir: &INode<VexFs>, i: u64) -> Result<ARef<BufferHead>> {
-    match map_block(dir, i, false)? {
+    match get_block(dir, i, false)? {
         Some(m) => dir.super_block().bread(m.block),
         None => Err(corrupted(
             dir.super_block(),
@@ -172,7 +172,7 @@ fn add_entry(dir: &INode<VexFs>, name: &[u8], ino: u64, typ: Type) -> Result {
         }
     }
     // No room: append a block.
-    let m = map_block(dir, n, true)?.ok_or(EIO)?;
+    let m = get_block(dir, n, true)?.ok_or(EIO)?;
     let bh = dir.super_block().getblk_zeroed(m.block)?;
     {
         let mut guard = bh.lock();

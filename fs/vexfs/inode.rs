@@ -224,7 +224,7 @@ pub(crate) fn new_inode(
     if typ == Type::Dir {
         // On failure, dropping the inode with no links frees it in `evict_inode`.
         let init = || -> Result {
-            let m = map_block(&inode, 0, true)?.ok_or(EIO)?;
+            let m = get_block(&inode, 0, true)?.ok_or(EIO)?;
             let bh = sb.getblk_zeroed(m.block)?;
             let mut guard = bh.lock();
             format::init_dir(guard.data_mut(), ino as u32, dir.ino() as u32).map_err(format_err)?;
@@ -360,7 +360,7 @@ fn alloc_for(inode: &INode<VexFs>, map: &mut BlockMap, zero: bool) -> Result<u32
 }
 
 /// Maps logical block `lblk` of `inode`, allocating it (and indirect blocks) with `create`.
-pub(crate) fn map_block(inode: &INode<VexFs>, lblk: u64, create: bool) -> Result<Option<Mapping>> {
+pub(crate) fn get_block(inode: &INode<VexFs>, lblk: u64, create: bool) -> Result<Option<Mapping>> {
     let sb = inode.super_block();
     if create && sb.rdonly() {
         return Err(EROFS);
@@ -478,8 +478,8 @@ pub(crate) struct Mapper;
 impl address_space::Operations for Mapper {
     type FileSystem = VexFs;
 
-    fn map_block(inode: &INode<VexFs>, block: u64, create: bool) -> Result<Option<Mapping>> {
-        map_block(inode, block, create)
+    fn get_block(inode: &INode<VexFs>, block: u64, create: bool) -> Result<Option<Mapping>> {
+        get_block(inode, block, create)
     }
 
     fn truncate_blocks(inode: &INode<VexFs>) -> Result {

@@ -3,7 +3,7 @@
 //! Address space operations on top of a block mapping.
 //!
 //! A block-based file system describes where the data of its files lives with one callback,
-//! [`Operations::map_block`], and the generic page cache and buffer head code of the kernel
+//! [`Operations::get_block`], and the generic page cache and buffer head code of the kernel
 //! (`block_read_full_folio()`, `block_write_begin()`, `mpage_writepages()`, ...) does the data
 //! path: reads, writes, `mmap`, writeback and `bmap`.
 //!
@@ -37,14 +37,15 @@ pub trait Operations {
     /// The file system the files belong to.
     type FileSystem: FileSystem;
 
-    /// Maps logical block `block` of `inode` to a device block.
+    /// Maps logical block `block` of `inode` to a device block: the `get_block_t` of the buffer
+    /// head helpers, which then map the buffer head to it.
     ///
     /// Returns `None` for a hole. With `create`, a hole gets a newly allocated block instead
     /// (returned with [`Mapping::new`] set), or the call fails (`ENOSPC`, `EFBIG`, ...).
     ///
     /// Called with the folio being read or written locked, but not necessarily the inode: the
     /// file system serialises changes to its block map itself.
-    fn map_block(
+    fn get_block(
         inode: &INode<Self::FileSystem>,
         block: u64,
         create: bool,
@@ -86,12 +87,12 @@ impl<T: FileSystem> Ops<T> {
 /// dirty (`block_truncate_page()`): used before shrinking a file to a size that is not a multiple
 /// of the block size, so that growing it again reads zeroes. The caller holds the inode lock.
 pub fn truncate_page<U: Operations + ?Sized>(inode: &INode<U::FileSystem>, size: i64) -> Result {
-    // SAFETY: The inode and its mapping are valid; `get_block` matches `get_block_t`.
+    // SAFETY: The inode and its mapping are valid; `get_block_callback` matches `get_block_t`.
     crate::error::to_result(unsafe {
         bindings::block_truncate_page(
             &mut (*inode.as_raw()).i_data,
             size,
-            Some(Table::<U>::get_block),
+            Some(Table::<U>::get_block_callback),
         )
     })
 }
@@ -120,7 +121,7 @@ impl<U: Operations + ?Sized> Table<U> {
     ///
     /// Called by the buffer head code with a valid inode of `U::FileSystem` and a valid buffer
     /// head to map.
-    unsafe extern "C" fn get_block(
+    unsafe extern "C" fn get_block_callback(
         inode: *mut bindings::inode,
         iblock: bindings::sector_t,
         bh: *mut bindings::buffer_head,
@@ -128,7 +129,7 @@ impl<U: Operations + ?Sized> Table<U> {
     ) -> c_int {
         // SAFETY: The inode is valid and initialised (it has a page cache in use).
         let i = unsafe { INode::<U::FileSystem>::from_raw(inode) };
-        match U::map_block(i, iblock, create != 0) {
+        match U::get_block(i, iblock, create != 0) {
             Ok(Some(m)) => {
                 // SAFETY: `bh` and the inode's super block are valid.
                 unsafe {
@@ -151,16 +152,16 @@ impl<U: Operations + ?Sized> Table<U> {
         _file: *mut bindings::file,
         folio: *mut bindings::folio,
     ) -> c_int {
-        // SAFETY: The folio is valid and locked; `get_block` matches `get_block_t`.
-        unsafe { bindings::block_read_full_folio(folio, Some(Self::get_block)) }
+        // SAFETY: The folio is valid and locked; `get_block_callback` matches `get_block_t`.
+        unsafe { bindings::block_read_full_folio(folio, Some(Self::get_block_callback)) }
     }
 
     /// # Safety
     ///
     /// Called by the page cache with a valid readahead control of an inode of `U::FileSystem`.
     unsafe extern "C" fn readahead_callback(rac: *mut bindings::readahead_control) {
-        // SAFETY: `rac` is valid; `get_block` matches `get_block_t`.
-        unsafe { bindings::mpage_readahead(rac, Some(Self::get_block)) }
+        // SAFETY: `rac` is valid; `get_block_callback` matches `get_block_t`.
+        unsafe { bindings::mpage_readahead(rac, Some(Self::get_block_callback)) }
     }
 
     /// # Safety
@@ -177,8 +178,8 @@ impl<U: Operations + ?Sized> Table<U> {
                 return e.to_errno();
             }
         }
-        // SAFETY: `mapping` and `wbc` are valid; `get_block` matches `get_block_t`.
-        unsafe { bindings::mpage_writepages(mapping, wbc, Some(Self::get_block)) }
+        // SAFETY: `mapping` and `wbc` are valid; `get_block_callback` matches `get_block_t`.
+        unsafe { bindings::mpage_writepages(mapping, wbc, Some(Self::get_block_callback)) }
     }
 
     /// # Safety
@@ -192,9 +193,9 @@ impl<U: Operations + ?Sized> Table<U> {
         foliop: *mut *mut bindings::folio,
         _fsdata: *mut *mut c_void,
     ) -> c_int {
-        // SAFETY: All pointers are valid; `get_block` matches `get_block_t`.
+        // SAFETY: All pointers are valid; `get_block_callback` matches `get_block_t`.
         let ret = unsafe {
-            bindings::block_write_begin(mapping, pos, len, foliop, Some(Self::get_block))
+            bindings::block_write_begin(mapping, pos, len, foliop, Some(Self::get_block_callback))
         };
         if ret != 0 {
             // SAFETY: The mapping belongs to a valid, locked inode.
@@ -221,7 +222,7 @@ impl<U: Operations + ?Sized> Table<U> {
         mapping: *mut bindings::address_space,
         block: bindings::sector_t,
     ) -> bindings::sector_t {
-        // SAFETY: `mapping` is valid; `get_block` matches `get_block_t`.
-        unsafe { bindings::generic_block_bmap(mapping, block, Some(Self::get_block)) }
+        // SAFETY: `mapping` is valid; `get_block_callback` matches `get_block_t`.
+        unsafe { bindings::generic_block_bmap(mapping, block, Some(Self::get_block_callback)) }
     }
 }
