@@ -21,7 +21,10 @@
 //!   exact search, recall, the index restored from its saved copy with the same HNSW
 //!   results) in the next;
 //! - `saved-write` / `saved-verify`: saved indexes damaged or made stale behind the kernel's
-//!   back, then, after a remount, detected and rebuilt or brought up to date.
+//!   back, then, after a remount, detected and rebuilt or brought up to date;
+//! - `fault-write` / `fault-change` / `fault-verify`: a save over a saved index in place, cut
+//!   by block-layer fault injection after a given number of bytes, then, after a remount,
+//!   what reached the disk restores (or rebuilds) with exact results.
 //!
 //! Lines starting with `#` report measurements; failures are reported on standard error.
 
@@ -2565,6 +2568,168 @@ fn test_saved_verify(dir: &Path) -> Res<()> {
     Ok(())
 }
 
+const FAULT_DIM: usize = 16;
+const FAULT_N: usize = 2000;
+
+fn fault_data() -> Data {
+    Data::random(u::ELEM_F32, FAULT_DIM, FAULT_N, 700, 12)
+}
+
+/// The vectors `fault-change` deletes: few enough that the save goes over the copy in place.
+fn fault_gone(d: &Data) -> Vec<u64> {
+    (0..FAULT_N)
+        .filter(|i| i % 500 == 7)
+        .map(|i| d.ids[i])
+        .collect()
+}
+
+/// Fault injection, part 1: a collection with a saved index (made durable by `fsync(2)`).
+fn test_fault_write(dir: &Path) -> Res<()> {
+    let d = fault_data();
+    let f = create(
+        &dir.join("fault"),
+        FAULT_DIM,
+        u::ELEM_F32,
+        u::METRIC_COSINE,
+        16,
+        64,
+    )?;
+    insert_all(&f, &d, 500)?;
+    f.sync_all().map_err(|e| e.to_string())?;
+    let h = read_at(&f, 0, 4096)?;
+    if le64_at(&h, 56) == 0 {
+        return err("fault: no saved index after fsync");
+    }
+    Ok(())
+}
+
+/// Writes `val` to the fault injection file `path` (debugfs or sysfs).
+fn fault_set(path: &str, val: &str) -> Res<()> {
+    std::fs::write(path, format!("{val}\n")).map_err(|e| format!("{path}: {e}"))
+}
+
+const FAIL_MAKE_REQUEST: &str = "/sys/kernel/debug/fail_make_request";
+
+/// Fault injection, part 2: deletes [`fault_gone`] from the collection of `fault-write`
+/// (restored after a mount, so the save of `fsync(2)` goes over its copy in place), then lets
+/// the next `budget` bytes of I/O reach disk `dev` (`/sys/block/DEV`) and fails every bio
+/// after them, as if the machine stopped there (`fail_make_request`, with `space`), and
+/// syncs. The failure stays armed: what the caller does next (`umount`) reaches the disk no
+/// more than after a crash. A `budget` of `-` syncs without a fault and reports the bytes the
+/// save wrote.
+fn test_fault_change(dir: &Path, dev: &str, budget: &str) -> Res<()> {
+    let d = fault_data();
+    let path = dir.join("fault");
+    let f = open_rw(&path, false)?;
+    let h = read_at(&f, 0, 4096)?;
+    let off = le64_at(&h, 56);
+    expect("fault: deleted", 4, delete(&f, &fault_gone(&d))?)?;
+    let before = device_bytes_written(&f)?;
+    let armed = budget != "-";
+    if armed {
+        fault_set(&format!("{FAIL_MAKE_REQUEST}/verbose"), "0")?;
+        fault_set(&format!("{FAIL_MAKE_REQUEST}/interval"), "1")?;
+        fault_set(&format!("{FAIL_MAKE_REQUEST}/times"), "-1")?;
+        fault_set(&format!("{FAIL_MAKE_REQUEST}/space"), budget)?;
+        fault_set(&format!("{FAIL_MAKE_REQUEST}/probability"), "100")?;
+        fault_set(&format!("/sys/block/{dev}/make-it-fail"), "1")?;
+    }
+    let synced = f.sync_all();
+    if armed {
+        // From here on nothing reaches the disk.
+        fault_set(&format!("{FAIL_MAKE_REQUEST}/space"), "0")?;
+    }
+    let written = device_bytes_written(&f)? - before;
+    match (&synced, armed) {
+        (Ok(()), _) => {}
+        (Err(e), true) if e.raw_os_error() == Some(libc::EIO) => {}
+        (Err(e), _) => return err(format!("fault: fsync: {e}")),
+    }
+    if !armed {
+        let h = read_at(&f, 0, 4096)?;
+        expect("fault: saved in place", off, le64_at(&h, 56))?;
+        expect("fault: no log named after the save", 0, le64_at(&h, 112))?;
+    }
+    println!(
+        "# fault: budget {budget}: fsync {}, {written} bytes reached the disk",
+        if synced.is_ok() { "ok" } else { "EIO" }
+    );
+    drop(f);
+    Ok(())
+}
+
+/// Whether collection header `h` names a log that is whole (magic, checksums, length): one
+/// the restore applies. A cut before the log was durable can leave a header naming a torn
+/// one, which the restore ignores (the copy was not written over yet).
+fn fault_log_whole(f: &File, h: &[u8]) -> Res<bool> {
+    let (off, len) = (le64_at(h, 112), le64_at(h, 120));
+    if off == 0 || len < 64 || f.metadata().map_err(|e| e.to_string())?.len() < off + len {
+        return Ok(false);
+    }
+    let log = read_at(f, off, len as usize)?;
+    Ok(&log[..8] == b"VEXFSLOG"
+        && format::crc32c(&log[..60]) == le32_at(&log, 60)
+        && le64_at(&log, 24) + 64 == len
+        && format::crc32c(&log[64..]) == le32_at(&log, 40))
+}
+
+/// Fault injection, part 3, after a remount: the collection holds every vector but those of
+/// [`fault_gone`] that the interrupted save made durable; its saved index is restored where
+/// the disk holds one that is whole (with the log of the interrupted save, if the header
+/// names one), else rebuilt; searches are exact either way. Prints `outcome: restored with
+/// the log`, `restored` or `rebuilt`.
+fn test_fault_verify(dir: &Path) -> Res<()> {
+    let d = fault_data();
+    let path = dir.join("fault");
+    let f = File::open(&path).map_err(|e| e.to_string())?;
+    let h = read_at(&f, 0, 4096)?;
+    let logged = fault_log_whole(&f, &h)?;
+    let restored = first_search(&f, &d, "fault")?;
+    let gone = fault_gone(&d);
+    let mut live = vec![true; FAULT_N];
+    let mut durable = 0;
+    for (i, l) in live.iter_mut().enumerate() {
+        if !gone.contains(&d.ids[i]) {
+            continue;
+        }
+        match get_vectors(&f, &[d.ids[i]], FAULT_DIM * 4) {
+            Ok(_) => {}
+            Err(e) if e == libc::ENOENT => {
+                *l = false;
+                durable += 1;
+            }
+            Err(e) => return err(format!("fault: get {}: errno {e}", d.ids[i])),
+        }
+    }
+    let s = stats(&f)?;
+    expect(
+        "fault: live count",
+        live.iter().filter(|&&l| l).count() as u64,
+        s.count,
+    )?;
+    let mut st = ErrStats::default();
+    for qv in d.queries.iter().take(20) {
+        check_exact(&f, &d, &live, u::METRIC_COSINE, qv, 10, &mut st)?;
+    }
+    let r = recall(&f, &d, &live, u::METRIC_COSINE, 30, 10, 0, 4646)?;
+    if r < 0.95 {
+        return err(format!("fault: recall {r:.3}"));
+    }
+    println!(
+        "# fault: {durable} of {} deletes durable, recall@10={r:.3}",
+        gone.len()
+    );
+    println!(
+        "outcome: {}",
+        match (restored, logged) {
+            (true, true) => "restored with the log",
+            (true, false) => "restored",
+            (false, _) => "rebuilt",
+        }
+    );
+    Ok(())
+}
+
 const CRASH_DIM: usize = 24;
 const CRASH_N: usize = 3000;
 const CRASH_MORE: usize = 3000;
@@ -3505,11 +3670,18 @@ fn main() -> ExitCode {
     if args.len() == 4 && args[1] == "godown" {
         return exit_status("godown", godown(Path::new(&args[2]), &args[3]));
     }
+    if args.len() == 5 && args[1] == "fault-change" {
+        return exit_status(
+            "fault-change",
+            test_fault_change(Path::new(&args[2]), &args[3], &args[4]),
+        );
+    }
     if args.len() != 3 {
         eprintln!(
             "usage: vexfs-ioctl-test exact|recall|delete|errors|corrupt|concurrent|batch|filter|\
              budget|upsert|shutdown|chattr|persist-write|persist-verify|saved-write|saved-verify|\
-             crash-write|crash-run|crash-verify DIR\n\
+             crash-write|crash-run|crash-verify|fault-write|fault-verify DIR\n\
+             \x20      vexfs-ioctl-test fault-change DIR DEV BUDGET|-\n\
              \x20      vexfs-ioctl-test godown PATH FLAGS\n\
              \x20      vexfs-ioctl-test lsattr PATH\n\
              \x20      vexfs-ioctl-test chattr PATH FLAGS\n\
@@ -3539,6 +3711,8 @@ fn main() -> ExitCode {
         "crash-write" => test_crash_write(dir),
         "crash-run" => test_crash_run(dir),
         "crash-verify" => test_crash_verify(dir),
+        "fault-write" => test_fault_write(dir),
+        "fault-verify" => test_fault_verify(dir),
         t => err(format!("unknown test {t}")),
     };
     exit_status(&args[1], res)
