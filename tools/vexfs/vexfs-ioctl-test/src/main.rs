@@ -24,7 +24,8 @@
 //!   back, then, after a remount, detected and rebuilt or brought up to date;
 //! - `fault-write` / `fault-change` / `fault-verify`: a save over a saved index in place, cut
 //!   by block-layer fault injection after a given number of bytes, then, after a remount,
-//!   what reached the disk restores (or rebuilds) with exact results.
+//!   what reached the disk restores (or rebuilds) with exact results; `fault-compact-write` /
+//!   `fault-compact` / `fault-compact-verify`: the same for a compaction.
 //!
 //! Lines starting with `#` report measurements; failures are reported on standard error.
 
@@ -2610,6 +2611,31 @@ fn fault_set(path: &str, val: &str) -> Res<()> {
 
 const FAIL_MAKE_REQUEST: &str = "/sys/kernel/debug/fail_make_request";
 
+/// Lets the next `budget` bytes of I/O reach disk `dev` (`/sys/block/DEV`) and fails every
+/// bio after them (`fail_make_request` with `space`).
+fn fault_arm(dev: &str, budget: &str) -> Res<()> {
+    fault_set(&format!("{FAIL_MAKE_REQUEST}/verbose"), "0")?;
+    fault_set(&format!("{FAIL_MAKE_REQUEST}/interval"), "1")?;
+    fault_set(&format!("{FAIL_MAKE_REQUEST}/times"), "-1")?;
+    fault_set(&format!("{FAIL_MAKE_REQUEST}/space"), budget)?;
+    fault_set(&format!("{FAIL_MAKE_REQUEST}/probability"), "100")?;
+    fault_set(&format!("/sys/block/{dev}/make-it-fail"), "1")
+}
+
+/// After [`fault_arm`]: from here on nothing reaches the disk (the fault stays armed).
+fn fault_stop() -> Res<()> {
+    fault_set(&format!("{FAIL_MAKE_REQUEST}/space"), "0")
+}
+
+/// What an operation cut by [`fault_arm`] may return: success, or `EIO`.
+fn fault_result(what: &str, r: std::io::Result<()>, armed: bool) -> Res<&'static str> {
+    match r {
+        Ok(()) => Ok("ok"),
+        Err(e) if armed && e.raw_os_error() == Some(libc::EIO) => Ok("EIO"),
+        Err(e) => err(format!("fault: {what}: {e}")),
+    }
+}
+
 /// Fault injection, part 2: deletes [`fault_gone`] from the collection of `fault-write`
 /// (restored after a mount, so the save of `fsync(2)` goes over its copy in place), then lets
 /// the next `budget` bytes of I/O reach disk `dev` (`/sys/block/DEV`) and fails every bio
@@ -2627,33 +2653,20 @@ fn test_fault_change(dir: &Path, dev: &str, budget: &str) -> Res<()> {
     let before = device_bytes_written(&f)?;
     let armed = budget != "-";
     if armed {
-        fault_set(&format!("{FAIL_MAKE_REQUEST}/verbose"), "0")?;
-        fault_set(&format!("{FAIL_MAKE_REQUEST}/interval"), "1")?;
-        fault_set(&format!("{FAIL_MAKE_REQUEST}/times"), "-1")?;
-        fault_set(&format!("{FAIL_MAKE_REQUEST}/space"), budget)?;
-        fault_set(&format!("{FAIL_MAKE_REQUEST}/probability"), "100")?;
-        fault_set(&format!("/sys/block/{dev}/make-it-fail"), "1")?;
+        fault_arm(dev, budget)?;
     }
     let synced = f.sync_all();
     if armed {
-        // From here on nothing reaches the disk.
-        fault_set(&format!("{FAIL_MAKE_REQUEST}/space"), "0")?;
+        fault_stop()?;
     }
     let written = device_bytes_written(&f)? - before;
-    match (&synced, armed) {
-        (Ok(()), _) => {}
-        (Err(e), true) if e.raw_os_error() == Some(libc::EIO) => {}
-        (Err(e), _) => return err(format!("fault: fsync: {e}")),
-    }
+    let synced = fault_result("fsync", synced, armed)?;
     if !armed {
         let h = read_at(&f, 0, 4096)?;
         expect("fault: saved in place", off, le64_at(&h, 56))?;
         expect("fault: no log named after the save", 0, le64_at(&h, 112))?;
     }
-    println!(
-        "# fault: budget {budget}: fsync {}, {written} bytes reached the disk",
-        if synced.is_ok() { "ok" } else { "EIO" }
-    );
+    println!("# fault: budget {budget}: fsync {synced}, {written} bytes reached the disk");
     drop(f);
     Ok(())
 }
@@ -2727,6 +2740,126 @@ fn test_fault_verify(dir: &Path) -> Res<()> {
             (false, _) => "rebuilt",
         }
     );
+    Ok(())
+}
+
+/// Whether vector `i` of [`fault_data`] is deleted before `fault-compact`.
+fn compact_gone(i: usize) -> bool {
+    i % 3 == 1
+}
+
+/// Fault injection on a compaction, part 1: besides the collection of `fault-write`, one of
+/// the same vectors with every third deleted, durable, not compacted yet.
+fn test_fault_compact_write(dir: &Path) -> Res<()> {
+    let d = fault_data();
+    let f = create(
+        &dir.join("compact"),
+        FAULT_DIM,
+        u::ELEM_F32,
+        u::METRIC_COSINE,
+        16,
+        64,
+    )?;
+    insert_all(&f, &d, 500)?;
+    let gone: Vec<u64> = (0..FAULT_N)
+        .filter(|&i| compact_gone(i))
+        .map(|i| d.ids[i])
+        .collect();
+    expect("compact: deleted", gone.len() as u32, delete(&f, &gone)?)?;
+    f.sync_all().map_err(|e| e.to_string())
+}
+
+/// Fault injection on a compaction, part 2: the compaction of `BUILD_INDEX` with
+/// `VEXFS_BUILD_COMPACT` and an `fsync(2)`, cut after `budget` bytes ([`fault_arm`]; `-`:
+/// uncut, reporting the bytes it wrote).
+fn test_fault_compact(dir: &Path, dev: &str, budget: &str) -> Res<()> {
+    let f = open_rw(&dir.join("compact"), false)?;
+    let before = device_bytes_written(&f)?;
+    let armed = budget != "-";
+    if armed {
+        fault_arm(dev, budget)?;
+    }
+    let mut a = u::BuildIndex {
+        version: u::UAPI_VERSION,
+        flags: u::BUILD_COMPACT,
+        ..Default::default()
+    };
+    let built = match errno_of(&f, u::IOC_BUILD_INDEX, &mut a) {
+        0 => Ok(()),
+        e => Err(std::io::Error::from_raw_os_error(e)),
+    };
+    let synced = f.sync_all();
+    if armed {
+        fault_stop()?;
+    }
+    let written = device_bytes_written(&f)? - before;
+    let built = fault_result("compaction", built, armed)?;
+    let synced = fault_result("fsync", synced, armed)?;
+    println!(
+        "# fault: budget {budget}: compaction {built}, fsync {synced}, {written} bytes reached the disk"
+    );
+    if !armed {
+        let h = read_at(&f, 0, 4096)?;
+        expect("compact: version after the compaction", 2, le32_at(&h, 8))?;
+    }
+    Ok(())
+}
+
+/// Fault injection on a compaction, part 3, after a remount: whatever the cut left (the file
+/// as it was, the kept records copied out and named by a version 3 header, or copied back),
+/// every live vector is there bit for bit and no deleted one, and searches are exact; then a
+/// compaction completes, to a version 2 header and a file of the live records. Prints
+/// `outcome: version V, RECORDS records`.
+fn test_fault_compact_verify(dir: &Path) -> Res<()> {
+    let d = fault_data();
+    let path = dir.join("compact");
+    let live: Vec<bool> = (0..FAULT_N).map(|i| !compact_gone(i)).collect();
+    let n_live = live.iter().filter(|&&l| l).count();
+    let f = open_rw(&path, false)?;
+    let h = read_at(&f, 0, 4096)?;
+    let (version, records) = (le32_at(&h, 8), le64_at(&h, 40));
+    let vb = FAULT_DIM * 4;
+    for pass in ["after the cut", "after a compaction"] {
+        let s = stats(&f)?;
+        expect(
+            &format!("compact {pass}: live count"),
+            n_live as u64,
+            s.count,
+        )?;
+        let ids: Vec<u64> = (0..FAULT_N)
+            .filter(|&i| live[i])
+            .map(|i| d.ids[i])
+            .collect();
+        let got = get_vectors(&f, &ids, vb).map_err(|e| format!("compact {pass}: get: {e}"))?;
+        let want: Vec<u8> = (0..FAULT_N)
+            .filter(|&i| live[i])
+            .flat_map(|i| d.bytes(&d.vecs[i]))
+            .collect();
+        if got != want {
+            return err(format!(
+                "compact {pass}: vectors differ from those inserted"
+            ));
+        }
+        for i in (0..FAULT_N).filter(|&i| !live[i]).step_by(50) {
+            expect(
+                &format!("compact {pass}: deleted id {} gone", d.ids[i]),
+                Err(libc::ENOENT),
+                get_vectors(&f, &[d.ids[i]], vb).map(|_| ()),
+            )?;
+        }
+        let mut st = ErrStats::default();
+        for qv in d.queries.iter().take(10) {
+            check_exact(&f, &d, &live, u::METRIC_COSINE, qv, 10, &mut st)?;
+        }
+        if pass == "after the cut" {
+            build(&f, u::BUILD_COMPACT)?;
+            f.sync_all().map_err(|e| e.to_string())?;
+            let h = read_at(&f, 0, 4096)?;
+            expect("compact: version", 2, le32_at(&h, 8))?;
+            expect("compact: records", n_live as u64, le64_at(&h, 40))?;
+        }
+    }
+    println!("outcome: version {version}, {records} records");
     Ok(())
 }
 
@@ -3676,12 +3809,19 @@ fn main() -> ExitCode {
             test_fault_change(Path::new(&args[2]), &args[3], &args[4]),
         );
     }
+    if args.len() == 5 && args[1] == "fault-compact" {
+        return exit_status(
+            "fault-compact",
+            test_fault_compact(Path::new(&args[2]), &args[3], &args[4]),
+        );
+    }
     if args.len() != 3 {
         eprintln!(
             "usage: vexfs-ioctl-test exact|recall|delete|errors|corrupt|concurrent|batch|filter|\
              budget|upsert|shutdown|chattr|persist-write|persist-verify|saved-write|saved-verify|\
-             crash-write|crash-run|crash-verify|fault-write|fault-verify DIR\n\
-             \x20      vexfs-ioctl-test fault-change DIR DEV BUDGET|-\n\
+             crash-write|crash-run|crash-verify|fault-write|fault-verify|\
+             fault-compact-write|fault-compact-verify DIR\n\
+             \x20      vexfs-ioctl-test fault-change|fault-compact DIR DEV BUDGET|-\n\
              \x20      vexfs-ioctl-test godown PATH FLAGS\n\
              \x20      vexfs-ioctl-test lsattr PATH\n\
              \x20      vexfs-ioctl-test chattr PATH FLAGS\n\
@@ -3713,6 +3853,8 @@ fn main() -> ExitCode {
         "crash-verify" => test_crash_verify(dir),
         "fault-write" => test_fault_write(dir),
         "fault-verify" => test_fault_verify(dir),
+        "fault-compact-write" => test_fault_compact_write(dir),
+        "fault-compact-verify" => test_fault_compact_verify(dir),
         t => err(format!("unknown test {t}")),
     };
     exit_status(&args[1], res)
