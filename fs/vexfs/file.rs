@@ -26,7 +26,9 @@ use kernel::{
             MntIdmap, //
         },
         File,
+        Kiocb, //
     },
+    iov::IovIterSource,
     prelude::*,
 };
 
@@ -130,13 +132,17 @@ impl fops::Operations for FileOps {
 
     /// Nothing is written once the file system is shut down; collections change only through
     /// their ioctls.
-    fn check_write(_file: &File, inode: &INode<VexFs>) -> Result {
+    fn write_iter(
+        inode: &INode<VexFs>,
+        kiocb: Kiocb<'_, ()>,
+        from: &mut IovIterSource<'_>,
+    ) -> Result<usize> {
         inode.super_block().data().check_live()?;
         check_mutable(inode)?;
         if crate::vector::is_collection(inode) {
             return Err(EPERM);
         }
-        Ok(())
+        fops::generic_file_write_iter(inode, kiocb, from)
     }
 }
 

@@ -12,7 +12,8 @@
 use super::{
     file::File,
     inode::INode,
-    FileSystem, //
+    FileSystem,
+    Kiocb, //
 };
 use crate::{
     bindings,
@@ -20,6 +21,7 @@ use crate::{
         from_result,
         to_result, //
     },
+    iov::IovIterSource,
     prelude::*,
 };
 use core::marker::PhantomData;
@@ -91,12 +93,18 @@ pub trait Operations {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
-    /// Decides whether a write through `write_iter` (`write(2)`, `pwrite(2)`, splice, copy)
-    /// may go to regular file `file`; an error fails the write before it starts.
+    /// Writes `from` to regular file `inode` at the position of `kiocb` (`write_iter`:
+    /// `write(2)`, `pwrite(2)`, splice, copy) and returns the bytes written.
     ///
-    /// Called without locks held. Writes of the kernel itself through
-    /// [`super::kernel_io::Writer`] do not come here.
-    fn check_write(_file: &File, _inode: &INode<Self::FileSystem>) -> Result {
+    /// Without it, writes go to `generic_file_write_iter()`. A file system with checks of its
+    /// own to make first implements it and writes with [`generic_file_write_iter`]. Called
+    /// without locks held. Writes of the kernel itself through [`super::kernel_io::Writer`]
+    /// do not come here.
+    fn write_iter(
+        _inode: &INode<Self::FileSystem>,
+        _kiocb: Kiocb<'_, ()>,
+        _from: &mut IovIterSource<'_>,
+    ) -> Result<usize> {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
@@ -118,6 +126,55 @@ pub trait Operations {
     ) -> Result {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
+}
+
+/// Returns the inode of `file` if it is a regular file whose address space can be read and
+/// written with the generic page cache helpers.
+pub(super) fn regular_inode(file: &File) -> Result<*mut bindings::inode> {
+    // SAFETY: An open file has a valid inode and mapping for its whole life.
+    let (inode, aops) = unsafe {
+        let f = file.as_ptr();
+        ((*f).f_inode, (*(*f).f_mapping).a_ops)
+    };
+    // SAFETY: `inode` is valid (see above); `i_mode` does not change once set.
+    let mode = u32::from(unsafe { (*inode).i_mode });
+    if mode & bindings::S_IFMT != bindings::S_IFREG || aops.is_null() {
+        return Err(EINVAL);
+    }
+    // SAFETY: `aops` is a valid, static operations table.
+    let aops = unsafe { &*aops };
+    if aops.read_folio.is_none() || aops.write_begin.is_none() || aops.write_end.is_none() {
+        return Err(EINVAL);
+    }
+    Ok(inode)
+}
+
+/// Writes `from` to regular file `inode` through the page cache at the position of `kiocb`
+/// (`generic_file_write_iter()`: the inode lock, the permission and size checks, the write and
+/// `O_SYNC` handling), for a [`Operations::write_iter`] once its own checks passed. Returns the
+/// bytes written.
+///
+/// Fails with `EINVAL` if `kiocb` is not a write to `inode` or `inode` is not a regular file.
+pub fn generic_file_write_iter<T: FileSystem>(
+    inode: &INode<T>,
+    kiocb: Kiocb<'_, ()>,
+    from: &mut IovIterSource<'_>,
+) -> Result<usize> {
+    let iocb = kiocb.as_raw();
+    // SAFETY: `kiocb` refers to a valid kiocb of an open file for its lifetime, and so for the
+    // call.
+    let file = unsafe { File::from_raw_file((*iocb).ki_filp) };
+    if regular_inode(file)? != inode.as_raw() {
+        return Err(EINVAL);
+    }
+    // SAFETY: `iocb` is a valid kiocb of an open regular file whose address space reads and
+    // writes with the generic page cache helpers (checked above), and `from` a valid source
+    // iterator.
+    let ret = unsafe { bindings::generic_file_write_iter(iocb, from.as_raw()) };
+    if ret < 0 {
+        return Err(Error::from_errno(ret as i32));
+    }
+    Ok(ret as usize)
 }
 
 /// Writes the file's dirty data in `start..=end` and its inode, waits for them and flushes the
@@ -193,7 +250,7 @@ impl<U: Operations + ?Sized> Tables<U> {
     const REGULAR: bindings::file_operations = bindings::file_operations {
         llseek: Some(bindings::generic_file_llseek),
         read_iter: Some(bindings::generic_file_read_iter),
-        write_iter: if U::HAS_CHECK_WRITE {
+        write_iter: if U::HAS_WRITE_ITER {
             Some(Self::write_iter_callback)
         } else {
             Some(bindings::generic_file_write_iter)
@@ -275,12 +332,17 @@ impl<U: Operations + ?Sized> Tables<U> {
         // SAFETY: `iocb` is valid and refers to an open file.
         let file = unsafe { (*iocb).ki_filp };
         // SAFETY: See the safety section of this function.
-        let (f, inode) = unsafe { (File::from_raw_file(file), Self::inode(file)) };
-        if let Err(e) = U::check_write(f, inode) {
-            return e.to_errno() as isize;
+        let inode = unsafe { Self::inode(file) };
+        // SAFETY: `iocb` is valid for the call; the file's private data is not used as a `()`.
+        let kiocb = unsafe { Kiocb::<()>::from_raw(iocb) };
+        // SAFETY: The VFS passes a source iterator it owns for the call, readable with the C
+        // helpers.
+        let from = unsafe { IovIterSource::from_raw(from) };
+        match U::write_iter(inode, kiocb, from) {
+            // A write never exceeds `MAX_RW_COUNT`, far below `isize::MAX`.
+            Ok(n) => n as isize,
+            Err(e) => e.to_errno() as isize,
         }
-        // SAFETY: The arguments are those the VFS gave us.
-        unsafe { bindings::generic_file_write_iter(iocb, from) }
     }
 
     /// # Safety

@@ -13,7 +13,10 @@
 //!
 //! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h).
 
-use super::File;
+use super::{
+    fops,
+    File, //
+};
 use crate::{
     bindings,
     error::{
@@ -24,33 +27,12 @@ use crate::{
     prelude::*, //
 };
 
-/// Returns the inode of `file` if it is a regular file whose address space can be read and
-/// written with the generic page cache helpers.
-fn regular_inode(file: &File) -> Result<*mut bindings::inode> {
-    // SAFETY: An open file has a valid inode and mapping for its whole life.
-    let (inode, aops) = unsafe {
-        let f = file.as_ptr();
-        ((*f).f_inode, (*(*f).f_mapping).a_ops)
-    };
-    // SAFETY: `inode` is valid (see above); `i_mode` does not change once set.
-    let mode = u32::from(unsafe { (*inode).i_mode });
-    if mode & bindings::S_IFMT != bindings::S_IFREG || aops.is_null() {
-        return Err(EINVAL);
-    }
-    // SAFETY: `aops` is a valid, static operations table.
-    let aops = unsafe { &*aops };
-    if aops.read_folio.is_none() || aops.write_begin.is_none() || aops.write_end.is_none() {
-        return Err(EINVAL);
-    }
-    Ok(inode)
-}
-
 /// Reads the data of regular file `file` at `pos` into `buf` through the page cache; returns
 /// the number of bytes read, less than `buf.len()` only at the end of the file.
 ///
 /// The file need not be open for reading. May sleep.
 pub fn read_at(file: &File, pos: i64, buf: &mut [u8]) -> Result<usize> {
-    regular_inode(file)?;
+    fops::regular_inode(file)?;
     let mut done = 0usize;
     while done < buf.len() {
         let rest = &mut buf[done..];
@@ -90,7 +72,7 @@ pub fn read_at(file: &File, pos: i64, buf: &mut [u8]) -> Result<usize> {
 /// a concurrent write or truncation of the range: the caller's locks must, if it matters. Does
 /// not sleep.
 pub fn read_cached(file: &File, pos: i64, buf: &mut [u8]) -> Result<bool> {
-    let inode = regular_inode(file)?;
+    let inode = fops::regular_inode(file)?;
     let len = i64::try_from(buf.len()).map_err(|_| EINVAL)?;
     let end = pos.checked_add(len).ok_or(EINVAL)?;
     // SAFETY: `inode` is the valid inode of the open file `file`.
@@ -152,7 +134,7 @@ impl<'a> Writer<'a> {
     /// `EINVAL` if it is not a regular file with a writable address space. May sleep (while
     /// the file system is frozen).
     pub fn new(file: &'a File) -> Result<Self> {
-        let inode = regular_inode(file)?;
+        let inode = fops::regular_inode(file)?;
         let acc = file.flags() & super::file::flags::O_ACCMODE;
         if acc != super::file::flags::O_WRONLY && acc != super::file::flags::O_RDWR {
             return Err(EBADF);
