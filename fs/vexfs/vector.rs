@@ -110,6 +110,7 @@ use crate::{
     },
     VexFs,
 };
+use core::mem::offset_of;
 use kernel::{
     alloc::{
         KVVec,
@@ -133,6 +134,10 @@ use kernel::{
     time::{
         Instant,
         Monotonic, //
+    },
+    transmute::{
+        AsBytes,
+        FromBytes, //
     },
     uaccess::{
         UserPtr,
@@ -1604,13 +1609,18 @@ pub(crate) fn release(file: &File, inode: &INode<VexFs>) {
     }
 }
 
-/// Reads argument structure of `N` bytes at user address `arg`.
-fn read_arg<const N: usize>(arg: usize) -> Result<[u8; N]> {
-    let mut b = [0u8; N];
-    UserSlice::new(UserPtr::from_addr(arg), N)
+/// Reads the argument structure at user address `arg`.
+fn read_arg<T: FromBytes>(arg: usize) -> Result<T> {
+    UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
         .reader()
-        .read_slice(&mut b)?;
-    Ok(b)
+        .read::<T>()
+}
+
+/// Writes `v` back to user address `addr` (`arg` plus the offset of an output field).
+fn write_field<T: AsBytes>(addr: usize, v: &T) -> Result {
+    UserSlice::new(UserPtr::from_addr(addr), size_of::<T>())
+        .writer()
+        .write(v)
 }
 
 /// Writes `data` at user address `addr`.
@@ -1621,8 +1631,8 @@ fn write_user(addr: u64, data: &[u8]) -> Result {
         .write_slice(data)
 }
 
-fn all_zero(b: &[u8]) -> bool {
-    b.iter().all(|&x| x == 0)
+fn all_zero<T: Copy + Default + PartialEq>(b: &[T]) -> bool {
+    b.iter().all(|&x| x == T::default())
 }
 
 /// Handles an ioctl on a regular file of VexFS.
@@ -1661,9 +1671,9 @@ fn check_chattr(inode: &INode<VexFs>, appends: bool) -> Result {
 }
 
 fn create(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
-    let b: [u8; PARAMS_SIZE] = read_arg(arg)?;
-    let (version, dim, elem_type, metric) = (ne32(&b, 0), ne32(&b, 4), ne32(&b, 8), ne32(&b, 12));
-    let (mut m, mut efc, flags) = (ne32(&b, 16), ne32(&b, 20), ne32(&b, 24));
+    let a: uapi::vexfs_collection_params = read_arg(arg)?;
+    let (version, dim, elem_type, metric) = (a.version, a.dim, a.elem_type, a.metric);
+    let (mut m, mut efc, flags) = (a.hnsw_m, a.hnsw_ef_construction, a.flags);
     if m == 0 {
         m = 16;
     }
@@ -1679,7 +1689,7 @@ fn create(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         || efc < m
         || efc > MAX_EF
         || flags != 0
-        || !all_zero(&b[28..])
+        || !all_zero(&a.reserved)
     {
         return Err(EINVAL);
     }
@@ -1789,15 +1799,14 @@ pub(crate) fn evict(inode: &INode<VexFs>) {
 }
 
 fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
-    let b: [u8; INSERT_SIZE] = read_arg(arg)?;
-    let (version, count, flags, pad) = (ne32(&b, 0), ne32(&b, 4), ne32(&b, 8), ne32(&b, 12));
-    let (ids_addr, vecs_addr) = (ne64(&b, 16), ne64(&b, 24));
-    if version != UAPI_VERSION
+    let a: uapi::vexfs_insert = read_arg(arg)?;
+    let (count, flags, ids_addr, vecs_addr) = (a.count, a.flags, a.ids, a.vectors);
+    if a.version != UAPI_VERSION
         || count == 0
         || count > MAX_BATCH
         || flags & !INSERT_UPSERT != 0
-        || pad != 0
-        || !all_zero(&b[32..])
+        || a.__pad != 0
+        || !all_zero(&a.reserved)
     {
         return Err(EINVAL);
     }
@@ -1956,13 +1965,13 @@ fn insert(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
 }
 
 fn delete(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
-    let b: [u8; DELETE_SIZE] = read_arg(arg)?;
-    let (version, count, ids_addr) = (ne32(&b, 0), ne32(&b, 4), ne64(&b, 8));
-    if version != UAPI_VERSION
+    let a: uapi::vexfs_delete = read_arg(arg)?;
+    let (count, ids_addr) = (a.count, a.ids);
+    if a.version != UAPI_VERSION
         || count == 0
         || count > MAX_BATCH
-        || ne32(&b, 20) != 0
-        || !all_zero(&b[24..])
+        || a.__pad != 0
+        || !all_zero(&a.reserved)
     {
         return Err(EINVAL);
     }
@@ -2020,21 +2029,20 @@ fn delete(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         res?;
         Ok(deleted)
     })?;
-    write_user(arg as u64 + 16, &deleted.to_ne_bytes())
+    write_field(arg + offset_of!(uapi::vexfs_delete, deleted), &deleted)
 }
 
 fn search(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
-    let b: [u8; SEARCH_SIZE] = read_arg(arg)?;
-    let (version, k, ef, flags) = (ne32(&b, 0), ne32(&b, 4), ne32(&b, 8), ne32(&b, 12));
-    let (q_addr, ids_addr, dist_addr) = (ne64(&b, 16), ne64(&b, 24), ne64(&b, 32));
-    if version != UAPI_VERSION
+    let u: uapi::vexfs_search = read_arg(arg)?;
+    let (k, ef, flags) = (u.k, u.ef, u.flags);
+    if u.version != UAPI_VERSION
         || k == 0
         || k > MAX_K
         || ef > MAX_EF
         || flags & !(SEARCH_EXACT | SEARCH_STATS | SEARCH_FILTER) != 0
-        || ne32(&b, 44) != 0
-        || (flags & SEARCH_STATS == 0 && ne64(&b, 48) != 0)
-        || !all_zero(&b[64..])
+        || u.__pad != 0
+        || (flags & SEARCH_STATS == 0 && u.stats != 0)
+        || !all_zero(&u.reserved)
     {
         return Err(EINVAL);
     }
@@ -2042,11 +2050,11 @@ fn search(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         k,
         ef,
         flags,
-        q_addr,
-        ids_addr,
-        dist_addr,
-        stats_addr: ne64(&b, 48),
-        filter: FilterArgs::read(flags, ne64(&b, 56))?,
+        q_addr: u.query,
+        ids_addr: u.ids,
+        dist_addr: u.distances,
+        stats_addr: u.stats,
+        filter: FilterArgs::read(flags, u.filter)?,
         arg,
     };
     if !is_collection(inode) {
@@ -2171,19 +2179,18 @@ impl FilterArgs {
         if flags & SEARCH_FILTER == 0 {
             return if addr == 0 { Ok(None) } else { Err(EINVAL) };
         }
-        let b: [u8; FILTER_SIZE] = read_arg(usize::try_from(addr).map_err(|_| EFAULT)?)?;
-        let (version, fl) = (ne32(&b, 0), ne32(&b, 4));
-        let (lo, hi, ids, count) = (ne64(&b, 8), ne64(&b, 16), ne64(&b, 24), ne32(&b, 32));
+        let a: uapi::vexfs_filter = read_arg(usize::try_from(addr).map_err(|_| EFAULT)?)?;
+        let (fl, lo, hi, ids, count) = (a.flags, a.id_min, a.id_max, a.ids, a.count);
         let (range, listed) = (fl & FILTER_RANGE != 0, fl & FILTER_IDS != 0);
-        if version != UAPI_VERSION
+        if a.version != UAPI_VERSION
             || fl & !(FILTER_RANGE | FILTER_IDS) != 0
             || fl == 0
             || (range && lo > hi)
             || (!range && (lo != 0 || hi != 0))
             || (listed && count == 0)
             || (!listed && (ids != 0 || count != 0))
-            || ne32(&b, 36) != 0
-            || !all_zero(&b[40..])
+            || a.__pad != 0
+            || !all_zero(&a.reserved)
         {
             return Err(EINVAL);
         }
@@ -2288,48 +2295,41 @@ fn search_loaded(file: &File, inode: &INode<VexFs>, l: &Loaded, a: &SearchArgs) 
         write_user(dist_addr, &dists)?;
     }
     if flags & SEARCH_STATS != 0 {
-        let mut out = [0u8; SEARCH_STATS_SIZE];
-        for (i, v) in [
-            st.distances,
-            st.rescored,
-            st.expanded,
-            u64::try_from(ns).unwrap_or(0),
-            st.admitted,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            put(&mut out[8 * i..8 * i + 8], &v.to_ne_bytes());
-        }
-        let sflags = if st.scanned { STATS_SCANNED } else { 0 };
-        put(&mut out[40..44], &sflags.to_ne_bytes());
-        put(&mut out[48..56], &st.passed.to_ne_bytes());
-        write_user(stats_addr, &out)?;
+        let out = uapi::vexfs_search_stats {
+            distances: st.distances,
+            rescored: st.rescored,
+            expanded: st.expanded,
+            nanoseconds: u64::try_from(ns).unwrap_or(0),
+            admitted: st.admitted,
+            flags: if st.scanned { STATS_SCANNED } else { 0 },
+            passed: st.passed,
+            ..Default::default()
+        };
+        write_field(usize::try_from(stats_addr).map_err(|_| EFAULT)?, &out)?;
     }
-    write_user(arg as u64 + 40, &(count as u32).to_ne_bytes())
+    write_field(arg + offset_of!(uapi::vexfs_search, count), &(count as u32))
 }
 
 fn search_batch(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
-    let b: [u8; SEARCH_BATCH_SIZE] = read_arg(arg)?;
-    let (version, k, ef, flags) = (ne32(&b, 0), ne32(&b, 4), ne32(&b, 8), ne32(&b, 12));
-    let (nq, q_addr, ids_addr) = (ne32(&b, 16), ne64(&b, 24), ne64(&b, 32));
-    let (dist_addr, counts_addr) = (ne64(&b, 40), ne64(&b, 48));
-    if version != UAPI_VERSION
+    let a: uapi::vexfs_search_batch = read_arg(arg)?;
+    let (k, ef, flags, nq) = (a.k, a.ef, a.flags, a.nq);
+    let (q_addr, ids_addr, dist_addr, counts_addr) = (a.queries, a.ids, a.distances, a.counts);
+    if a.version != UAPI_VERSION
         || k == 0
         || k > MAX_K
         || ef > MAX_EF
         || flags & !(SEARCH_EXACT | SEARCH_FILTER) != 0
         || nq == 0
         || nq > MAX_BATCH
-        || ne32(&b, 20) != 0
-        || !all_zero(&b[64..])
+        || a.__pad != 0
+        || !all_zero(&a.reserved)
     {
         return Err(EINVAL);
     }
     if u64::from(nq) * u64::from(k) > u64::from(MAX_RESULTS) {
         return Err(E2BIG);
     }
-    let filter = FilterArgs::read(flags, ne64(&b, 56))?;
+    let filter = FilterArgs::read(flags, a.filter)?;
     if !is_collection(inode) {
         return Err(ENOTTY);
     }
@@ -2381,10 +2381,9 @@ fn search_batch(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
 }
 
 fn get(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
-    let b: [u8; GET_SIZE] = read_arg(arg)?;
-    let (version, count, ids_addr, vecs_addr) =
-        (ne32(&b, 0), ne32(&b, 4), ne64(&b, 8), ne64(&b, 16));
-    if version != UAPI_VERSION || count == 0 || count > MAX_BATCH || !all_zero(&b[24..]) {
+    let a: uapi::vexfs_get = read_arg(arg)?;
+    let (count, ids_addr, vecs_addr) = (a.count, a.ids, a.vectors);
+    if a.version != UAPI_VERSION || count == 0 || count > MAX_BATCH || !all_zero(&a.reserved) {
         return Err(EINVAL);
     }
     if !is_collection(inode) {
@@ -2425,9 +2424,9 @@ fn get(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
 }
 
 fn build(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
-    let b: [u8; BUILD_SIZE] = read_arg(arg)?;
-    let (version, flags) = (ne32(&b, 0), ne32(&b, 4));
-    if version != UAPI_VERSION || flags & !BUILD_COMPACT != 0 || !all_zero(&b[8..]) {
+    let a: uapi::vexfs_build_index = read_arg(arg)?;
+    let flags = a.flags;
+    if a.version != UAPI_VERSION || flags & !BUILD_COMPACT != 0 || !all_zero(&a.reserved) {
         return Err(EINVAL);
     }
     if !is_collection(inode) {
@@ -2594,8 +2593,16 @@ fn copy_records(
 }
 
 fn stats(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
-    let b: [u8; STATS_SIZE] = read_arg(arg)?;
-    if ne32(&b, 0) != UAPI_VERSION || !all_zero(&b[104..]) {
+    let a: uapi::vexfs_stats = read_arg(arg)?;
+    // Fields that were reserved in the first version of the structure must still be zero
+    // on the way in.
+    if a.version != UAPI_VERSION
+        || a.saved_bytes != 0
+        || a.load_nanoseconds != 0
+        || a.index_flags != 0
+        || a.__pad != 0
+        || a.mount_index_bytes != 0
+    {
         return Err(EINVAL);
     }
     if !is_collection(inode) {
@@ -2619,27 +2626,30 @@ fn stats(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     if index_state == INDEX_NONE && hdr.index_off != 0 {
         iflags |= INDEX_SAVED;
     }
-    let mut out = [0u8; STATS_SIZE];
-    let mut put32 = |off: usize, v: u32| put(&mut out[off..off + 4], &v.to_ne_bytes());
-    put32(0, UAPI_VERSION);
-    put32(4, index_state);
-    put32(8, UAPI_VERSION);
-    put32(12, hdr.dim);
-    put32(16, hdr.elem_type);
-    put32(20, hdr.metric);
-    put32(24, hdr.m);
-    put32(28, hdr.ef_construction);
-    let mut put64 = |off: usize, v: u64| put(&mut out[off..off + 8], &v.to_ne_bytes());
-    put64(72, hdr.live);
-    put64(80, hdr.records - hdr.live);
-    put64(88, inode.size() as u64);
-    put64(96, index_bytes);
-    put64(104, hdr.index_len);
-    put64(112, load_ns);
-    put(&mut out[120..124], &iflags.to_ne_bytes());
     let resident = inode.super_block().data().indexes.resident();
-    put(&mut out[128..136], &(resident as u64).to_ne_bytes());
-    write_user(arg as u64, &out)
+    let out = uapi::vexfs_stats {
+        version: UAPI_VERSION,
+        index_state,
+        params: uapi::vexfs_collection_params {
+            version: UAPI_VERSION,
+            dim: hdr.dim,
+            elem_type: hdr.elem_type,
+            metric: hdr.metric,
+            hnsw_m: hdr.m,
+            hnsw_ef_construction: hdr.ef_construction,
+            ..Default::default()
+        },
+        count: hdr.live,
+        deleted: hdr.records - hdr.live,
+        file_bytes: inode.size() as u64,
+        index_bytes,
+        saved_bytes: hdr.index_len,
+        load_nanoseconds: load_ns,
+        index_flags: iflags,
+        mount_index_bytes: resident as u64,
+        ..Default::default()
+    };
+    write_field(arg, &out)
 }
 
 #[kunit_tests(vexfs_collection)]
