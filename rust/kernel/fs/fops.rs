@@ -46,8 +46,9 @@ impl DirContext<'_> {
         self.0.pos = pos;
     }
 
-    /// Emits one entry (`dir_emit()`). Returns `false` when the caller's buffer is full: the iteration must stop
-    /// and resume from the current position (not advanced past this entry) next time.
+    /// Emits one entry (`dir_emit()`). Returns `false` when the caller's buffer is full: the
+    /// iteration must stop and resume from the current position (not advanced past this
+    /// entry) next time.
     pub fn emit(&mut self, name: &[u8], ino: u64, dirent_type: u8) -> bool {
         let Ok(len) = c_int::try_from(name.len()) else {
             return false;
