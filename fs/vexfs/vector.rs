@@ -159,6 +159,9 @@ const ID_MAX: u64 = u64::MAX - 1;
 const TOMBSTONE: u64 = u64::MAX;
 const ELEM_F32: u32 = uapi::VEXFS_ELEM_F32;
 const ELEM_I8: u32 = uapi::VEXFS_ELEM_I8;
+const METRIC_L2: u32 = uapi::VEXFS_METRIC_L2;
+const METRIC_IP: u32 = uapi::VEXFS_METRIC_IP;
+const METRIC_COSINE: u32 = uapi::VEXFS_METRIC_COSINE;
 const INSERT_UPSERT: u32 = uapi::VEXFS_INSERT_UPSERT;
 const SEARCH_EXACT: u32 = uapi::VEXFS_SEARCH_EXACT;
 const SEARCH_STATS: u32 = uapi::VEXFS_SEARCH_STATS;
@@ -280,12 +283,84 @@ struct Loaded {
     load_ns: u64,
 }
 
+/// The element type of a collection's vectors (`VEXFS_ELEM_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ElemType {
+    /// binary32 bit patterns.
+    F32,
+    /// Signed bytes.
+    I8,
+}
+
+impl TryFrom<u32> for ElemType {
+    type Error = Error;
+
+    /// `EINVAL` for a value that is not a `VEXFS_ELEM_*`.
+    fn try_from(v: u32) -> Result<Self> {
+        match v {
+            ELEM_F32 => Ok(Self::F32),
+            ELEM_I8 => Ok(Self::I8),
+            _ => Err(EINVAL),
+        }
+    }
+}
+
+impl From<ElemType> for u32 {
+    fn from(e: ElemType) -> u32 {
+        match e {
+            ElemType::F32 => ELEM_F32,
+            ElemType::I8 => ELEM_I8,
+        }
+    }
+}
+
+impl ElemType {
+    /// Bytes of one element.
+    const fn size(self) -> u32 {
+        match self {
+            Self::F32 => 4,
+            Self::I8 => 1,
+        }
+    }
+}
+
+impl TryFrom<u32> for Metric {
+    type Error = Error;
+
+    /// `EINVAL` for a value that is not a `VEXFS_METRIC_*`.
+    fn try_from(v: u32) -> Result<Self> {
+        match v {
+            METRIC_L2 => Ok(Self::L2),
+            METRIC_IP => Ok(Self::Ip),
+            METRIC_COSINE => Ok(Self::Cosine),
+            _ => Err(EINVAL),
+        }
+    }
+}
+
+impl From<Metric> for u32 {
+    fn from(m: Metric) -> u32 {
+        match m {
+            Metric::L2 => METRIC_L2,
+            Metric::Ip => METRIC_IP,
+            Metric::Cosine => METRIC_COSINE,
+        }
+    }
+}
+
+/// Whether a collection of `dim` elements with `m` links per node and a candidate list of
+/// `efc` while inserting may exist: the rules of `VEXFS_IOC_CREATE`, which a header read from
+/// the disk must meet too (the element type and metric are checked by their `TryFrom`).
+fn params_ok(dim: u32, m: u32, efc: u32) -> bool {
+    (1..=MAX_DIM).contains(&dim) && (2..=64).contains(&m) && (m..=MAX_EF).contains(&efc)
+}
+
 /// The collection header.
 #[derive(Clone, Copy, Debug)]
 struct Header {
     dim: u32,
-    elem_type: u32,
-    metric: u32,
+    elem_type: ElemType,
+    metric: Metric,
     m: u32,
     ef_construction: u32,
     record_size: u32,
@@ -342,8 +417,8 @@ fn put(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-fn record_size(dim: u32, elem_type: u32, version: u32) -> u32 {
-    let esize = if elem_type == ELEM_F32 { 4 } else { 1 };
+fn record_size(dim: u32, elem_type: ElemType, version: u32) -> u32 {
+    let esize = elem_type.size();
     let sum = if version == FORMAT_V1 { 0 } else { 4 };
     (8 + dim * esize + sum).next_multiple_of(8)
 }
@@ -359,14 +434,6 @@ enum Rec {
     Unwritten,
 }
 
-fn metric_of(m: u32) -> Metric {
-    match m {
-        2 => Metric::Ip,
-        3 => Metric::Cosine,
-        _ => Metric::L2,
-    }
-}
-
 impl Header {
     fn encode(&self, out: &mut [u8]) {
         out.fill(0);
@@ -379,8 +446,8 @@ impl Header {
             (8, if moved { FORMAT_MOVED } else { self.version }),
             (12, HEADER_SIZE as u32),
             (16, self.dim),
-            (20, self.elem_type),
-            (24, self.metric),
+            (20, u32::from(self.elem_type)),
+            (24, u32::from(self.metric)),
             (28, self.m),
             (32, self.ef_construction),
             (36, self.record_size),
@@ -434,8 +501,8 @@ impl Header {
         }
         let h = Header {
             dim: le32(b, 16),
-            elem_type: le32(b, 20),
-            metric: le32(b, 24),
+            elem_type: ElemType::try_from(le32(b, 20)).map_err(|_| bad("bad parameters"))?,
+            metric: Metric::try_from(le32(b, 24)).map_err(|_| bad("bad parameters"))?,
             m: le32(b, 28),
             ef_construction: le32(b, 32),
             record_size: le32(b, 36),
@@ -452,13 +519,7 @@ impl Header {
             log_off: le64(b, 112),
             log_len: le64(b, 120),
         };
-        if h.dim == 0
-            || h.dim > MAX_DIM
-            || !matches!(h.elem_type, ELEM_F32 | ELEM_I8)
-            || !(1..=3).contains(&h.metric)
-            || !(2..=64).contains(&h.m)
-            || h.ef_construction < h.m
-            || h.ef_construction > MAX_EF
+        if !params_ok(h.dim, h.m, h.ef_construction)
             || h.record_size != record_size(h.dim, h.elem_type, version)
             || h.live > h.records
             || h.durable > h.records
@@ -503,18 +564,14 @@ impl Header {
     fn params(&self) -> Params {
         Params {
             dim: self.dim as usize,
-            metric: metric_of(self.metric),
+            metric: self.metric,
             m: self.m as usize,
             ef_construction: self.ef_construction as usize,
         }
     }
 
     fn elem_size(&self) -> usize {
-        if self.elem_type == ELEM_F32 {
-            4
-        } else {
-            1
-        }
+        self.elem_type.size() as usize
     }
 
     /// Offset of record `i`.
@@ -529,10 +586,11 @@ impl Header {
     /// the architectures VexFS supports for binary32 patterns) into mantissas; returns the
     /// scale.
     fn convert(&self, raw: &[u8], out: &mut [i32]) -> Result<i32> {
-        if self.elem_type == ELEM_F32 {
-            Fixed::from_f32_bits((0..raw.len() / 4).map(|i| le32(raw, 4 * i)), out)
-        } else {
-            Ok(Fixed::from_i8(raw.iter().map(|&b| b as i8), out))
+        match self.elem_type {
+            ElemType::F32 => {
+                Fixed::from_f32_bits((0..raw.len() / 4).map(|i| le32(raw, 4 * i)), out)
+            }
+            ElemType::I8 => Ok(Fixed::from_i8(raw.iter().map(|&b| b as i8), out)),
         }
     }
 
@@ -1680,17 +1738,8 @@ fn create(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
     if efc == 0 {
         efc = 200.max(m);
     }
-    if version != UAPI_VERSION
-        || dim == 0
-        || dim > MAX_DIM
-        || !matches!(elem_type, ELEM_F32 | ELEM_I8)
-        || !(1..=3).contains(&metric)
-        || !(2..=64).contains(&m)
-        || efc < m
-        || efc > MAX_EF
-        || flags != 0
-        || !all_zero(&a.reserved)
-    {
+    let (elem_type, metric) = (ElemType::try_from(elem_type)?, Metric::try_from(metric)?);
+    if version != UAPI_VERSION || !params_ok(dim, m, efc) || flags != 0 || !all_zero(&a.reserved) {
         return Err(EINVAL);
     }
     let hdr = Header {
@@ -2633,8 +2682,8 @@ fn stats(file: &File, inode: &INode<VexFs>, arg: usize) -> Result {
         params: uapi::vexfs_collection_params {
             version: UAPI_VERSION,
             dim: hdr.dim,
-            elem_type: hdr.elem_type,
-            metric: hdr.metric,
+            elem_type: u32::from(hdr.elem_type),
+            metric: u32::from(hdr.metric),
             hnsw_m: hdr.m,
             hnsw_ef_construction: hdr.ef_construction,
             ..Default::default()
@@ -2659,11 +2708,11 @@ mod tests {
     fn header() -> Header {
         Header {
             dim: 100,
-            elem_type: ELEM_F32,
-            metric: 3,
+            elem_type: ElemType::F32,
+            metric: Metric::Cosine,
             m: 16,
             ef_construction: 200,
-            record_size: record_size(100, ELEM_F32, FORMAT_VERSION),
+            record_size: record_size(100, ElemType::F32, FORMAT_VERSION),
             records: 12345,
             live: 12000,
             index_off: 4 << 20,
@@ -2743,24 +2792,27 @@ mod tests {
     #[test]
     fn record_sizes() {
         let v = FORMAT_VERSION;
-        assert_eq!(record_size(1, ELEM_F32, v), 16);
-        assert_eq!(record_size(2, ELEM_F32, v), 24);
-        assert_eq!(record_size(3, ELEM_F32, v), 24);
-        assert_eq!(record_size(1, ELEM_I8, v), 16);
-        assert_eq!(record_size(4, ELEM_I8, v), 16);
-        assert_eq!(record_size(5, ELEM_I8, v), 24);
-        assert_eq!(record_size(MAX_DIM, ELEM_F32, v), 8 + 4 * MAX_DIM + 8);
+        assert_eq!(record_size(1, ElemType::F32, v), 16);
+        assert_eq!(record_size(2, ElemType::F32, v), 24);
+        assert_eq!(record_size(3, ElemType::F32, v), 24);
+        assert_eq!(record_size(1, ElemType::I8, v), 16);
+        assert_eq!(record_size(4, ElemType::I8, v), 16);
+        assert_eq!(record_size(5, ElemType::I8, v), 24);
+        assert_eq!(record_size(MAX_DIM, ElemType::F32, v), 8 + 4 * MAX_DIM + 8);
         // Version 1: no checksum.
-        assert_eq!(record_size(2, ELEM_F32, FORMAT_V1), 16);
-        assert_eq!(record_size(8, ELEM_I8, FORMAT_V1), 16);
-        assert_eq!(record_size(MAX_DIM, ELEM_F32, FORMAT_V1), 8 + 4 * MAX_DIM);
+        assert_eq!(record_size(2, ElemType::F32, FORMAT_V1), 16);
+        assert_eq!(record_size(8, ElemType::I8, FORMAT_V1), 16);
+        assert_eq!(
+            record_size(MAX_DIM, ElemType::F32, FORMAT_V1),
+            8 + 4 * MAX_DIM
+        );
     }
 
     #[test]
     fn record_states() -> Result {
         let hdr = Header {
             dim: 2,
-            record_size: record_size(2, ELEM_F32, FORMAT_VERSION),
+            record_size: record_size(2, ElemType::F32, FORMAT_VERSION),
             records: 10,
             durable: 4,
             ..header()
@@ -2798,7 +2850,7 @@ mod tests {
         // Version 1 records carry no checksum.
         let v1 = Header {
             version: FORMAT_V1,
-            record_size: record_size(2, ELEM_F32, FORMAT_V1),
+            record_size: record_size(2, ElemType::F32, FORMAT_V1),
             salt: 0,
             durable: 0,
             ..hdr
@@ -2818,7 +2870,10 @@ mod tests {
         h.encode(&mut b);
         assert_eq!(&b[0..8], MAGIC);
         let d = Header::decode(&b)?;
-        assert_eq!((d.dim, d.elem_type, d.metric), (100, ELEM_F32, 3));
+        assert_eq!(
+            (d.dim, d.elem_type, d.metric),
+            (100, ElemType::F32, Metric::Cosine)
+        );
         assert_eq!((d.m, d.ef_construction), (16, 200));
         assert_eq!((d.records, d.live), (12345, 12000));
         assert_eq!(
@@ -2893,8 +2948,6 @@ mod tests {
                 dim: MAX_DIM + 1,
                 ..h
             },
-            Header { elem_type: 3, ..h },
-            Header { metric: 0, ..h },
             Header { m: 1, ..h },
             Header {
                 ef_construction: 8,
@@ -2923,7 +2976,7 @@ mod tests {
             },
             Header {
                 version: FORMAT_V1,
-                record_size: record_size(100, ELEM_F32, FORMAT_V1),
+                record_size: record_size(100, ElemType::F32, FORMAT_V1),
                 ..h
             },
             // A log without a size, or a size without a log, not on a block boundary, or
@@ -2945,6 +2998,19 @@ mod tests {
             bad.encode(&mut b);
             assert_eq!(Header::decode(&b).err(), Some(EUCLEAN));
         }
+        // An element type or a metric that is not one of the uapi's, behind valid checksums.
+        for (off, v) in [(20, 3u32), (20, 0), (24, 0), (24, 4)] {
+            h.encode(&mut b);
+            put(&mut b[off..off + 4], &v.to_le_bytes());
+            let crc = format::crc32c(&b[..HEADER_SECTOR_CRC]);
+            put(
+                &mut b[HEADER_SECTOR_CRC..HEADER_SECTOR_CRC + 4],
+                &crc.to_le_bytes(),
+            );
+            let crc = format::crc32c(&b[..HEADER_SIZE - 4]);
+            put(&mut b[HEADER_SIZE - 4..], &crc.to_le_bytes());
+            assert_eq!(Header::decode(&b).err(), Some(EUCLEAN));
+        }
         assert_eq!(Header::decode(&b[..100]).err(), Some(EUCLEAN));
         Ok(())
     }
@@ -2960,7 +3026,7 @@ mod tests {
         put(&mut raw[8..12], &0x7fc0_0000u32.to_le_bytes());
         assert_eq!(h.convert(&raw, &mut m).err(), Some(EINVAL));
         let h8 = Header {
-            elem_type: ELEM_I8,
+            elem_type: ElemType::I8,
             ..h
         };
         let raw8 = [0xffu8; 100];
