@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The adapter: every call the benchmark makes into the kernel's vector engine
-//! is in this file, and makes the calls `fs/vexfs/vector.rs` makes for the
+//! is in this file, and makes the calls `fs/vexfs/vector/` makes for the
 //! same operation, minus the file I/O and the user copies.
 //!
-//! | operation        | engine calls (as in `vector.rs`)                                   |
+//! | operation        | engine calls (as in `vector/`)                                     |
 //! | ---------------- | ------------------------------------------------------------------ |
 //! | [`Engine::new`]  | `hnsw::Index::new(Params { dim, metric, m, ef_construction })`    |
 //! | [`Engine::insert`] | `VEXFS_IOC_INSERT`: `Index::find` per id, `Index::reserve(count)`, per vector `vecmath::Fixed::from_f32_bits` and `Index::push`, then `Index::link` per new node with one `Scratch` (`Index::truncate` on failure) |
@@ -14,7 +14,7 @@
 //!
 //! The collection file: [`Engine`] keeps every record (id and binary32 patterns) in one
 //! array, the stand-in for the file's page cache, and gives searches a `hnsw::Records` over
-//! it that converts a record as `FileRecords` in `vector.rs` does (`Fixed::from_f32_bits`,
+//! it that converts a record as `FileRecords` in `vector/records.rs` does (`Fixed::from_f32_bits`,
 //! after checking the id). The kernel reads the record through the page cache instead of
 //! indexing an array: that cost is not in the native figures (UML shows it).
 //! [`Engine::file_bytes`] is the size of those records, which the kernel keeps in the page
@@ -91,7 +91,7 @@ pub struct Engine {
     file_bits: KVVec<u32>,
 }
 
-/// The records of an [`Engine`], as `FileRecords` in `vector.rs` serves them.
+/// The records of an [`Engine`], as `FileRecords` in `vector/records.rs` serves them.
 struct File<'a> {
     ids: &'a [u64],
     bits: &'a [u32],
@@ -198,7 +198,7 @@ impl Engine {
         Ok(e)
     }
 
-    /// The saved graph, as `fs/vexfs/vector.rs` writes it after the records of the collection
+    /// The saved graph, as `fs/vexfs/vector/saved.rs` writes it after the records of the collection
     /// file (the node entries, without their header).
     pub fn save(&self) -> Result<KVVec<u8>> {
         let mut all = KVVec::new();

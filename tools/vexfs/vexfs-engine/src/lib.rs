@@ -15,7 +15,7 @@
 
 #![cfg_attr(not(test), no_std)]
 
-// Items unused here are used by fs/vexfs/vector.rs in the kernel.
+// Items unused here are used by fs/vexfs/vector/ in the kernel.
 #[allow(dead_code)]
 #[path = "../../../../fs/vexfs/vecmath.rs"]
 mod vecmath;
