@@ -83,6 +83,16 @@ impl<T: FileSystem> Ops<T> {
     }
 }
 
+/// Writes the dirty pages of `inode` back and waits for them (`filemap_write_and_wait()`), so
+/// that every block of its data is allocated and on the device: for an extent map
+/// ([`super::iomap`]) that must not report as holes the pages only written through `mmap`.
+pub fn filemap_write_and_wait<T: FileSystem>(inode: &INode<T>) -> Result {
+    // SAFETY: The inode and its mapping are valid for the call.
+    crate::error::to_result(unsafe {
+        bindings::filemap_write_and_wait_range((*inode.as_raw()).i_mapping, 0, i64::MAX)
+    })
+}
+
 /// Zeroes the part of the block that holds byte `size` of `inode` beyond `size`, and marks it
 /// dirty (`block_truncate_page()`): used before shrinking a file to a size that is not a multiple
 /// of the block size, so that growing it again reads zeroes. The caller holds the inode lock.

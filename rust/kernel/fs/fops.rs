@@ -109,6 +109,22 @@ pub trait Operations {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// Moves the position of regular file `file` (`llseek`: `lseek(2)`) by `offset` from
+    /// `whence` (`SEEK_SET`, `SEEK_CUR`, `SEEK_END`, `SEEK_DATA`, `SEEK_HOLE`) and returns
+    /// the new position, for a file system that knows where the holes of its files are;
+    /// [`generic_file_llseek`] serves the rest.
+    ///
+    /// Without it, regular files use `generic_file_llseek()`. Called without locks held but
+    /// `f_pos_lock` where the file needs it.
+    fn llseek(
+        _file: &File,
+        _inode: &INode<Self::FileSystem>,
+        _offset: i64,
+        _whence: u32,
+    ) -> Result<i64> {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Called when the last reference to `file` is dropped (`release`), in process context and
     /// without locks held; the file is still open for the call. It cannot fail: the VFS ignores
     /// the C callback's return value, so there is none.
@@ -176,6 +192,30 @@ pub fn generic_file_write_iter<T: FileSystem>(
         return Err(Error::from_errno(ret as i32));
     }
     Ok(ret as usize)
+}
+
+/// Moves the position of `file` as `lseek(2)` does for a file without holes
+/// (`generic_file_llseek()`), for an [`Operations::llseek`] that handles only some `whence`.
+pub fn generic_file_llseek(file: &File, offset: i64, whence: u32) -> Result<i64> {
+    let whence = c_int::try_from(whence).map_err(|_| EINVAL)?;
+    // SAFETY: `file` is an open file, whose position `llseek` may change.
+    let ret = unsafe { bindings::generic_file_llseek(file.as_ptr(), offset, whence) };
+    if ret < 0 {
+        return Err(Error::from_errno(ret as i32));
+    }
+    Ok(ret)
+}
+
+/// Moves the position of `file` to `offset` (`vfs_setpos()`), for an [`Operations::llseek`]
+/// that computed it; `EINVAL` if it is negative or past `max`.
+pub fn vfs_setpos(file: &File, offset: i64, max: i64) -> Result<i64> {
+    // SAFETY: `file` is an open file, whose position `llseek` may change (its caller holds
+    // `f_pos_lock` where the file needs it).
+    let ret = unsafe { bindings::vfs_setpos(file.as_ptr(), offset, max) };
+    if ret < 0 {
+        return Err(Error::from_errno(ret as i32));
+    }
+    Ok(ret)
 }
 
 /// Writes the file's dirty data in `start..=end` and its inode, waits for them and flushes the
@@ -249,7 +289,11 @@ impl<U: Operations + ?Sized> Tables<U> {
     };
 
     const REGULAR: bindings::file_operations = bindings::file_operations {
-        llseek: Some(bindings::generic_file_llseek),
+        llseek: if U::HAS_LLSEEK {
+            Some(Self::llseek_callback)
+        } else {
+            Some(bindings::generic_file_llseek)
+        },
         read_iter: Some(bindings::generic_file_read_iter),
         write_iter: if U::HAS_WRITE_ITER {
             Some(Self::write_iter_callback)
@@ -343,6 +387,25 @@ impl<U: Operations + ?Sized> Tables<U> {
             // A write never exceeds `MAX_RW_COUNT`, far below `isize::MAX`.
             Ok(n) => n as isize,
             Err(e) => e.to_errno() as isize,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with an open regular file of this file system.
+    unsafe extern "C" fn llseek_callback(
+        file: *mut bindings::file,
+        offset: bindings::loff_t,
+        whence: c_int,
+    ) -> bindings::loff_t {
+        // SAFETY: See the safety section of this function.
+        let (f, inode) = unsafe { (File::from_raw_file(file), Self::inode(file)) };
+        let Ok(whence) = u32::try_from(whence) else {
+            return EINVAL.to_errno().into();
+        };
+        match U::llseek(f, inode, offset, whence) {
+            Ok(pos) => pos,
+            Err(e) => e.to_errno().into(),
         }
     }
 

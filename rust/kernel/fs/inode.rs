@@ -728,6 +728,18 @@ impl FileAttr {
     }
 }
 
+/// Where `FIEMAP` reports the extents of a file (`struct fiemap_extent_info`), in an
+/// [`Operations::fiemap`] call; [`super::iomap::fiemap`] fills it.
+#[repr(transparent)]
+pub struct FiemapExtentInfo(Opaque<bindings::fiemap_extent_info>);
+
+impl FiemapExtentInfo {
+    /// Returns the raw C `fiemap_extent_info`.
+    pub fn as_raw(&mut self) -> *mut bindings::fiemap_extent_info {
+        self.0.get()
+    }
+}
+
 /// Inode operations.
 ///
 /// The VFS holds the locks documented in `Documentation/filesystems/locking.rst`: the directory
@@ -845,6 +857,18 @@ pub trait Operations {
     ) -> Result {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
+
+    /// Reports the extents of `inode` in `start..start + len` to `FIEMAP` in `fi`, usually
+    /// with [`super::iomap::fiemap`]. The VFS has checked the request's flags against
+    /// `FIEMAP_FLAGS_COMPAT` and holds no lock.
+    fn fiemap(
+        _inode: &INode<Self::FileSystem>,
+        _fi: &mut FiemapExtentInfo,
+        _start: u64,
+        _len: u64,
+    ) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// A table of inode operations for inodes of file system `T`.
@@ -933,6 +957,11 @@ impl<U: Operations + ?Sized> OpsTable<U> {
         },
         fileattr_set: if Self::HAS_FILEATTR_SET {
             Some(Self::fileattr_set_callback)
+        } else {
+            None
+        },
+        fiemap: if U::HAS_FIEMAP {
+            Some(Self::fiemap_callback)
         } else {
             None
         },
@@ -1199,6 +1228,25 @@ impl<U: Operations + ?Sized> OpsTable<U> {
                 )
             };
             U::fileattr_set(idmap, dentry, fa)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// See [`Self::lookup_callback`]; `fi` is valid for the duration of the call.
+    unsafe extern "C" fn fiemap_callback(
+        inode: *mut bindings::inode,
+        fi: *mut bindings::fiemap_extent_info,
+        start: u64,
+        len: u64,
+    ) -> c_int {
+        from_result(|| {
+            // SAFETY: See above; `FiemapExtentInfo` is a transparent wrapper of
+            // `fiemap_extent_info`, which nothing else accesses during the call.
+            let (inode, fi) =
+                unsafe { (INode::from_raw(inode), &mut *fi.cast::<FiemapExtentInfo>()) };
+            U::fiemap(inode, fi, start, len)?;
             Ok(0)
         })
     }

@@ -158,6 +158,12 @@ impl<T: FileSystem, S: State> SuperBlock<T, S> {
         unsafe { bindings::sb_rdonly(self.as_raw()) }
     }
 
+    /// The largest file size the file system supports (`s_maxbytes`).
+    pub fn max_bytes(&self) -> i64 {
+        // SAFETY: `s_maxbytes` is set up at mount time and readable.
+        unsafe { (*self.as_raw()).s_maxbytes }
+    }
+
     /// The block size, in bytes.
     pub fn block_size(&self) -> u32 {
         // SAFETY: `s_blocksize` is set up at mount time and readable.
