@@ -5,7 +5,8 @@
 use crate::{
     inode::{
         truncate_blocks,
-        Mapper, //
+        Mapper,
+        IOMAP_OPS, //
     },
     super_block::{
         ioctl_shutdown,
@@ -21,15 +22,21 @@ use kernel::{
         inode::{
             self as vfs_inode,
             Attr,
+            FiemapExtentInfo,
             FileAttr,
             INode,
             MntIdmap, //
         },
+        iomap,
         File,
         Kiocb, //
     },
     iov::IovIterSource,
     prelude::*,
+    uapi::{
+        SEEK_DATA,
+        SEEK_HOLE, //
+    },
 };
 
 /// Inode operations of regular files, and of devices, named pipes and sockets (whose size the
@@ -56,6 +63,13 @@ impl vfs_inode::Operations for FileInodeOps {
 
     fn fileattr_set(_idmap: &MntIdmap, dentry: &DEntry<VexFs>, fa: &FileAttr) -> Result {
         crate::inode::fileattr_set(dentry, fa)
+    }
+
+    /// The extents up to the end of the file (an empty file reports none).
+    fn fiemap(inode: &INode<VexFs>, fi: &mut FiemapExtentInfo, start: u64, len: u64) -> Result {
+        // `iomap_fiemap()` refuses a zero length: keep one byte of an empty file.
+        let size = u64::try_from(inode.size()).unwrap_or(0).max(1);
+        iomap::fiemap(inode, fi, start, len.min(size), IOMAP_OPS)
     }
 }
 
@@ -121,6 +135,20 @@ impl fops::Operations for FileOps {
     /// A collection saves its index when a file that may have changed it is closed.
     fn release(file: &File, inode: &INode<VexFs>) {
         crate::vector::release(file, inode)
+    }
+
+    /// `SEEK_HOLE` and `SEEK_DATA` find the holes of the block map, once the pages written
+    /// through `mmap` have their blocks (writeback allocates them); the rest is generic.
+    fn llseek(file: &File, inode: &INode<VexFs>, offset: i64, whence: u32) -> Result<i64> {
+        if whence == SEEK_HOLE || whence == SEEK_DATA {
+            address_space::filemap_write_and_wait(inode)?;
+        }
+        let pos = match whence {
+            SEEK_HOLE => iomap::seek_hole(inode, offset, IOMAP_OPS)?,
+            SEEK_DATA => iomap::seek_data(inode, offset, IOMAP_OPS)?,
+            _ => return fops::generic_file_llseek(file, offset, whence),
+        };
+        fops::vfs_setpos(file, pos, inode.super_block().max_bytes())
     }
 
     fn ioctl(file: &File, inode: &INode<VexFs>, cmd: u32, arg: usize) -> Result<isize> {

@@ -27,6 +27,10 @@ use kernel::{
             Timespec,
             Type, //
         },
+        iomap::{
+            self,
+            IoMap, //
+        },
         sb::{
             Either,
             SuperBlock, //
@@ -402,6 +406,66 @@ pub(crate) fn get_block(inode: &INode<VexFs>, lblk: u64, create: bool) -> Result
     Ok(Some(Mapping { block, new }))
 }
 
+/// Where logical block `lblk` of `inode` lives: `Ok(block)`, or `Err(n)` for a hole of `n`
+/// blocks from `lblk` on (to the end of the subtree of the missing pointer), without
+/// allocating.
+fn lookup(inode: &INode<VexFs>, lblk: u64) -> Result<core::result::Result<u64, u64>> {
+    let sb = inode.super_block();
+    let path = format::block_path(lblk).map_err(|_| EFBIG)?;
+    let offsets = path.as_slice();
+    let ptrs = format::PTRS_PER_BLOCK as u64;
+    // Blocks from `lblk` to the end of the subtree of the pointer at `level`.
+    let hole = |level: usize| {
+        let below = &offsets[level + 1..];
+        let within = below.iter().fold(0u64, |acc, &o| acc * ptrs + o as u64);
+        ptrs.pow(below.len() as u32) - within
+    };
+    let map = inode.data().map.lock();
+    let cur = map.ptrs[offsets[0]];
+    if cur == 0 {
+        return Ok(Err(hole(0)));
+    }
+    let mut block = check_ptr(inode, cur)?;
+    for (level, &off) in offsets.iter().enumerate().skip(1) {
+        let bh = sb.bread(block)?;
+        let next = format::read_indirect(bh.lock().data(), off).map_err(format_err)?;
+        if next == 0 {
+            return Ok(Err(hole(level)));
+        }
+        block = check_ptr(inode, next)?;
+    }
+    Ok(Ok(block))
+}
+
+/// The longest blocks of a mapped extent that one call to [`Mapper::iomap_begin`] reports
+/// (64 MiB): it looks the blocks up one by one.
+const MAX_EXTENT: u64 = 16384;
+
+/// The extent of `inode` that starts at logical block `lblk`, at most `max` (at least 1)
+/// blocks long: `(Some(block), n)` for `n` blocks stored contiguously from device block
+/// `block` on, `(None, n)` for a hole of `n` blocks.
+pub(crate) fn extent(inode: &INode<VexFs>, lblk: u64, max: u64) -> Result<(Option<u64>, u64)> {
+    let max = max.max(1);
+    match lookup(inode, lblk)? {
+        Ok(first) => {
+            let mut n = 1;
+            while n < max.min(MAX_EXTENT) && lookup(inode, lblk + n)? == Ok(first + n) {
+                n += 1;
+            }
+            Ok((Some(first), n))
+        }
+        Err(mut n) => {
+            while n < max {
+                match lookup(inode, lblk + n)? {
+                    Err(more) => n += more,
+                    Ok(_) => break,
+                }
+            }
+            Ok((None, n.min(max)))
+        }
+    }
+}
+
 /// Frees the blocks of the subtree under `block` at `depth` (0: a data block) that map logical
 /// blocks from `keep` on, where the subtree starts at logical block `first`. Returns whether the
 /// whole subtree was freed.
@@ -491,6 +555,44 @@ impl address_space::Operations for Mapper {
         inode.super_block().data().check_live()
     }
 }
+
+/// The extents of VexFS files, for `FIEMAP`, `SEEK_HOLE` and `SEEK_DATA`.
+#[vtable]
+impl iomap::Operations for Mapper {
+    type FileSystem = VexFs;
+
+    /// Reports the extent at `pos`: the blocks stored contiguously from there, or the hole.
+    /// Only reads map: writes go through the page cache and [`get_block`].
+    fn iomap_begin(
+        inode: &INode<VexFs>,
+        pos: i64,
+        length: i64,
+        flags: u32,
+        map: &mut IoMap<'_>,
+    ) -> Result {
+        if flags & iomap::flags::WRITE != 0 {
+            return Err(EOPNOTSUPP);
+        }
+        let pos = u64::try_from(pos).map_err(|_| EINVAL)?;
+        let length = u64::try_from(length).map_err(|_| EINVAL)?;
+        let bs = format::BLOCK_SIZE as u64;
+        let first = pos / bs;
+        let blocks = pos.saturating_add(length).div_ceil(bs) - first;
+        let (block, n) = extent(inode, first, blocks)?;
+        let offset = i64::try_from(first * bs).map_err(|_| EFBIG)?;
+        match block {
+            Some(b) => {
+                map.set_mapped(offset, n * bs, b);
+                map.set_merged();
+            }
+            None => map.set_hole(offset, n.saturating_mul(bs)),
+        }
+        Ok(())
+    }
+}
+
+/// The extent operations of VexFS files.
+pub(crate) const IOMAP_OPS: iomap::Ops<VexFs> = iomap::Ops::new::<Mapper>();
 
 /// The VFS flags that VexFS sets from the on-disk inode flags.
 const VFS_FLAGS: u32 = vfs_inode::flags::S_SYNC
