@@ -2,7 +2,9 @@
 
 //! `vexfs-stress fsx FILE`: random writes, reads, truncates and memory-mapped reads and writes
 //! of one file, against a byte-exact copy of it in memory (as the classic fsx does). Every
-//! read is compared, and the whole file every 50 operations and at the end.
+//! read is compared, and the whole file every 50 operations and at the end, with
+//! `--extents 1` also its data ranges and extents (`SEEK_DATA`/`SEEK_HOLE`, `FIEMAP`:
+//! [`crate::extents::check`]).
 
 use crate::common::{
     self,
@@ -38,6 +40,9 @@ pub(crate) struct Config {
     pub(crate) max_len: u64,
     /// Watchdog: seconds the run may take (0: no limit).
     pub(crate) timeout: u32,
+    /// Whether the full compares check the extents too ([`crate::extents::check`]), which
+    /// holds on VexFS but not on every file system (tmpfs has no `FIEMAP`).
+    pub(crate) extents: bool,
 }
 
 /// Operations between two full compares.
@@ -226,7 +231,11 @@ impl Fsx {
 
     fn full_compare(&mut self) -> Result<(), String> {
         let got = common::read_all(&self.file).map_err(|e| ioerr("read", &e))?;
-        common::compare("full compare", 0, &self.model, &got)
+        common::compare("full compare", 0, &self.model, &got)?;
+        if self.cfg.extents {
+            crate::extents::check(&self.file, &self.model)?;
+        }
+        Ok(())
     }
 
     fn step(&mut self) -> Result<(), String> {

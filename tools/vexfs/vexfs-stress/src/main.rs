@@ -5,17 +5,22 @@
 //! - `vexfs-stress fsstress DIR [--procs N] [--ops N] [--seed S]`: concurrent processes doing
 //!   random file system operations, each on a subtree it owns and checks against an exact
 //!   model, and all of them on a shared directory;
-//! - `vexfs-stress fsx FILE [--ops N] [--seed S] [--max-size BYTES]`: random writes, reads,
-//!   truncates and memory-mapped I/O on one file against a byte-exact copy;
+//! - `vexfs-stress fsx FILE [--ops N] [--seed S] [--max-size BYTES] [--extents 1]`: random
+//!   writes, reads, truncates and memory-mapped I/O on one file against a byte-exact copy
+//!   (and its extents, with `--extents 1`);
 //! - `vexfs-stress ioctl-fuzz DIR [--procs N] [--calls N] [--collections N] [--seed S]`:
 //!   valid, half-valid and random calls of the vector ioctls, then a check of every
-//!   collection against its owner's model.
+//!   collection against its owner's model;
+//! - `vexfs-stress map FILE`: the data ranges (`SEEK_DATA`, `SEEK_HOLE`) and `FIEMAP` extents
+//!   of a file, which fsx also checks against its model (and `seek`, `mmap-write`, small
+//!   helpers of the extent tests).
 //!
 //! Every run prints its seed first (`seed S`); `--seed S` replays it. A failure prints the
 //! seed, the process, the operation number and the last operations of that process, and the
 //! exit status is 1 (2 for a usage error).
 
 mod common;
+mod extents;
 mod fsstress;
 mod fsx;
 mod fuzz;
@@ -29,8 +34,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: vexfs-stress fsstress DIR [--procs N] [--ops N] [--seed S] [--verify-every N] [--timeout SECONDS]
-       vexfs-stress fsx FILE [--ops N] [--seed S] [--max-size BYTES] [--max-len BYTES] [--timeout SECONDS]
-       vexfs-stress ioctl-fuzz DIR [--procs N] [--calls N] [--collections N] [--seed S] [--timeout SECONDS]";
+       vexfs-stress fsx FILE [--ops N] [--seed S] [--max-size BYTES] [--max-len BYTES] [--timeout SECONDS] [--extents 0|1]
+       vexfs-stress ioctl-fuzz DIR [--procs N] [--calls N] [--collections N] [--seed S] [--timeout SECONDS]
+       vexfs-stress map FILE
+       vexfs-stress seek FILE data|hole OFFSET
+       vexfs-stress mmap-write FILE OFFSET";
 
 fn opt(o: &BTreeMap<String, u64>, name: &str, default: u64) -> u64 {
     o.get(name).copied().unwrap_or(default)
@@ -43,9 +51,27 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let path = PathBuf::from(&args[1]);
+    let small = match (args[0].as_str(), args.len()) {
+        ("map", 2) => Some(extents::print(&path)),
+        ("seek", 4) => Some(extents::seek(&path, &args[2], &args[3])),
+        ("mmap-write", 3) => Some(extents::mmap_write(&path, &args[2])),
+        _ => None,
+    };
+    if let Some(res) = small {
+        return match res {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let allowed: &[&str] = match args[0].as_str() {
         "fsstress" => &["procs", "ops", "seed", "verify-every", "timeout"],
-        "fsx" => &["ops", "seed", "max-size", "max-len", "timeout"],
+        "fsx" => &["ops", "seed", "max-size", "max-len", "timeout", "extents"],
         "ioctl-fuzz" => &["procs", "calls", "collections", "seed", "timeout"],
         _ => &[],
     };
@@ -78,6 +104,7 @@ fn main() -> ExitCode {
             max_size: opt(&o, "max-size", 5 << 20).max(4096),
             max_len: opt(&o, "max-len", 256 << 10).max(1),
             timeout,
+            extents: opt(&o, "extents", 0) != 0,
         }),
         _ => fuzz::run(&fuzz::Config {
             dir: path,

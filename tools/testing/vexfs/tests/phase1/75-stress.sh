@@ -56,8 +56,8 @@ check "every file fsstress left readable after remount" \
 	sh -c "find $MNT/fsstress -type f -exec cat {} + >/dev/null"
 check "fsstress trees removable" rm -rf $MNT/fsstress
 
-check "fsx: $FSX_OPS operations, byte-exact" \
-	stress fsx $MNT/fsx.file --ops $FSX_OPS --seed $SEED --timeout $LIMIT
+check "fsx: $FSX_OPS operations, byte-exact, extents as SEEK_DATA and FIEMAP say" \
+	stress fsx $MNT/fsx.file --ops $FSX_OPS --seed $SEED --timeout $LIMIT --extents 1
 rm -f $MNT/fsx.file
 
 check "ioctl-fuzz: $CALLS calls from 3 processes, collections consistent" \
