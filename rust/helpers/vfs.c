@@ -163,6 +163,22 @@ __rust_helper void rust_helper_inode_unlock(struct inode *inode)
 	inode_unlock(inode);
 }
 
+__rust_helper void rust_helper_inode_lock_shared(struct inode *inode)
+{
+	inode_lock_shared(inode);
+}
+
+__rust_helper void rust_helper_inode_unlock_shared(struct inode *inode)
+{
+	inode_unlock_shared(inode);
+}
+
+__rust_helper ssize_t rust_helper_generic_write_sync(struct kiocb *iocb,
+						     ssize_t count)
+{
+	return generic_write_sync(iocb, count);
+}
+
 __rust_helper void rust_helper_file_start_write(struct file *file)
 {
 	file_start_write(file);

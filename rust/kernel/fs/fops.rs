@@ -21,8 +21,11 @@ use crate::{
         from_result,
         to_result, //
     },
-    iov::IovIterSource,
-    prelude::*,
+    iov::{
+        IovIterDest,
+        IovIterSource, //
+    },
+    prelude::*, //
 };
 use core::marker::PhantomData;
 
@@ -91,6 +94,26 @@ pub trait Operations {
         _cmd: u32,
         _arg: usize,
     ) -> Result<isize> {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Whether [`Operations::read_iter`] and [`Operations::write_iter`] serve direct I/O
+    /// (`IOCB_DIRECT`, with [`super::iomap::dio_read`] and [`super::iomap::dio_write`]): regular
+    /// files then open with `O_DIRECT` (`FMODE_CAN_ODIRECT`); otherwise that fails with
+    /// `EINVAL`.
+    const DIRECT_IO: bool = false;
+
+    /// Reads from regular file `inode` at the position of `kiocb` into `to` (`read_iter`:
+    /// `read(2)`, `pread(2)`, splice) and returns the bytes read.
+    ///
+    /// Without it, reads go to `generic_file_read_iter()`. A file system that does direct I/O
+    /// implements it and reads the rest with [`generic_file_read_iter`]. Called without locks
+    /// held.
+    fn read_iter(
+        _inode: &INode<Self::FileSystem>,
+        _kiocb: Kiocb<'_, ()>,
+        _to: &mut IovIterDest<'_>,
+    ) -> Result<usize> {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
@@ -164,6 +187,34 @@ pub(super) fn regular_inode(file: &File) -> Result<*mut bindings::inode> {
         return Err(EINVAL);
     }
     Ok(inode)
+}
+
+/// Reads from regular file `inode` through the page cache at the position of `kiocb` into `to`
+/// (`generic_file_read_iter()`), for a [`Operations::read_iter`] that leaves buffered reads to
+/// it. Returns the bytes read.
+///
+/// Fails with `EINVAL` if `kiocb` is not a read of `inode`, `inode` is not a regular file, or
+/// `kiocb` asks for direct I/O (the page cache helpers do not serve it for Rust file systems).
+pub fn generic_file_read_iter<T: FileSystem>(
+    inode: &INode<T>,
+    kiocb: Kiocb<'_, ()>,
+    to: &mut IovIterDest<'_>,
+) -> Result<usize> {
+    let iocb = kiocb.as_raw();
+    // SAFETY: `kiocb` refers to a valid kiocb of an open file for its lifetime, and so for the
+    // call.
+    let (file, flags) = unsafe { (File::from_raw_file((*iocb).ki_filp), (*iocb).ki_flags) };
+    if regular_inode(file)? != inode.as_raw() || flags & bindings::IOCB_DIRECT as c_int != 0 {
+        return Err(EINVAL);
+    }
+    // SAFETY: `iocb` is a valid, buffered kiocb of an open regular file whose address space
+    // reads with the generic page cache helpers (checked above), and `to` a valid destination
+    // iterator.
+    let ret = unsafe { bindings::generic_file_read_iter(iocb, to.as_raw()) };
+    if ret < 0 {
+        return Err(Error::from_errno(ret as i32));
+    }
+    Ok(ret as usize)
 }
 
 /// Writes `from` to regular file `inode` through the page cache at the position of `kiocb`
@@ -294,7 +345,16 @@ impl<U: Operations + ?Sized> Tables<U> {
         } else {
             Some(bindings::generic_file_llseek)
         },
-        read_iter: Some(bindings::generic_file_read_iter),
+        open: if U::DIRECT_IO {
+            Some(Self::open_direct_callback)
+        } else {
+            Some(bindings::generic_file_open)
+        },
+        read_iter: if U::HAS_READ_ITER {
+            Some(Self::read_iter_callback)
+        } else {
+            Some(bindings::generic_file_read_iter)
+        },
         write_iter: if U::HAS_WRITE_ITER {
             Some(Self::write_iter_callback)
         } else {
@@ -363,6 +423,50 @@ impl<U: Operations + ?Sized> Tables<U> {
         match U::ioctl(f, inode, cmd, arg) {
             Ok(ret) => ret as c_long,
             Err(e) => e.to_errno() as c_long,
+        }
+    }
+
+    /// `generic_file_open()` for a file system that does direct I/O: files may be opened with
+    /// `O_DIRECT`.
+    ///
+    /// # Safety
+    ///
+    /// Called by the VFS (`do_dentry_open()`) with a regular inode of this file system and the
+    /// file being opened, which nothing else uses yet.
+    unsafe extern "C" fn open_direct_callback(
+        inode: *mut bindings::inode,
+        file: *mut bindings::file,
+    ) -> c_int {
+        // SAFETY: See the safety section of this function.
+        let ret = unsafe { bindings::generic_file_open(inode, file) };
+        if ret == 0 {
+            // SAFETY: As above: the file is not visible to anyone else yet.
+            unsafe { (*file).f_mode |= bindings::FMODE_CAN_ODIRECT };
+        }
+        ret
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a valid kiocb of an open regular file of this file system and a
+    /// valid destination iterator.
+    unsafe extern "C" fn read_iter_callback(
+        iocb: *mut bindings::kiocb,
+        to: *mut bindings::iov_iter,
+    ) -> isize {
+        // SAFETY: `iocb` is valid and refers to an open file.
+        let file = unsafe { (*iocb).ki_filp };
+        // SAFETY: See the safety section of this function.
+        let inode = unsafe { Self::inode(file) };
+        // SAFETY: `iocb` is valid for the call; the file's private data is not used as a `()`.
+        let kiocb = unsafe { Kiocb::<()>::from_raw(iocb) };
+        // SAFETY: The VFS passes a destination iterator it owns for the call, writable with the
+        // C helpers.
+        let to = unsafe { IovIterDest::from_raw(to) };
+        match U::read_iter(inode, kiocb, to) {
+            // A read never exceeds `MAX_RW_COUNT`, far below `isize::MAX`.
+            Ok(n) => n as isize,
+            Err(e) => e.to_errno() as isize,
         }
     }
 
