@@ -1,27 +1,40 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! File mappings for the iomap code: `FIEMAP`, `SEEK_HOLE` and `SEEK_DATA`.
+//! File mappings for the iomap code: `FIEMAP`, `SEEK_HOLE`, `SEEK_DATA` and direct I/O.
 //!
 //! A file system describes the extents of a file with one callback, [`Operations::iomap_begin`],
 //! which maps a range of the file to a range of the device or reports a hole there; the iomap
 //! code of the kernel (`fs/iomap/`) iterates over a range with it. This is how ext2 reports its
-//! extents while its buffered I/O stays on buffer heads ([`super::address_space`]).
+//! extents and does direct I/O while its buffered I/O stays on buffer heads
+//! ([`super::address_space`]).
 //!
 //! C header: [`include/linux/iomap.h`](srctree/include/linux/iomap.h).
 
 use super::{
+    fops::regular_inode,
     inode::{
         FiemapExtentInfo,
         INode, //
     },
     FileSystem,
+    Kiocb, //
 };
 use crate::{
     bindings,
-    error::from_result,
+    error::{
+        from_result,
+        to_result, //
+    },
+    iov::{
+        IovIterDest,
+        IovIterSource, //
+    },
     prelude::*, //
 };
-use core::marker::PhantomData;
+use core::{
+    marker::PhantomData,
+    ptr, //
+};
 
 /// The flags of an iomap operation, passed to [`Operations::iomap_begin`] (`IOMAP_*` of
 /// `iomap.h`); no flag means a read.
@@ -68,6 +81,13 @@ impl IoMap<'_> {
         self.raw.length = length;
     }
 
+    /// Says that the inode's metadata must be written for the data of the mapping to be
+    /// readable after a crash (`IOMAP_F_DIRTY`): for a direct write that extends the file,
+    /// so that `O_DSYNC` writes the new size.
+    pub fn set_dirty(&mut self) {
+        self.raw.flags |= bindings::IOMAP_F_DIRTY as u16;
+    }
+
     /// Says that the mapping is the merge of several of the file system's own extents
     /// (`IOMAP_F_MERGED`, reported as `FIEMAP_EXTENT_MERGED`), as block-pointer file systems
     /// do.
@@ -87,8 +107,11 @@ pub trait Operations {
     /// `pos` and end after it; otherwise the operation fails with `EIO`. `flags` are
     /// [`flags`].
     ///
-    /// Called with no lock of the file system held: the file system serialises access to its
-    /// block map itself.
+    /// For a direct write ([`flags::WRITE`] and [`flags::DIRECT`]) a hole may instead fail
+    /// with `ENOTBLK`: [`dio_write`] then writes the rest through the page cache.
+    ///
+    /// Called with no lock of the file system held (and the inode lock for direct I/O): the
+    /// file system serialises access to its block map itself.
     fn iomap_begin(
         inode: &INode<Self::FileSystem>,
         pos: i64,
@@ -96,6 +119,178 @@ pub trait Operations {
         flags: u32,
         map: &mut IoMap<'_>,
     ) -> Result;
+}
+
+/// Whether `kiocb` asks for direct I/O (`IOCB_DIRECT`: the file is open with `O_DIRECT`).
+pub fn is_direct(kiocb: &Kiocb<'_, ()>) -> bool {
+    // SAFETY: The kiocb is valid for its lifetime.
+    let flags = unsafe { (*kiocb.as_raw()).ki_flags };
+    flags & bindings::IOCB_DIRECT as c_int != 0
+}
+
+/// Converts what a C read or write function returned.
+fn to_bytes(ret: isize) -> Result<usize> {
+    if ret < 0 {
+        return Err(Error::from_errno(ret as i32));
+    }
+    Ok(ret as usize)
+}
+
+/// Checks that `kiocb` is an I/O of regular file `inode`.
+fn check_kiocb<T: FileSystem>(inode: &INode<T>, kiocb: &Kiocb<'_, ()>) -> Result {
+    // SAFETY: `kiocb` refers to a valid kiocb of an open file for its lifetime.
+    let file = unsafe { super::File::from_raw_file((*kiocb.as_raw()).ki_filp) };
+    if regular_inode(file)? != inode.as_raw() {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// Reads from `inode` at the position of `kiocb` into `to` with direct I/O
+/// (`iomap_dio_rw()`, the inode lock held shared, as ext2 does), for a file system's
+/// `read_iter` of an [`is_direct`] kiocb; returns the bytes read. The position and the buffer
+/// must be aligned to the logical block size of the device (`EINVAL`). Holes read as zeroes.
+/// The read completes before the call returns, also for an asynchronous kiocb.
+pub fn dio_read<T: FileSystem>(
+    inode: &INode<T>,
+    kiocb: Kiocb<'_, ()>,
+    to: &mut IovIterDest<'_>,
+    ops: Ops<T>,
+) -> Result<usize> {
+    check_kiocb(inode, &kiocb)?;
+    let raw = inode.as_raw();
+    // SAFETY: `raw` is a valid inode; the lock is released below.
+    unsafe { bindings::inode_lock_shared(raw) };
+    // SAFETY: `kiocb` is a direct read of `inode` (checked above), `to` a valid destination
+    // iterator, `ops.0` a static table of the file system of `inode`; the inode lock is held.
+    let ret = unsafe {
+        bindings::iomap_dio_rw(
+            kiocb.as_raw(),
+            to.as_raw(),
+            ops.0,
+            ptr::null(),
+            bindings::IOMAP_DIO_FORCE_WAIT,
+            ptr::null_mut(),
+            0,
+        )
+    };
+    // SAFETY: Taken above.
+    unsafe { bindings::inode_unlock_shared(raw) };
+    to_bytes(ret)
+}
+
+/// Writes `from` to `inode` at the position of `kiocb` with direct I/O, as ext2 does, for a
+/// file system's `write_iter` of an [`is_direct`] kiocb; returns the bytes written.
+///
+/// Under the inode lock: `generic_write_checks()` (`O_APPEND`, limits) and `kiocb_modified()`
+/// (privileges, times), then `iomap_dio_rw()`, which writes the page cache of the range back
+/// and drops it first; the file size follows a write past the end. What the mapping cannot
+/// take directly (holes, for which [`Operations::iomap_begin`] fails with `ENOTBLK`) goes
+/// through the page cache and is written back and dropped from it before the call returns,
+/// so that the data is on the device either way. The position and the buffer must be aligned
+/// to the logical block size of the device (`EINVAL`). The write completes before the call
+/// returns, also for an asynchronous kiocb.
+pub fn dio_write<T: FileSystem>(
+    inode: &INode<T>,
+    mut kiocb: Kiocb<'_, ()>,
+    from: &mut IovIterSource<'_>,
+    ops: Ops<T>,
+) -> Result<usize> {
+    check_kiocb(inode, &kiocb)?;
+    let raw = inode.as_raw();
+    let iocb = kiocb.as_raw();
+    // SAFETY: `raw` is a valid inode; the lock is released below.
+    unsafe { bindings::inode_lock(raw) };
+    let res = (|| -> Result<usize> {
+        // SAFETY: `iocb` is a write of `inode`, whose lock is held, and `from` a valid source
+        // iterator.
+        let n = to_bytes(unsafe { bindings::generic_write_checks(iocb, from.as_raw()) })?;
+        if n == 0 {
+            return Ok(0);
+        }
+        // SAFETY: As above.
+        to_result(unsafe { bindings::kiocb_modified(iocb) })?;
+        // SAFETY: As above; `ops.0` is a static table of the file system of `inode`, and
+        // `DIO_WRITE_OPS` a static table whose `end_io` updates the size.
+        let ret = unsafe {
+            bindings::iomap_dio_rw(
+                iocb,
+                from.as_raw(),
+                ops.0,
+                &DIO_WRITE_OPS,
+                bindings::IOMAP_DIO_FORCE_WAIT,
+                ptr::null_mut(),
+                0,
+            )
+        };
+        // `ENOTBLK`: nothing written directly, all of it goes through the page cache.
+        let mut done = if ret == -(bindings::ENOTBLK as isize) {
+            0
+        } else {
+            to_bytes(ret)?
+        };
+        if from.is_empty() {
+            return Ok(done);
+        }
+        let pos = *kiocb.ki_pos_mut();
+        // SAFETY: `iocb` is valid; clearing `IOCB_DIRECT` makes the rest a buffered write.
+        unsafe { (*iocb).ki_flags &= !(bindings::IOCB_DIRECT as c_int) };
+        // SAFETY: As above.
+        let buffered = to_bytes(unsafe { bindings::generic_perform_write(iocb, from.as_raw()) })?;
+        if buffered == 0 {
+            return Ok(done);
+        }
+        done += buffered;
+        let end = pos + buffered as i64 - 1;
+        // SAFETY: The inode and its mapping are valid; the range was just written.
+        unsafe {
+            let mapping = (*raw).i_mapping;
+            to_result(bindings::filemap_write_and_wait_range(mapping, pos, end))?;
+            bindings::invalidate_mapping_pages(
+                mapping,
+                (pos >> bindings::PAGE_SHIFT) as c_ulong,
+                (end >> bindings::PAGE_SHIFT) as c_ulong,
+            );
+        }
+        // SAFETY: `iocb` is valid; `O_SYNC`/`O_DSYNC` for the buffered part.
+        to_bytes(unsafe { bindings::generic_write_sync(iocb, done as isize) })
+    })();
+    // SAFETY: Taken above.
+    unsafe { bindings::inode_unlock(raw) };
+    res
+}
+
+/// The completion of direct writes: the size follows a write past the end of the file.
+const DIO_WRITE_OPS: bindings::iomap_dio_ops = bindings::iomap_dio_ops {
+    end_io: Some(dio_write_end_io),
+    submit_io: None,
+    bio_set: ptr::null_mut(),
+};
+
+/// # Safety
+///
+/// Called by the iomap code with the valid kiocb of a completed direct write, before the page
+/// cache of the range is dropped; [`dio_write`] holds the inode lock and waits for the
+/// completion, so the size cannot change under it.
+unsafe extern "C" fn dio_write_end_io(
+    iocb: *mut bindings::kiocb,
+    size: isize,
+    error: c_int,
+    _flags: c_uint,
+) -> c_int {
+    if error != 0 {
+        return error;
+    }
+    // SAFETY: See the safety section of this function; the file holds its inode.
+    unsafe {
+        let inode = (*(*iocb).ki_filp).f_inode;
+        let end = (*iocb).ki_pos + size as i64;
+        if end > bindings::i_size_read(inode) {
+            bindings::i_size_write(inode, end);
+            bindings::mark_inode_dirty(inode);
+        }
+    }
+    0
 }
 
 /// A table of iomap operations for inodes of file system `T`.
