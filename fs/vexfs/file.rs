@@ -12,7 +12,7 @@ use crate::{
         ioctl_shutdown,
         FS_IOC_SHUTDOWN, //
     },
-    VexFs,
+    VexFs, //
 };
 use kernel::{
     fs::{
@@ -31,7 +31,10 @@ use kernel::{
         File,
         Kiocb, //
     },
-    iov::IovIterSource,
+    iov::{
+        IovIterDest,
+        IovIterSource, //
+    },
     prelude::*,
     uapi::{
         SEEK_DATA,
@@ -158,6 +161,22 @@ impl fops::Operations for FileOps {
         crate::vector::ioctl(file, inode, cmd, arg)
     }
 
+    const DIRECT_IO: bool = true;
+
+    /// `O_DIRECT` reads go to the device through iomap.
+    fn read_iter(
+        inode: &INode<VexFs>,
+        kiocb: Kiocb<'_, ()>,
+        to: &mut IovIterDest<'_>,
+    ) -> Result<usize> {
+        if iomap::is_direct(&kiocb) {
+            return iomap::dio_read(inode, kiocb, to, IOMAP_OPS);
+        }
+        fops::generic_file_read_iter(inode, kiocb, to)
+    }
+
+    /// `O_DIRECT` writes go to the device through iomap where blocks exist.
+    ///
     /// Nothing is written once the file system is shut down; collections change only through
     /// their ioctls.
     fn write_iter(
@@ -169,6 +188,9 @@ impl fops::Operations for FileOps {
         check_mutable(inode)?;
         if crate::vector::is_collection(inode) {
             return Err(EPERM);
+        }
+        if iomap::is_direct(&kiocb) {
+            return iomap::dio_write(inode, kiocb, from, IOMAP_OPS);
         }
         fops::generic_file_write_iter(inode, kiocb, from)
     }

@@ -556,13 +556,15 @@ impl address_space::Operations for Mapper {
     }
 }
 
-/// The extents of VexFS files, for `FIEMAP`, `SEEK_HOLE` and `SEEK_DATA`.
+/// The extents of VexFS files, for `FIEMAP`, `SEEK_HOLE`, `SEEK_DATA` and direct I/O.
 #[vtable]
 impl iomap::Operations for Mapper {
     type FileSystem = VexFs;
 
     /// Reports the extent at `pos`: the blocks stored contiguously from there, or the hole.
-    /// Only reads map: writes go through the page cache and [`get_block`].
+    /// Writes map only for direct I/O and only over blocks that exist: a hole fails with
+    /// `ENOTBLK`, so that the page cache and [`get_block`] allocate it (as ext2 does for holes,
+    /// here also past the end of the file, so that allocation has one path).
     fn iomap_begin(
         inode: &INode<VexFs>,
         pos: i64,
@@ -570,8 +572,12 @@ impl iomap::Operations for Mapper {
         flags: u32,
         map: &mut IoMap<'_>,
     ) -> Result {
-        if flags & iomap::flags::WRITE != 0 {
+        let write = flags & iomap::flags::WRITE != 0;
+        if write && flags & iomap::flags::DIRECT == 0 {
             return Err(EOPNOTSUPP);
+        }
+        if write && pos.saturating_add(length) > inode.size() {
+            map.set_dirty();
         }
         let pos = u64::try_from(pos).map_err(|_| EINVAL)?;
         let length = u64::try_from(length).map_err(|_| EINVAL)?;
@@ -585,6 +591,7 @@ impl iomap::Operations for Mapper {
                 map.set_mapped(offset, n * bs, b);
                 map.set_merged();
             }
+            None if write => return Err(ENOTBLK),
             None => map.set_hole(offset, n.saturating_mul(bs)),
         }
         Ok(())
