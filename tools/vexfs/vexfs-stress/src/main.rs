@@ -13,13 +13,16 @@
 //!   collection against its owner's model;
 //! - `vexfs-stress map FILE`: the data ranges (`SEEK_DATA`, `SEEK_HOLE`) and `FIEMAP` extents
 //!   of a file, which fsx also checks against its model (and `seek`, `mmap-write`, small
-//!   helpers of the extent tests).
+//!   helpers of the extent tests);
+//! - `vexfs-stress dio FILE [MIB]`: direct I/O checked against a model and buffered reads,
+//!   then direct and buffered throughput.
 //!
 //! Every run prints its seed first (`seed S`); `--seed S` replays it. A failure prints the
 //! seed, the process, the operation number and the last operations of that process, and the
 //! exit status is 1 (2 for a usage error).
 
 mod common;
+mod dio;
 mod extents;
 mod fsstress;
 mod fsx;
@@ -38,7 +41,8 @@ const USAGE: &str = "usage: vexfs-stress fsstress DIR [--procs N] [--ops N] [--s
        vexfs-stress ioctl-fuzz DIR [--procs N] [--calls N] [--collections N] [--seed S] [--timeout SECONDS]
        vexfs-stress map FILE
        vexfs-stress seek FILE data|hole OFFSET
-       vexfs-stress mmap-write FILE OFFSET";
+       vexfs-stress mmap-write FILE OFFSET
+       vexfs-stress dio FILE [MIB]";
 
 fn opt(o: &BTreeMap<String, u64>, name: &str, default: u64) -> u64 {
     o.get(name).copied().unwrap_or(default)
@@ -55,6 +59,12 @@ fn main() -> ExitCode {
         ("map", 2) => Some(extents::print(&path)),
         ("seek", 4) => Some(extents::seek(&path, &args[2], &args[3])),
         ("mmap-write", 3) => Some(extents::mmap_write(&path, &args[2])),
+        ("dio", 2) => Some(dio::run(&path, 32)),
+        ("dio", 3) => args[2]
+            .parse()
+            .map_err(|_| format!("dio: bad size in MiB {}", args[2]))
+            .and_then(|mib| dio::run(&path, mib))
+            .into(),
         _ => None,
     };
     if let Some(res) = small {
