@@ -1319,13 +1319,12 @@ fn test_errors(dir: &Path) -> Res<()> {
     Ok(())
 }
 
-/// Damages the collection file behind the kernel's back (through a shared writable mapping)
-/// and checks that a rebuild from the file refuses it with `EUCLEAN`, without an oops, and that
+/// Damages the collection file behind the kernel's back (on the device, [`poke`]) and checks
+/// that a rebuild from the file refuses it with `EUCLEAN`, without an oops, and that
 /// repairing it makes it usable again. A record past the durable count that fails its
 /// checksum (as a crash leaves a record whose block never reached the disk) is ignored, and
 /// so is the header block past its first sector (as a header write torn there leaves it).
 fn test_corrupt(dir: &Path) -> Res<()> {
-    use std::os::fd::AsRawFd;
     let dim = 8;
     let d = Data::random(u::ELEM_F32, dim, 55, 11, 0);
     let path = dir.join("corrupt");
@@ -1334,23 +1333,6 @@ fn test_corrupt(dir: &Path) -> Res<()> {
     // The first 50 records are durable; the last 5 are not.
     f.sync_all().map_err(|e| e.to_string())?;
     insert(&f, &d, 50..55)?;
-    let len = std::fs::metadata(&path).map_err(|e| e.to_string())?.len() as usize;
-    // SAFETY: A fresh shared mapping of the whole file, unmapped below.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return err(format!("mmap: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: `p` maps `len` bytes.
-    let map = unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), len) };
     // Id, elements, checksum, padding.
     let rs = 8 + dim * 4 + 8;
     let cases: [(&str, usize, u8); 7] = [
@@ -1364,7 +1346,8 @@ fn test_corrupt(dir: &Path) -> Res<()> {
     ];
     let mut res = Ok(());
     for (what, off, byte) in cases {
-        let before = map[..4096 + 55 * rs].to_vec();
+        let before = read_at(&f, 0, 4096 + 55 * rs)?;
+        let mut map = before.clone();
         map[off] = byte;
         if what == "element NaN" {
             // Make the element a NaN: exponent all ones, mantissa non-zero.
@@ -1378,13 +1361,14 @@ fn test_corrupt(dir: &Path) -> Res<()> {
             // 512-byte sectors: the header lies in its first sector.
             map[off..4096].fill(byte);
         }
+        poke(&f, 0, &map)?;
         let mut b = u::BuildIndex {
             version: u::UAPI_VERSION,
             ..Default::default()
         };
         let e = errno_of(&f, u::IOC_BUILD_INDEX, &mut b);
         let count = stats(&f).map(|s| s.count);
-        map[..before.len()].copy_from_slice(&before);
+        poke(&f, 0, &before)?;
         // A durable record that fails its checksum is damage; one past the durable count was
         // lost by a crash, and the collection goes on without it.
         let want = if what == "unwritten record" || what.starts_with("header torn") {
@@ -1419,8 +1403,6 @@ fn test_corrupt(dir: &Path) -> Res<()> {
             break;
         }
     }
-    // SAFETY: Mapped above.
-    unsafe { libc::munmap(p, len) };
     res?;
     // The last case's index was built without the record it hid.
     let mut b = u::BuildIndex {
@@ -2385,38 +2367,80 @@ fn read_at(f: &File, off: u64, len: usize) -> Res<Vec<u8>> {
     Ok(b)
 }
 
-/// Overwrites `data` at `off` of collection file `f` through a shared mapping (`write(2)` is
-/// refused on collections), behind the kernel's back, as a damaged disk would.
+/// The block device of the file system holding `f`, from `/proc/self/mountinfo`.
+fn device_of(f: &File) -> Res<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = f.metadata().map_err(|e| e.to_string())?.dev();
+    let want = format!("{}:{}", libc::major(dev), libc::minor(dev));
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let sep = fields.iter().position(|&x| x == "-");
+        if fields.get(2) == Some(&want.as_str()) {
+            if let Some(src) = sep.and_then(|i| fields.get(i + 2)) {
+                return Ok(std::path::PathBuf::from(src));
+            }
+        }
+    }
+    err(format!("no mount of device {want} in /proc/self/mountinfo"))
+}
+
+/// Overwrites `data` at `off` of collection file `f` on the device, behind the file system's
+/// back, as a damaged disk would (`write(2)` and writable shared mappings of a collection are
+/// refused): the file's dirty pages are written back first (`sync_file_range(2)`, which,
+/// unlike `fsync(2)`, does not save the index), the bytes are written to the blocks `FIBMAP`
+/// names through the block device, and the page cache is dropped, so that the next read sees
+/// them.
 fn poke(f: &File, off: usize, data: &[u8]) -> Res<()> {
     use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    const BLOCK: usize = 4096;
     let len = f.metadata().map_err(|e| e.to_string())?.len() as usize;
     if off + data.len() > len {
         return err("poke past the end of the file");
     }
-    // SAFETY: A fresh shared mapping of the whole file, unmapped below.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return err(format!("mmap: {}", std::io::Error::last_os_error()));
+    let fd = f.as_raw_fd();
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: `sync_file_range` on a descriptor this function borrows; no memory is passed.
+    if unsafe { libc::sync_file_range(fd, 0, 0, flags) } != 0 {
+        return err(format!(
+            "sync_file_range: {}",
+            std::io::Error::last_os_error()
+        ));
     }
-    // SAFETY: `p` maps `len` bytes and `off + data.len() <= len`.
-    let map = unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), len) };
-    map[off..off + data.len()].copy_from_slice(data);
-    // SAFETY: `p` and `len` are those of the mapping; `map` is not used after this.
-    let r = unsafe { libc::msync(p, len, libc::MS_SYNC) | libc::munmap(p, len) };
-    if r != 0 {
-        return err(format!("msync/munmap: {}", std::io::Error::last_os_error()));
+    let dev = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(device_of(f)?)
+        .map_err(|e| format!("open the device: {e}"))?;
+    let mut done = 0;
+    while done < data.len() {
+        let pos = off + done;
+        let n = (BLOCK - pos % BLOCK).min(data.len() - done);
+        let mut block = libc::c_int::try_from(pos / BLOCK).map_err(|e| e.to_string())?;
+        // SAFETY: `FIBMAP` reads and writes the `int` it is given, which lives on the stack.
+        if unsafe { libc::ioctl(fd, FIBMAP, &mut block) } != 0 || block <= 0 {
+            return err(format!(
+                "FIBMAP of block {}: {}",
+                pos / BLOCK,
+                std::io::Error::last_os_error()
+            ));
+        }
+        let at = block as u64 * BLOCK as u64 + (pos % BLOCK) as u64;
+        dev.write_all_at(&data[done..done + n], at)
+            .map_err(|e| format!("write to the device: {e}"))?;
+        done += n;
     }
-    Ok(())
+    dev.sync_all()
+        .map_err(|e| format!("fsync of the device: {e}"))?;
+    // The file's pages are clean and unmapped: dropping the page cache drops them.
+    std::fs::write("/proc/sys/vm/drop_caches", "1\n").map_err(|e| format!("drop_caches: {e}"))
 }
+
+/// `FIBMAP`: `_IO(0x00, 1)`.
+const FIBMAP: libc::c_ulong = 1;
 
 fn le64_at(b: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(b[off..off + 8].try_into().unwrap_or([0; 8]))
