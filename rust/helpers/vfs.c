@@ -179,6 +179,26 @@ __rust_helper ssize_t rust_helper_generic_write_sync(struct kiocb *iocb,
 	return generic_write_sync(iocb, count);
 }
 
+__rust_helper void rust_helper_sb_start_pagefault(struct super_block *sb)
+{
+	sb_start_pagefault(sb);
+}
+
+__rust_helper void rust_helper_sb_end_pagefault(struct super_block *sb)
+{
+	sb_end_pagefault(sb);
+}
+
+__rust_helper vm_fault_t rust_helper_vmf_fs_error(int err)
+{
+	return vmf_fs_error(err);
+}
+
+__rust_helper bool rust_helper_is_shared_maywrite(const vma_flags_t *flags)
+{
+	return is_shared_maywrite(flags);
+}
+
 __rust_helper void rust_helper_file_start_write(struct file *file)
 {
 	file_start_write(file);

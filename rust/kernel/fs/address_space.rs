@@ -57,6 +57,13 @@ pub trait Operations {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// Decides whether a shared mapping of `inode` may start writing a page (`page_mkwrite`),
+    /// before [`vm_ops`] allocates its blocks: an error fails the write fault (`SIGBUS`;
+    /// `ENOMEM`: out of memory). Called with the mmap lock held.
+    fn page_mkwrite(_inode: &INode<Self::FileSystem>) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Decides whether writeback may write the dirty folios of `inode` now (`writepages`). An
     /// error fails the writeback before any folio is written, and the folios stay dirty: a
     /// file system that has been shut down returns `EIO`, as ext4 does, so that nothing it
@@ -83,14 +90,15 @@ impl<T: FileSystem> Ops<T> {
     }
 }
 
-/// Writes the dirty pages of `inode` back and waits for them (`filemap_write_and_wait()`), so
-/// that every block of its data is allocated and on the device: for an extent map
-/// ([`super::iomap`]) that must not report as holes the pages only written through `mmap`.
-pub fn filemap_write_and_wait<T: FileSystem>(inode: &INode<T>) -> Result {
-    // SAFETY: The inode and its mapping are valid for the call.
-    crate::error::to_result(unsafe {
-        bindings::filemap_write_and_wait_range((*inode.as_raw()).i_mapping, 0, i64::MAX)
-    })
+/// The memory-mapping operations of regular files whose blocks `U` maps, for
+/// [`super::fops::Operations::VM_OPS`]: faults through the page cache (`filemap_fault()`,
+/// `filemap_map_pages()`), and `page_mkwrite` with `block_page_mkwrite()`, which allocates the
+/// blocks of a page when a shared mapping first writes it, so that a full file system fails
+/// that write fault (`SIGBUS`) instead of the writeback of the page later, and updates the
+/// file's times, under freeze protection. [`Operations::page_mkwrite`] may refuse it first.
+pub const fn vm_ops<U: Operations + ?Sized>() -> super::fops::VmOps<U::FileSystem> {
+    // SAFETY: `VM_OPS` is a static table whose callbacks serve files mapped by `U`.
+    unsafe { super::fops::VmOps::from_raw(&Table::<U>::VM_OPS) }
 }
 
 /// Zeroes the part of the block that holds byte `size` of `inode` beyond `size`, and marks it
@@ -124,6 +132,51 @@ impl<U: Operations + ?Sized> Table<U> {
         // SAFETY: All other operations are optional and may be null.
         ..unsafe { core::mem::zeroed() }
     };
+
+    const VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+        fault: Some(bindings::filemap_fault),
+        map_pages: Some(bindings::filemap_map_pages),
+        page_mkwrite: Some(Self::page_mkwrite_callback),
+        // SAFETY: All other operations are optional and may be null.
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    /// # Safety
+    ///
+    /// Called by the VM for a write fault on a page of a shared mapping of a regular file of
+    /// `U::FileSystem`, with the mmap lock held.
+    unsafe extern "C" fn page_mkwrite_callback(
+        vmf: *mut bindings::vm_fault,
+    ) -> bindings::vm_fault_t {
+        // SAFETY: See the safety section of this function: the fault, its mapping and the
+        // mapped file are valid, and the file holds its inode and super block.
+        let (vma, file, inode, sb) = unsafe {
+            let vma = (*vmf).__bindgen_anon_1.vma;
+            let file = (*vma).vm_file;
+            let inode = (*file).f_inode;
+            (vma, file, inode, (*inode).i_sb)
+        };
+        if U::HAS_PAGE_MKWRITE {
+            // SAFETY: As above; the inode is initialised (it is open).
+            if let Err(e) = U::page_mkwrite(unsafe { INode::from_raw(inode) }) {
+                // SAFETY: `vmf_fs_error()` only maps the errno.
+                return unsafe { bindings::vmf_fs_error(e.to_errno()) };
+            }
+        }
+        // SAFETY: `sb` is valid; the freeze protection is released below.
+        unsafe { bindings::sb_start_pagefault(sb) };
+        // SAFETY: As above; `get_block_callback` matches `get_block_t`. A failure of
+        // `file_update_time()` does not fail the fault, as in the C file systems.
+        let err = unsafe {
+            let _ = bindings::file_update_time(file);
+            bindings::block_page_mkwrite(vma, vmf, Some(Self::get_block_callback))
+        };
+        // SAFETY: Taken above.
+        unsafe { bindings::sb_end_pagefault(sb) };
+        // SAFETY: `vmf_fs_error()` only maps the errno (0: the folio is locked, as
+        // `block_page_mkwrite()` leaves it).
+        unsafe { bindings::vmf_fs_error(err) }
+    }
 
     /// The `get_block_t` callback the generic helpers call.
     ///

@@ -25,7 +25,8 @@ use crate::{
         IovIterDest,
         IovIterSource, //
     },
-    prelude::*, //
+    prelude::*,
+    types::Opaque, //
 };
 use core::marker::PhantomData;
 
@@ -103,6 +104,18 @@ pub trait Operations {
     /// `EINVAL`.
     const DIRECT_IO: bool = false;
 
+    /// The memory-mapping operations of regular files, from
+    /// [`super::address_space::vm_ops`]; `None`: the generic ones, whose `page_mkwrite` leaves
+    /// block allocation to writeback.
+    const VM_OPS: Option<VmOps<Self::FileSystem>> = None;
+
+    /// Decides whether regular file `inode` may be mapped as `desc` asks (`mmap(2)`, before
+    /// `generic_file_mmap_prepare()`): an error fails the `mmap(2)`. Called with the mmap lock
+    /// held.
+    fn mmap_prepare(_file: &File, _inode: &INode<Self::FileSystem>, _desc: &VmAreaDesc) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Reads from regular file `inode` at the position of `kiocb` into `to` (`read_iter`:
     /// `read(2)`, `pread(2)`, splice) and returns the bytes read.
     ///
@@ -165,6 +178,35 @@ pub trait Operations {
         _datasync: bool,
     ) -> Result {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// A mapping about to be created (`struct vm_area_desc`), in an [`Operations::mmap_prepare`]
+/// call.
+#[repr(transparent)]
+pub struct VmAreaDesc(Opaque<bindings::vm_area_desc>);
+
+impl VmAreaDesc {
+    /// Whether the mapping is shared and may be written (`is_shared_maywrite()`): writes through
+    /// it change the file.
+    pub fn is_shared_maywrite(&self) -> bool {
+        // SAFETY: The descriptor is valid for the duration of the callback.
+        unsafe { bindings::is_shared_maywrite(&raw const (*self.0.get()).vma_flags) }
+    }
+}
+
+/// The memory-mapping operations (`vm_operations_struct`) of the regular files of file system
+/// `T`, for [`Operations::VM_OPS`].
+#[derive(Copy, Clone)]
+pub struct VmOps<T: FileSystem>(*const bindings::vm_operations_struct, PhantomData<T>);
+
+impl<T: FileSystem> VmOps<T> {
+    /// # Safety
+    ///
+    /// `ops` must be a static table whose callbacks serve the files of `T`.
+    #[cfg(CONFIG_BUFFER_HEAD)]
+    pub(crate) const unsafe fn from_raw(ops: *const bindings::vm_operations_struct) -> Self {
+        Self(ops, PhantomData)
     }
 }
 
@@ -360,7 +402,11 @@ impl<U: Operations + ?Sized> Tables<U> {
         } else {
             Some(bindings::generic_file_write_iter)
         },
-        mmap_prepare: Some(bindings::generic_file_mmap_prepare),
+        mmap_prepare: if U::HAS_MMAP_PREPARE || U::VM_OPS.is_some() {
+            Some(Self::mmap_prepare_callback)
+        } else {
+            Some(bindings::generic_file_mmap_prepare)
+        },
         splice_read: Some(bindings::filemap_splice_read),
         splice_write: Some(bindings::iter_file_splice_write),
         unlocked_ioctl: if U::HAS_IOCTL {
@@ -424,6 +470,38 @@ impl<U: Operations + ?Sized> Tables<U> {
             Ok(ret) => ret as c_long,
             Err(e) => e.to_errno() as c_long,
         }
+    }
+
+    /// `mmap_prepare`: the file system's check, `generic_file_mmap_prepare()`, then its
+    /// memory-mapping operations.
+    ///
+    /// # Safety
+    ///
+    /// Called by the VM with a valid descriptor of a mapping of an open regular file of this
+    /// file system, which nothing else uses during the call.
+    unsafe extern "C" fn mmap_prepare_callback(desc: *mut bindings::vm_area_desc) -> c_int {
+        // SAFETY: See the safety section of this function.
+        let file = unsafe { (*desc).file };
+        // SAFETY: As above: the file is open.
+        let (f, inode) = unsafe { (File::from_raw_file(file), Self::inode(file)) };
+        if U::HAS_MMAP_PREPARE {
+            // SAFETY: `VmAreaDesc` is a transparent wrapper of `vm_area_desc`, valid for the
+            // call.
+            let d = unsafe { &*desc.cast::<VmAreaDesc>() };
+            if let Err(e) = U::mmap_prepare(f, inode, d) {
+                return e.to_errno();
+            }
+        }
+        // SAFETY: As above.
+        let ret = unsafe { bindings::generic_file_mmap_prepare(desc) };
+        if ret == 0 {
+            if let Some(ops) = U::VM_OPS {
+                // SAFETY: As above; `ops.0` is a static table serving files of this file
+                // system (an invariant of `VmOps::from_raw`'s callers).
+                unsafe { (*desc).vm_ops = ops.0 };
+            }
+        }
+        ret
     }
 
     /// `generic_file_open()` for a file system that does direct I/O: files may be opened with
