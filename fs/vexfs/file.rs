@@ -140,12 +140,9 @@ impl fops::Operations for FileOps {
         crate::vector::release(file, inode)
     }
 
-    /// `SEEK_HOLE` and `SEEK_DATA` find the holes of the block map, once the pages written
-    /// through `mmap` have their blocks (writeback allocates them); the rest is generic.
+    /// `SEEK_HOLE` and `SEEK_DATA` find the holes of the block map (pages written through
+    /// `mmap` got their blocks at the write fault); the rest is generic.
     fn llseek(file: &File, inode: &INode<VexFs>, offset: i64, whence: u32) -> Result<i64> {
-        if whence == SEEK_HOLE || whence == SEEK_DATA {
-            address_space::filemap_write_and_wait(inode)?;
-        }
         let pos = match whence {
             SEEK_HOLE => iomap::seek_hole(inode, offset, IOMAP_OPS)?,
             SEEK_DATA => iomap::seek_data(inode, offset, IOMAP_OPS)?,
@@ -162,6 +159,19 @@ impl fops::Operations for FileOps {
     }
 
     const DIRECT_IO: bool = true;
+
+    /// A write fault allocates the blocks of the page (`ENOSPC` fails the fault, not the
+    /// writeback later).
+    const VM_OPS: Option<fops::VmOps<VexFs>> = Some(address_space::vm_ops::<Mapper>());
+
+    /// A collection changes only through its ioctls: it cannot be mapped shared and writable
+    /// (`EPERM`, as `write(2)`).
+    fn mmap_prepare(_file: &File, inode: &INode<VexFs>, desc: &fops::VmAreaDesc) -> Result {
+        if desc.is_shared_maywrite() && crate::vector::is_collection(inode) {
+            return Err(EPERM);
+        }
+        Ok(())
+    }
 
     /// `O_DIRECT` reads go to the device through iomap.
     fn read_iter(

@@ -554,6 +554,17 @@ impl address_space::Operations for Mapper {
     fn check_writeback(inode: &INode<VexFs>) -> Result {
         inode.super_block().data().check_live()
     }
+
+    /// Pages are written through shared mappings as through `write(2)`: not once the file
+    /// system is shut down, not into an immutable file or a collection.
+    fn page_mkwrite(inode: &INode<VexFs>) -> Result {
+        inode.super_block().data().check_live()?;
+        file::check_mutable(inode)?;
+        if vector::is_collection(inode) {
+            return Err(EPERM);
+        }
+        Ok(())
+    }
 }
 
 /// The extents of VexFS files, for `FIEMAP`, `SEEK_HOLE`, `SEEK_DATA` and direct I/O.
