@@ -30,6 +30,8 @@ for i in 1 2 3 4 5 6 7 8; do
 	cp /tmp/small$i $MNT/keep/small$i
 done
 (cd /tmp && md5sum known small*) | sed 's/known/big/' >/tmp/keep.md5
+# A sparse file, for a write through mmap into a hole once the disk is full.
+dd if=/dev/zero of=$MNT/holes bs=1 seek=1048576 count=0 2>/dev/null
 sync
 free_before=$(free_blocks)
 inodes_before=$(free_inodes)
@@ -87,6 +89,12 @@ else
 	esac
 fi
 rm -f $MNT/newfile
+# The write fault allocates the page's block (and here an indirect block):
+# a full disk fails it (SIGBUS), instead of the writeback of a page the
+# writer thinks written.
+check_fails "a write through mmap into a hole when full fails at the fault" \
+	vexfs-stress mmap-write $MNT/holes 1044480
+check_eq "and the hole stays a hole" ENXIO "$(vexfs-stress seek $MNT/holes data 0)"
 n=0 err=
 while [ $n -lt 2000 ]; do
 	if ! mkdir $MNT/d$n 2>/tmp/sh.err; then
@@ -104,6 +112,7 @@ keep_intact "when full"
 drop_caches
 keep_intact "when full, read from the disk"
 rm -f $MNT/fill
+truncate -s 0 $MNT/holes
 rmdir $MNT/d* 2>/dev/null
 sync
 check_eq "deleting gives every block back" "$free_before" "$(free_blocks)"

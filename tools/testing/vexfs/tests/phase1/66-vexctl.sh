@@ -33,6 +33,13 @@ check "stats shows the parameters" sh -c "vexctl stats $M/c | grep -q 'dimension
 	vexctl stats $M/c | grep -q 'metric           l2'"
 check "insert a .bvecs file in batches of 2" vexctl insert $M/c $V --ids-from 100 --batch 2 --quiet
 check_eq "5 vectors" 5 "$(count $M/c)"
+if vexfs-stress mmap-write $M/c 0 >/tmp/mmap.out 2>&1; then
+	fail "a collection cannot be mapped shared and writable"
+else
+	check "a collection cannot be mapped shared and writable (EPERM)" \
+		grep -q "Operation not permitted" /tmp/mmap.out
+fi
+check_eq "and is unchanged: still 5 vectors" 5 "$(count $M/c)"
 check_eq "exact search, inline query" "101 100" \
 	"$(vexctl search $M/c --query 1,0,0.5 -k 2 --exact --json | ids)"
 d=$(vexctl search $M/c --query 1,0,0.5 -k 1 --exact --json | grep -o '"distance": [0-9.e-]*' | sed 's/.*: //')
