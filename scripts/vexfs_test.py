@@ -414,8 +414,9 @@ def build(t, debug=False):
 
 # Seconds a phase-1 script takes in the VM under TCG (measured here, rounded), to balance
 # the lanes; a script not listed counts 10.
-SCRIPT_SECONDS = {"40-many-files": 120, "50-big-file": 90, "60-persistence": 70,
-                  "65-vector": 60, "70-corrupt": 85, "75-stress": 40, "30-enospc": 30}
+SCRIPT_SECONDS = {"40-many-files": 30, "50-big-file": 62, "60-persistence": 45,
+                  "65-vector": 42, "68-fault": 35, "70-corrupt": 70, "75-stress": 34,
+                  "30-enospc": 12}
 
 
 def script_names(phase, only):
