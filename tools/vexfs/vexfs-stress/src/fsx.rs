@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! `vexfs-stress fsx FILE`: random writes, reads, truncates and memory-mapped reads and writes
-//! of one file, against a byte-exact copy of it in memory (as the classic fsx does). Every
-//! read is compared, and the whole file every 50 operations and at the end, with
-//! `--extents 1` also its data ranges and extents (`SEEK_DATA`/`SEEK_HOLE`, `FIEMAP`:
-//! [`crate::extents::check`]).
+//! (and with `--direct 1` block-aligned `O_DIRECT` ones) of one file, against a byte-exact copy
+//! of it in memory (as the classic fsx does). Every read is compared, and the whole file every
+//! 50 operations and at the end, with `--extents 1` also its data ranges and extents
+//! (`SEEK_DATA`/`SEEK_HOLE`, `FIEMAP`: [`crate::extents::check`]).
 
 use crate::common::{
     self,
@@ -43,7 +43,13 @@ pub(crate) struct Config {
     /// Whether the full compares check the extents too ([`crate::extents::check`]), which
     /// holds on VexFS but not on every file system (tmpfs has no `FIEMAP`).
     pub(crate) extents: bool,
+    /// Whether a quarter of the writes and reads are block-aligned `O_DIRECT` ones, through a
+    /// second descriptor (tmpfs refuses `O_DIRECT`).
+    pub(crate) direct: bool,
 }
+
+/// The block size direct I/O is aligned to.
+const DIRECT_BLOCK: u64 = 4096;
 
 /// Operations between two full compares.
 const FULL_EVERY: u64 = 50;
@@ -57,6 +63,9 @@ struct Fsx {
     op: u64,
     reads: u64,
     enospc: u64,
+    /// The `O_DIRECT` descriptor, opened on first use and again after a close and reopen.
+    dfile: Option<File>,
+    directs: u64,
 }
 
 fn ioerr(what: &str, e: &io::Error) -> String {
@@ -142,6 +151,78 @@ impl Fsx {
         Ok(())
     }
 
+    /// A block-aligned `O_DIRECT` write or read of 1 to 16 blocks (from an aligned buffer).
+    fn op_direct(&mut self, write: bool) -> Result<(), String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let len = self.rng.range(1, 16) * DIRECT_BLOCK;
+        let size = self.size();
+        let off = if write {
+            self.rng.below(self.cfg.max_size.saturating_sub(len).max(1)) / DIRECT_BLOCK
+                * DIRECT_BLOCK
+        } else {
+            self.rng.below(size + DIRECT_BLOCK) / DIRECT_BLOCK * DIRECT_BLOCK
+        };
+        let what = if write { "write" } else { "read" };
+        self.log.push(
+            self.op,
+            format!("direct {what} off {off:#x} len {len:#x} (size {size:#x})"),
+        );
+        if write && common::free_bytes(&self.file) < len + common::MMAP_WRITE_MARGIN {
+            self.log.note(" [skipped: low on space]");
+            return Ok(());
+        }
+        if self.dfile.is_none() {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_DIRECT)
+                .open(&self.cfg.file)
+                .map_err(|e| ioerr("open O_DIRECT", &e))?;
+            self.dfile = Some(f);
+        }
+        let mut buf = Mapping::anon(len as usize).map_err(|e| ioerr("mmap", &e))?;
+        let Some(d) = self.dfile.as_ref() else {
+            return Err("no O_DIRECT descriptor".to_string());
+        };
+        self.directs += 1;
+        if write {
+            let seed = self.rng.next();
+            Rng::new(seed).fill(buf.slice_mut(len as usize));
+            match d.write_at(buf.slice(len as usize), off) {
+                Ok(n) if n as u64 == len => {}
+                Ok(n) => return Err(format!("direct write: {n:#x} of {len:#x} bytes")),
+                Err(e) if common::tolerated(errno(&e)) => {
+                    self.enospc += 1;
+                    self.log.note(" = ENOSPC (re-read)");
+                    self.model = common::read_all(&self.file).map_err(|e| ioerr("re-read", &e))?;
+                    return Ok(());
+                }
+                Err(e) => return Err(ioerr("direct write", &e)),
+            }
+            let end = (off + len) as usize;
+            if self.model.len() < end {
+                self.model.resize(end, 0);
+            }
+            self.model[off as usize..end].copy_from_slice(buf.slice(len as usize));
+        } else {
+            // One call: a direct read ends at the end of the file, and a second one from there
+            // would not be aligned.
+            let n = d
+                .read_at(buf.slice_mut(len as usize), off)
+                .map_err(|e| ioerr("direct read", &e))?;
+            let lo = (off as usize).min(self.model.len());
+            let hi = ((off + len) as usize).min(self.model.len());
+            common::compare(
+                "direct read",
+                off,
+                &self.model[lo..hi],
+                &buf.slice(len as usize)[..n],
+            )?;
+            self.reads += 1;
+        }
+        Ok(())
+    }
+
     fn op_truncate(&mut self) -> Result<(), String> {
         let size = self.size();
         let len = if self.rng.chance(1, 2) {
@@ -216,6 +297,7 @@ impl Fsx {
             }
             _ => {
                 self.file = open(&self.cfg.file, false)?;
+                self.dfile = None;
                 Ok(())
             }
         }
@@ -239,8 +321,11 @@ impl Fsx {
     }
 
     fn step(&mut self) -> Result<(), String> {
+        let direct = self.cfg.direct;
         match self.rng.below(100) {
+            0..=34 if direct && self.rng.chance(1, 4) => self.op_direct(true),
             0..=34 => self.op_write(),
+            35..=59 if direct && self.rng.chance(1, 4) => self.op_direct(false),
             35..=59 => self.op_read(),
             60..=71 => self.op_truncate(),
             72..=81 => self.op_mmap(false),
@@ -265,6 +350,8 @@ pub(crate) fn run(cfg: &Config) -> Result<String, String> {
         op: 0,
         reads: 0,
         enospc: 0,
+        dfile: None,
+        directs: 0,
     };
     let mut fulls = 0;
     let mut res = Ok(());
@@ -287,9 +374,10 @@ pub(crate) fn run(cfg: &Config) -> Result<String, String> {
     }
     match res {
         Ok(()) => Ok(format!(
-            "fsx: {} ops, {} reads and {fulls} full compares verified, final size {}, \
-             {} ENOSPC, seed {}",
+            "fsx: {} ops ({} O_DIRECT), {} reads and {fulls} full compares verified, final \
+             size {}, {} ENOSPC, seed {}",
             cfg.ops,
+            x.directs,
             x.reads,
             x.size(),
             x.enospc,

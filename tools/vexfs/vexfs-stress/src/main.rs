@@ -7,7 +7,8 @@
 //!   model, and all of them on a shared directory;
 //! - `vexfs-stress fsx FILE [--ops N] [--seed S] [--max-size BYTES] [--extents 1]`: random
 //!   writes, reads, truncates and memory-mapped I/O on one file against a byte-exact copy
-//!   (and its extents, with `--extents 1`);
+//!   (and its extents, with `--extents 1`; a quarter of the I/O `O_DIRECT`, with
+//!   `--direct 1`);
 //! - `vexfs-stress ioctl-fuzz DIR [--procs N] [--calls N] [--collections N] [--seed S]`:
 //!   valid, half-valid and random calls of the vector ioctls, then a check of every
 //!   collection against its owner's model;
@@ -37,7 +38,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: vexfs-stress fsstress DIR [--procs N] [--ops N] [--seed S] [--verify-every N] [--timeout SECONDS]
-       vexfs-stress fsx FILE [--ops N] [--seed S] [--max-size BYTES] [--max-len BYTES] [--timeout SECONDS] [--extents 0|1]
+       vexfs-stress fsx FILE [--ops N] [--seed S] [--max-size BYTES] [--max-len BYTES] [--timeout SECONDS] [--extents 0|1] [--direct 0|1]
        vexfs-stress ioctl-fuzz DIR [--procs N] [--calls N] [--collections N] [--seed S] [--timeout SECONDS]
        vexfs-stress map FILE
        vexfs-stress seek FILE data|hole OFFSET
@@ -81,7 +82,9 @@ fn main() -> ExitCode {
     }
     let allowed: &[&str] = match args[0].as_str() {
         "fsstress" => &["procs", "ops", "seed", "verify-every", "timeout"],
-        "fsx" => &["ops", "seed", "max-size", "max-len", "timeout", "extents"],
+        "fsx" => &[
+            "ops", "seed", "max-size", "max-len", "timeout", "extents", "direct",
+        ],
         "ioctl-fuzz" => &["procs", "calls", "collections", "seed", "timeout"],
         _ => &[],
     };
@@ -115,6 +118,7 @@ fn main() -> ExitCode {
             max_len: opt(&o, "max-len", 256 << 10).max(1),
             timeout,
             extents: opt(&o, "extents", 0) != 0,
+            direct: opt(&o, "direct", 0) != 0,
         }),
         _ => fuzz::run(&fuzz::Config {
             dir: path,

@@ -59,6 +59,7 @@ fn fsx_on_the_host() {
             max_len: 256 << 10,
             timeout: 300,
             extents: false,
+            direct: false,
         };
         let s = fsx::run(&cfg).unwrap_or_else(|e| panic!("{e}"));
         assert!(s.starts_with("fsx: 400 ops"), "{s}");
