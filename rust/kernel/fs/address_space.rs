@@ -129,16 +129,16 @@ impl<U: Operations + ?Sized> Table<U> {
         bmap: Some(Self::bmap_callback),
         is_partially_uptodate: Some(bindings::block_is_partially_uptodate),
         error_remove_folio: Some(bindings::generic_error_remove_folio),
-        // SAFETY: All other operations are optional and may be null.
-        ..unsafe { core::mem::zeroed() }
+        // All other operations are optional and may be null.
+        ..pin_init::zeroed()
     };
 
     const VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
         fault: Some(bindings::filemap_fault),
         map_pages: Some(bindings::filemap_map_pages),
         page_mkwrite: Some(Self::page_mkwrite_callback),
-        // SAFETY: All other operations are optional and may be null.
-        ..unsafe { core::mem::zeroed() }
+        // All other operations are optional and may be null.
+        ..pin_init::zeroed()
     };
 
     /// # Safety

@@ -377,8 +377,8 @@ impl<U: Operations + ?Sized> Tables<U> {
         } else {
             None
         },
-        // SAFETY: All other operations are optional and may be null.
-        ..unsafe { core::mem::zeroed() }
+        // All other operations are optional and may be null.
+        ..pin_init::zeroed()
     };
 
     const REGULAR: bindings::file_operations = bindings::file_operations {
@@ -425,8 +425,8 @@ impl<U: Operations + ?Sized> Tables<U> {
         } else {
             None
         },
-        // SAFETY: All other operations are optional and may be null.
-        ..unsafe { core::mem::zeroed() }
+        // All other operations are optional and may be null.
+        ..pin_init::zeroed()
     };
 
     /// Returns the inode of a file of this file system.

@@ -892,8 +892,8 @@ impl<T: FileSystem> Ops<T> {
 #[cfg(CONFIG_BUFFER_HEAD)]
 const PAGE_SYMLINK_TABLE: bindings::inode_operations = bindings::inode_operations {
     get_link: Some(bindings::page_get_link),
-    // SAFETY: All other operations are optional and may be null.
-    ..unsafe { core::mem::zeroed() }
+    // All other operations are optional and may be null.
+    ..pin_init::zeroed()
 };
 
 struct OpsTable<U: Operations + ?Sized>(PhantomData<U>);
@@ -965,8 +965,8 @@ impl<U: Operations + ?Sized> OpsTable<U> {
         } else {
             None
         },
-        // SAFETY: All other operations are optional and may be null.
-        ..unsafe { core::mem::zeroed() }
+        // All other operations are optional and may be null.
+        ..pin_init::zeroed()
     };
 
     /// Whether `U` changes attributes. `vfs_fileattr_set()` reads the old ones first, so it

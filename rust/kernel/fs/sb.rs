@@ -431,8 +431,8 @@ impl<T: FileSystem> Tables<T> {
         } else {
             None
         },
-        // SAFETY: All other operations are optional and may be null.
-        ..unsafe { core::mem::zeroed() }
+        // All other operations are optional and may be null.
+        ..pin_init::zeroed()
     };
 
     /// Whether `T` has a cache for the super block's shrinker. The VFS calls
