@@ -272,19 +272,22 @@ impl<T: FileSystem> INode<T> {
 
     /// The number of hard links.
     pub fn nlink(&self) -> u32 {
-        // SAFETY: The inode is valid.
+        // SAFETY: `self` is a valid inode for the borrow (type invariant); `i_nlink` is read
+        // without the inode lock, as C readers do.
         unsafe { (*self.as_raw()).__bindgen_anon_1.i_nlink }
     }
 
     /// Sets the number of hard links. The caller holds the inode lock.
     pub fn set_nlink(&self, nlink: u32) {
-        // SAFETY: The inode is valid.
+        // SAFETY: `self` is a valid inode for the borrow (type invariant); `set_nlink()` updates
+        // the count of unlinked inodes atomically, so a change without the inode lock is a race
+        // on the value, not on memory.
         unsafe { bindings::set_nlink(self.as_raw(), nlink) };
     }
 
     /// Adds a hard link. The caller holds the inode lock.
     pub fn inc_nlink(&self) {
-        // SAFETY: The inode is valid.
+        // SAFETY: As in `set_nlink`.
         unsafe { bindings::inc_nlink(self.as_raw()) };
     }
 
@@ -298,13 +301,15 @@ impl<T: FileSystem> INode<T> {
 
     /// The owner's user ID, in the initial user namespace.
     pub fn uid(&self) -> u32 {
-        // SAFETY: The inode is valid.
+        // SAFETY: `self` is a valid inode for the borrow (type invariant); `i_uid_read()` needs no
+        // lock.
         unsafe { bindings::i_uid_read(self.as_raw()) }
     }
 
     /// The owner's group ID, in the initial user namespace.
     pub fn gid(&self) -> u32 {
-        // SAFETY: The inode is valid.
+        // SAFETY: `self` is a valid inode for the borrow (type invariant); `i_gid_read()` needs no
+        // lock.
         unsafe { bindings::i_gid_read(self.as_raw()) }
     }
 
@@ -316,13 +321,15 @@ impl<T: FileSystem> INode<T> {
 
     /// Sets the size in bytes. The caller holds the inode lock.
     pub fn set_size(&self, size: i64) {
-        // SAFETY: The inode is valid.
+        // SAFETY: `self` is a valid inode for the borrow (type invariant); size changes are
+        // serialised by the inode lock its caller holds.
         unsafe { bindings::i_size_write(self.as_raw(), size) };
     }
 
     /// The number of 512-byte sectors allocated to the inode.
     pub fn blocks(&self) -> u64 {
-        // SAFETY: The inode is valid.
+        // SAFETY: `self` is a valid inode for the borrow (type invariant); `i_blocks` is read
+        // racily, as `stat(2)` does.
         unsafe { (*self.as_raw()).i_blocks }
     }
 
@@ -355,31 +362,36 @@ impl<T: FileSystem> INode<T> {
 
     /// The inode generation number.
     pub fn generation(&self) -> u32 {
-        // SAFETY: The inode is valid.
+        // SAFETY: `self` is a valid inode for the borrow (type invariant); `i_generation` is set
+        // once, when the inode is created.
         unsafe { (*self.as_raw()).i_generation }
     }
 
     /// Last access time.
     pub fn atime(&self) -> Timespec {
-        // SAFETY: The inode is valid.
+        // SAFETY: `self` is a valid inode for the borrow (type invariant); the timestamp accessors
+        // need no lock.
         unsafe { bindings::inode_get_atime(self.as_raw()) }.into()
     }
 
     /// Last modification time.
     pub fn mtime(&self) -> Timespec {
-        // SAFETY: The inode is valid.
+        // SAFETY: `self` is a valid inode for the borrow (type invariant); the timestamp accessors
+        // need no lock.
         unsafe { bindings::inode_get_mtime(self.as_raw()) }.into()
     }
 
     /// Last status change time.
     pub fn ctime(&self) -> Timespec {
-        // SAFETY: The inode is valid.
+        // SAFETY: `self` is a valid inode for the borrow (type invariant); the timestamp accessors
+        // need no lock.
         unsafe { bindings::inode_get_ctime(self.as_raw()) }.into()
     }
 
     /// Sets the modification and status change times to now.
     pub fn touch_mtime_ctime(&self) {
-        // SAFETY: The inode is valid.
+        // SAFETY: `self` is a valid inode for the borrow (type invariant); the timestamp setters
+        // need no lock.
         unsafe {
             let now = bindings::inode_set_ctime_current(self.as_raw());
             bindings::inode_set_mtime_to_ts(self.as_raw(), now);
@@ -388,13 +400,15 @@ impl<T: FileSystem> INode<T> {
 
     /// Sets the status change time to now.
     pub fn touch_ctime(&self) {
-        // SAFETY: The inode is valid.
+        // SAFETY: `self` is a valid inode for the borrow (type invariant); the timestamp setters
+        // need no lock.
         unsafe { bindings::inode_set_ctime_current(self.as_raw()) };
     }
 
     /// Marks the inode dirty, so that [`FileSystem::write_inode`] writes it back.
     pub fn mark_dirty(&self) {
-        // SAFETY: The inode is valid.
+        // SAFETY: `self` is a valid inode for the borrow (type invariant); `mark_inode_dirty()`
+        // takes the locks it needs.
         unsafe { bindings::mark_inode_dirty(self.as_raw()) };
     }
 
@@ -479,13 +493,13 @@ pub(crate) unsafe extern "C" fn free_inode_callback<T: FileSystem>(inode: *mut b
 pub(crate) unsafe fn from_iget_locked<T: FileSystem>(
     ptr: NonNull<bindings::inode>,
 ) -> Result<Either<ARef<INode<T>>, New<T>>> {
-    // SAFETY: The inode is valid.
+    // SAFETY: `ptr` is the referenced inode `iget_locked()` just returned.
     if unsafe { bindings::inode_is_new(ptr.as_ptr()) } {
         return Ok(Either::Right(New(ptr, PhantomData)));
     }
     // SAFETY: The inode is valid, not new, so initialised; the reference is ours.
     let inode: ARef<INode<T>> = unsafe { ARef::from_raw(ptr.cast()) };
-    // SAFETY: The inode is valid.
+    // SAFETY: `inode` holds a reference to a valid inode.
     if unsafe { bindings::is_bad_inode(inode.as_raw()) } {
         return Err(EIO);
     }
@@ -550,7 +564,7 @@ pub struct New<T: FileSystem>(NonNull<bindings::inode>, PhantomData<T>);
 impl<T: FileSystem> New<T> {
     /// The inode number.
     pub fn ino(&self) -> u64 {
-        // SAFETY: The inode is valid.
+        // SAFETY: `self` owns a referenced, locked new inode (type invariant).
         unsafe { (*self.0.as_ptr()).i_ino }
     }
 
@@ -686,7 +700,7 @@ impl Attr {
 
     /// Checks that `inode` may take the new size (`inode_newsize_ok()`).
     pub fn newsize_ok<T: FileSystem>(&self, inode: &INode<T>, size: i64) -> Result {
-        // SAFETY: The inode is valid.
+        // SAFETY: `inode` is a valid inode for the borrow (type invariant of `INode`).
         to_result(unsafe { bindings::inode_newsize_ok(inode.as_raw(), size) })
     }
 

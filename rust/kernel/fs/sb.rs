@@ -40,8 +40,16 @@ use core::{
 /// `SB_RDONLY`.
 pub(crate) const SB_RDONLY: c_ulong = bindings::SB_RDONLY;
 
-/// A typestate of a [`SuperBlock`].
-pub trait State {}
+mod private {
+    /// Keeps the typestates of a super block to this module: other code cannot add one.
+    pub trait Sealed {}
+
+    impl Sealed for super::New {}
+    impl Sealed for super::Ready {}
+}
+
+/// A typestate of a [`SuperBlock`]: [`New`] or [`Ready`] (sealed).
+pub trait State: private::Sealed {}
 
 /// A super block being set up by [`FileSystem::fill_super`]: its parameters may be changed, and
 /// its [`FileSystem::Data`] does not exist yet.
