@@ -154,6 +154,11 @@ impl OpLog {
 }
 
 /// The errno of an I/O error (-1 if it has none).
+/// `what: error (ENAME)`, the way the testers report a failed call.
+pub(crate) fn ioerr(what: &str, e: &io::Error) -> String {
+    format!("{what}: {e} ({})", errno_name(errno(e)))
+}
+
 pub(crate) fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(-1)
 }

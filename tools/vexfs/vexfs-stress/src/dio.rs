@@ -9,14 +9,13 @@
 
 use crate::common::{
     errno,
-    errno_name,
+    ioerr,
     Mapping, //
 };
 use std::fs::{
     File,
     OpenOptions, //
 };
-use std::io;
 use std::os::unix::fs::{
     FileExt,
     OpenOptionsExt, //
@@ -26,10 +25,6 @@ use std::time::Instant;
 
 const BLOCK: usize = 4096;
 const SECTOR: usize = 512;
-
-fn ioerr(what: &str, e: &io::Error) -> String {
-    format!("{what}: {e} ({})", errno_name(errno(e)))
-}
 
 fn open(path: &Path, direct: bool, truncate: bool) -> Result<File, String> {
     let mut o = OpenOptions::new();

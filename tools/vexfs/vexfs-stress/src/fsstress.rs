@@ -8,6 +8,7 @@ use crate::common::{
     self,
     errno,
     errno_name,
+    ioerr,
     Counts,
     Mapping,
     OpLog,
@@ -114,10 +115,6 @@ struct Worker {
 enum Target {
     Fd(usize),
     Temp(File, Id),
-}
-
-fn ioerr(what: &str, e: &io::Error) -> String {
-    format!("{what}: {e} ({})", errno_name(errno(e)))
 }
 
 /// A random length: mostly small, some up to ~200 KiB.

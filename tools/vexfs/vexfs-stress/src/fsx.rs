@@ -9,7 +9,7 @@
 use crate::common::{
     self,
     errno,
-    errno_name,
+    ioerr,
     Mapping,
     OpLog,
     Rng, //
@@ -66,10 +66,6 @@ struct Fsx {
     /// The `O_DIRECT` descriptor, opened on first use and again after a close and reopen.
     dfile: Option<File>,
     directs: u64,
-}
-
-fn ioerr(what: &str, e: &io::Error) -> String {
-    format!("{what}: {e} ({})", errno_name(errno(e)))
 }
 
 fn open(path: &PathBuf, truncate: bool) -> Result<File, String> {

@@ -61,24 +61,16 @@ fn main() -> ExitCode {
         ("seek", 4) => Some(extents::seek(&path, &args[2], &args[3])),
         ("mmap-write", 3) => Some(extents::mmap_write(&path, &args[2])),
         ("dio", 2) => Some(dio::run(&path, 32)),
-        ("dio", 3) => args[2]
-            .parse()
-            .map_err(|_| format!("dio: bad size in MiB {}", args[2]))
-            .and_then(|mib| dio::run(&path, mib))
-            .into(),
+        ("dio", 3) => Some(
+            args[2]
+                .parse()
+                .map_err(|_| format!("dio: bad size in MiB {}", args[2]))
+                .and_then(|mib| dio::run(&path, mib)),
+        ),
         _ => None,
     };
     if let Some(res) = small {
-        return match res {
-            Ok(summary) => {
-                println!("{summary}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        };
+        return report(res);
     }
     let allowed: &[&str] = match args[0].as_str() {
         "fsstress" => &["procs", "ops", "seed", "verify-every", "timeout"],
@@ -129,6 +121,11 @@ fn main() -> ExitCode {
             timeout,
         }),
     };
+    report(res)
+}
+
+/// Prints the summary of a run (or what failed) and returns the exit status.
+fn report(res: Result<String, String>) -> ExitCode {
     match res {
         Ok(summary) => {
             println!("{summary}");
