@@ -242,17 +242,35 @@ pub fn generic_file_read_iter<T: FileSystem>(
     kiocb: Kiocb<'_, ()>,
     to: &mut IovIterDest<'_>,
 ) -> Result<usize> {
-    let iocb = kiocb.as_raw();
-    // SAFETY: `kiocb` refers to a valid kiocb of an open file for its lifetime, and so for the
-    // call.
-    let (file, flags) = unsafe { (File::from_raw_file((*iocb).ki_filp), (*iocb).ki_flags) };
-    if regular_inode(file)? != inode.as_raw() || flags & bindings::IOCB_DIRECT as c_int != 0 {
+    let iocb = kiocb_of(inode, &kiocb)?;
+    // SAFETY: `iocb` is valid for the lifetime of `kiocb`.
+    if unsafe { (*iocb).ki_flags } & bindings::IOCB_DIRECT as c_int != 0 {
         return Err(EINVAL);
     }
     // SAFETY: `iocb` is a valid, buffered kiocb of an open regular file whose address space
     // reads with the generic page cache helpers (checked above), and `to` a valid destination
     // iterator.
-    let ret = unsafe { bindings::generic_file_read_iter(iocb, to.as_raw()) };
+    to_bytes(unsafe { bindings::generic_file_read_iter(iocb, to.as_raw()) })
+}
+
+/// Returns the raw kiocb of `kiocb` if it is an I/O of regular file `inode`, whose address
+/// space reads and writes with the generic page cache helpers ([`regular_inode`]); `EINVAL`
+/// otherwise.
+pub(super) fn kiocb_of<T: FileSystem>(
+    inode: &INode<T>,
+    kiocb: &Kiocb<'_, ()>,
+) -> Result<*mut bindings::kiocb> {
+    let iocb = kiocb.as_raw();
+    // SAFETY: `kiocb` refers to a valid kiocb of an open file for its lifetime.
+    let file = unsafe { File::from_raw_file((*iocb).ki_filp) };
+    if regular_inode(file)? != inode.as_raw() {
+        return Err(EINVAL);
+    }
+    Ok(iocb)
+}
+
+/// Converts what a C read or write function returned: a byte count or a negative errno.
+pub(super) fn to_bytes(ret: isize) -> Result<usize> {
     if ret < 0 {
         return Err(Error::from_errno(ret as i32));
     }
@@ -270,21 +288,11 @@ pub fn generic_file_write_iter<T: FileSystem>(
     kiocb: Kiocb<'_, ()>,
     from: &mut IovIterSource<'_>,
 ) -> Result<usize> {
-    let iocb = kiocb.as_raw();
-    // SAFETY: `kiocb` refers to a valid kiocb of an open file for its lifetime, and so for the
-    // call.
-    let file = unsafe { File::from_raw_file((*iocb).ki_filp) };
-    if regular_inode(file)? != inode.as_raw() {
-        return Err(EINVAL);
-    }
+    let iocb = kiocb_of(inode, &kiocb)?;
     // SAFETY: `iocb` is a valid kiocb of an open regular file whose address space reads and
     // writes with the generic page cache helpers (checked above), and `from` a valid source
     // iterator.
-    let ret = unsafe { bindings::generic_file_write_iter(iocb, from.as_raw()) };
-    if ret < 0 {
-        return Err(Error::from_errno(ret as i32));
-    }
-    Ok(ret as usize)
+    to_bytes(unsafe { bindings::generic_file_write_iter(iocb, from.as_raw()) })
 }
 
 /// Moves the position of `file` as `lseek(2)` does for a file without holes

@@ -11,7 +11,10 @@
 //! C header: [`include/linux/iomap.h`](srctree/include/linux/iomap.h).
 
 use super::{
-    fops::regular_inode,
+    fops::{
+        kiocb_of,
+        to_bytes, //
+    },
     inode::{
         FiemapExtentInfo,
         INode, //
@@ -128,24 +131,6 @@ pub fn is_direct(kiocb: &Kiocb<'_, ()>) -> bool {
     flags & bindings::IOCB_DIRECT as c_int != 0
 }
 
-/// Converts what a C read or write function returned.
-fn to_bytes(ret: isize) -> Result<usize> {
-    if ret < 0 {
-        return Err(Error::from_errno(ret as i32));
-    }
-    Ok(ret as usize)
-}
-
-/// Checks that `kiocb` is an I/O of regular file `inode`.
-fn check_kiocb<T: FileSystem>(inode: &INode<T>, kiocb: &Kiocb<'_, ()>) -> Result {
-    // SAFETY: `kiocb` refers to a valid kiocb of an open file for its lifetime.
-    let file = unsafe { super::File::from_raw_file((*kiocb.as_raw()).ki_filp) };
-    if regular_inode(file)? != inode.as_raw() {
-        return Err(EINVAL);
-    }
-    Ok(())
-}
-
 /// Reads from `inode` at the position of `kiocb` into `to` with direct I/O
 /// (`iomap_dio_rw()`, the inode lock held shared, as ext2 does), for a file system's
 /// `read_iter` of an [`is_direct`] kiocb; returns the bytes read. The position and the buffer
@@ -157,7 +142,7 @@ pub fn dio_read<T: FileSystem>(
     to: &mut IovIterDest<'_>,
     ops: Ops<T>,
 ) -> Result<usize> {
-    check_kiocb(inode, &kiocb)?;
+    let iocb = kiocb_of(inode, &kiocb)?;
     let raw = inode.as_raw();
     // SAFETY: `raw` is a valid inode; the lock is released below.
     unsafe { bindings::inode_lock_shared(raw) };
@@ -165,7 +150,7 @@ pub fn dio_read<T: FileSystem>(
     // iterator, `ops.0` a static table of the file system of `inode`; the inode lock is held.
     let ret = unsafe {
         bindings::iomap_dio_rw(
-            kiocb.as_raw(),
+            iocb,
             to.as_raw(),
             ops.0,
             ptr::null(),
@@ -196,9 +181,8 @@ pub fn dio_write<T: FileSystem>(
     from: &mut IovIterSource<'_>,
     ops: Ops<T>,
 ) -> Result<usize> {
-    check_kiocb(inode, &kiocb)?;
+    let iocb = kiocb_of(inode, &kiocb)?;
     let raw = inode.as_raw();
-    let iocb = kiocb.as_raw();
     // SAFETY: `raw` is a valid inode; the lock is released below.
     unsafe { bindings::inode_lock(raw) };
     let res = (|| -> Result<usize> {
