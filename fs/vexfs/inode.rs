@@ -363,10 +363,15 @@ fn alloc_for(inode: &INode<VexFs>, map: &mut BlockMap, zero: bool) -> Result<u32
     Ok(b as u32)
 }
 
-/// Maps logical block `lblk` of `inode`, allocating it (and indirect blocks) with `create`.
+/// Maps logical block `lblk` of `inode`, allocating it (and indirect blocks) with `create`;
+/// without, it is a [`lookup`].
 pub(crate) fn get_block(inode: &INode<VexFs>, lblk: u64, create: bool) -> Result<Option<Mapping>> {
+    if !create {
+        let block = lookup(inode, lblk)?.ok();
+        return Ok(block.map(|block| Mapping { block, new: false }));
+    }
     let sb = inode.super_block();
-    if create && sb.rdonly() {
+    if sb.rdonly() {
         return Err(EROFS);
     }
     let path = format::block_path(lblk).map_err(|_| EFBIG)?;
@@ -376,9 +381,6 @@ pub(crate) fn get_block(inode: &INode<VexFs>, lblk: u64, create: bool) -> Result
     // Top level: a slot of the inode itself.
     let mut cur = map.ptrs[offsets[0]];
     if cur == 0 {
-        if !create {
-            return Ok(None);
-        }
         let is_leaf = offsets.len() == 1;
         cur = alloc_for(inode, &mut map, !is_leaf)?;
         map.ptrs[offsets[0]] = cur;
@@ -391,9 +393,6 @@ pub(crate) fn get_block(inode: &INode<VexFs>, lblk: u64, create: bool) -> Result
         let mut guard = bh.lock();
         let mut next = format::read_indirect(guard.data(), off).map_err(format_err)?;
         if next == 0 {
-            if !create {
-                return Ok(None);
-            }
             drop(guard);
             next = alloc_for(inode, &mut map, !is_leaf)?;
             guard = bh.lock();
