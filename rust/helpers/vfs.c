@@ -173,6 +173,28 @@ __rust_helper void rust_helper_inode_unlock_shared(struct inode *inode)
 	inode_unlock_shared(inode);
 }
 
+__rust_helper void rust_helper_filemap_invalidate_lock(struct address_space *mapping)
+{
+	filemap_invalidate_lock(mapping);
+}
+
+__rust_helper void rust_helper_filemap_invalidate_unlock(struct address_space *mapping)
+{
+	filemap_invalidate_unlock(mapping);
+}
+
+__rust_helper void
+rust_helper_filemap_invalidate_lock_shared(struct address_space *mapping)
+{
+	filemap_invalidate_lock_shared(mapping);
+}
+
+__rust_helper void
+rust_helper_filemap_invalidate_unlock_shared(struct address_space *mapping)
+{
+	filemap_invalidate_unlock_shared(mapping);
+}
+
 __rust_helper ssize_t rust_helper_generic_write_sync(struct kiocb *iocb,
 						     ssize_t count)
 {

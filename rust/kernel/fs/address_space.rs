@@ -163,8 +163,13 @@ impl<U: Operations + ?Sized> Table<U> {
                 return unsafe { bindings::vmf_fs_error(e.to_errno()) };
             }
         }
-        // SAFETY: `sb` is valid; the freeze protection is released below.
-        unsafe { bindings::sb_start_pagefault(sb) };
+        // SAFETY: `sb` and the inode's mapping are valid; the freeze protection and the
+        // invalidate lock are released below. The invalidate lock keeps a hole punched or a
+        // range zeroed meanwhile from dropping the page while its blocks are allocated.
+        unsafe {
+            bindings::sb_start_pagefault(sb);
+            bindings::filemap_invalidate_lock_shared((*inode).i_mapping);
+        }
         // SAFETY: As above; `get_block_callback` matches `get_block_t`. A failure of
         // `file_update_time()` does not fail the fault, as in the C file systems.
         let err = unsafe {
@@ -172,7 +177,10 @@ impl<U: Operations + ?Sized> Table<U> {
             bindings::block_page_mkwrite(vma, vmf, Some(Self::get_block_callback))
         };
         // SAFETY: Taken above.
-        unsafe { bindings::sb_end_pagefault(sb) };
+        unsafe {
+            bindings::filemap_invalidate_unlock_shared((*inode).i_mapping);
+            bindings::sb_end_pagefault(sb);
+        }
         // SAFETY: `vmf_fs_error()` only maps the errno (0: the folio is locked, as
         // `block_page_mkwrite()` leaves it).
         unsafe { bindings::vmf_fs_error(err) }

@@ -161,6 +161,27 @@ pub trait Operations {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// Allocates, frees or zeroes the blocks of bytes `offset..offset + len` of regular file
+    /// `inode` (`fallocate`: `fallocate(2)`) as `mode` asks: one of the operations of
+    /// [`falloc`] (`mode & falloc::MODE_MASK`), with [`falloc::KEEP_SIZE`] or not. A mode the
+    /// file system does not implement fails with `EOPNOTSUPP`.
+    ///
+    /// Without it, `fallocate(2)` fails with `EOPNOTSUPP`. The VFS has checked the mode's
+    /// combination of flags ([`falloc::PUNCH_HOLE`] always comes with
+    /// [`falloc::KEEP_SIZE`]), that `file` is open for writing, that the inode is neither
+    /// immutable nor, unless the call only allocates with [`falloc::KEEP_SIZE`], append-only,
+    /// and that the range is within the file system's size limit. Called without locks held
+    /// but freeze protection (`file_start_write()`): the file system takes the inode lock.
+    fn fallocate(
+        _file: &File,
+        _inode: &INode<Self::FileSystem>,
+        _mode: i32,
+        _offset: i64,
+        _len: i64,
+    ) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Called when the last reference to `file` is dropped (`release`), in process context and
     /// without locks held; the file is still open for the call. It cannot fail: the VFS ignores
     /// the C callback's return value, so there is none.
@@ -179,6 +200,26 @@ pub trait Operations {
     ) -> Result {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
+}
+
+/// The modes of [`Operations::fallocate`] (`FALLOC_FL_*` of `<uapi/linux/falloc.h>`).
+pub mod falloc {
+    use crate::bindings;
+
+    /// Allocates the range: afterwards writes to it do not fail for lack of space, and what was
+    /// not written reads as zeroes (`FALLOC_FL_ALLOCATE_RANGE`).
+    pub const ALLOCATE_RANGE: i32 = bindings::FALLOC_FL_ALLOCATE_RANGE as i32;
+    /// Leaves the file's size as it is, also if the range ends beyond it
+    /// (`FALLOC_FL_KEEP_SIZE`).
+    pub const KEEP_SIZE: i32 = bindings::FALLOC_FL_KEEP_SIZE as i32;
+    /// Frees the range: it reads as zeroes and holds no blocks but at its partial ends
+    /// (`FALLOC_FL_PUNCH_HOLE`).
+    pub const PUNCH_HOLE: i32 = bindings::FALLOC_FL_PUNCH_HOLE as i32;
+    /// Zeroes the range and leaves it allocated (`FALLOC_FL_ZERO_RANGE`).
+    pub const ZERO_RANGE: i32 = bindings::FALLOC_FL_ZERO_RANGE as i32;
+    /// The bits of a mode that select the operation (`FALLOC_FL_MODE_MASK`); the rest are
+    /// modifiers such as [`KEEP_SIZE`].
+    pub const MODE_MASK: i32 = bindings::FALLOC_FL_MODE_MASK as i32;
 }
 
 /// A mapping about to be created (`struct vm_area_desc`), in an [`Operations::mmap_prepare`]
@@ -428,6 +469,11 @@ impl<U: Operations + ?Sized> Tables<U> {
         } else {
             Some(bindings::simple_fsync)
         },
+        fallocate: if U::HAS_FALLOCATE {
+            Some(Self::fallocate_callback)
+        } else {
+            None
+        },
         release: if U::HAS_RELEASE {
             Some(Self::release_callback)
         } else {
@@ -596,6 +642,23 @@ impl<U: Operations + ?Sized> Tables<U> {
         match U::llseek(f, inode, offset, whence) {
             Ok(pos) => pos,
             Err(e) => e.to_errno().into(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS (`vfs_fallocate()`) with an open regular file of this file system.
+    unsafe extern "C" fn fallocate_callback(
+        file: *mut bindings::file,
+        mode: c_int,
+        offset: bindings::loff_t,
+        len: bindings::loff_t,
+    ) -> c_long {
+        // SAFETY: See the safety section of this function.
+        let (f, inode) = unsafe { (File::from_raw_file(file), Self::inode(file)) };
+        match U::fallocate(f, inode, mode, offset, len) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno() as c_long,
         }
     }
 

@@ -43,6 +43,7 @@ use core::{
         ManuallyDrop,
         MaybeUninit, //
     },
+    ops::Deref,
     ptr::{
         self,
         NonNull, //
@@ -429,6 +430,108 @@ impl<T: FileSystem> INode<T> {
         buf.push(0, GFP_KERNEL)?;
         // SAFETY: The inode is valid, `buf` is NUL-terminated and `len` bytes long.
         to_result(unsafe { bindings::page_symlink(self.as_raw(), buf.as_ptr().cast(), len) })
+    }
+}
+
+impl<T: FileSystem> INode<T> {
+    /// Locks the inode (`inode_lock()`: its `i_rwsem`, for writing) until the returned guard is
+    /// dropped. May sleep.
+    ///
+    /// For the operations that the VFS calls without the inode lock and that change the file,
+    /// as `fallocate` does.
+    pub fn lock(&self) -> Locked<'_, T> {
+        // SAFETY: `self` is a valid inode for the borrow (type invariant); the guard unlocks it.
+        unsafe { bindings::inode_lock(self.as_raw()) };
+        // INVARIANT: Locked above, by the current task.
+        Locked(self)
+    }
+}
+
+/// An inode whose `i_rwsem` the current task holds for writing (`inode_lock()`), released
+/// when the guard is dropped. It dereferences to the inode.
+///
+/// # Invariants
+///
+/// The current task holds the `i_rwsem` of `0` for writing, from [`INode::lock`] until the
+/// guard is dropped.
+pub struct Locked<'a, T: FileSystem>(&'a INode<T>);
+
+impl<T: FileSystem> Deref for Locked<'_, T> {
+    type Target = INode<T>;
+
+    fn deref(&self) -> &INode<T> {
+        self.0
+    }
+}
+
+impl<T: FileSystem> Drop for Locked<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: The current task holds the lock (type invariant).
+        unsafe { bindings::inode_unlock(self.0.as_raw()) };
+    }
+}
+
+impl<T: FileSystem> Locked<'_, T> {
+    /// Waits until the direct I/O in flight on the inode has completed (`inode_dio_wait()`).
+    /// No new direct I/O starts while the inode lock is held.
+    pub fn dio_wait(&self) {
+        // SAFETY: The inode is valid and locked (type invariant).
+        unsafe { bindings::inode_dio_wait(self.0.as_raw()) };
+    }
+
+    /// Checks that the file may change its size to `size` (`inode_newsize_ok()`): the file size
+    /// limit of the task (`SIGXFSZ`, `EFBIG`) and of the file system.
+    pub fn newsize_ok(&self, size: i64) -> Result {
+        // SAFETY: The inode is valid and locked (type invariant).
+        to_result(unsafe { bindings::inode_newsize_ok(self.0.as_raw(), size) })
+    }
+
+    /// Takes the invalidate lock of the inode's page cache (`filemap_invalidate_lock()`) until
+    /// the returned guard is dropped: page faults and reads cannot bring pages of the file back
+    /// into the page cache, so that ranges dropped from it stay dropped while the file system
+    /// changes the blocks under them. May sleep.
+    pub fn invalidate_lock(&self) -> InvalidateLocked<'_, T> {
+        // SAFETY: The inode is valid (type invariant), so is its mapping; the guard unlocks it.
+        unsafe { bindings::filemap_invalidate_lock((*self.0.as_raw()).i_mapping) };
+        // INVARIANT: Locked above; the inode lock outlives the borrow of `self`.
+        InvalidateLocked(self.0)
+    }
+}
+
+/// An inode whose `i_rwsem` and whose page cache's `invalidate_lock` the current task holds
+/// for writing, released when the guard is dropped (the `invalidate_lock`; the inode lock
+/// stays with its [`Locked`] guard). It dereferences to the inode.
+///
+/// # Invariants
+///
+/// The current task holds the inode lock and the `invalidate_lock` of `0`'s mapping for
+/// writing, from [`Locked::invalidate_lock`] until the guard is dropped.
+pub struct InvalidateLocked<'a, T: FileSystem>(&'a INode<T>);
+
+impl<T: FileSystem> Deref for InvalidateLocked<'_, T> {
+    type Target = INode<T>;
+
+    fn deref(&self) -> &INode<T> {
+        self.0
+    }
+}
+
+impl<T: FileSystem> Drop for InvalidateLocked<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: The current task holds the lock (type invariant).
+        unsafe { bindings::filemap_invalidate_unlock((*self.0.as_raw()).i_mapping) };
+    }
+}
+
+impl<T: FileSystem> InvalidateLocked<'_, T> {
+    /// Unmaps and drops the pages of bytes `start..=end` from the page cache
+    /// (`truncate_pagecache_range()`), before the file system frees or rewrites the blocks
+    /// under them. Dirty pages are dropped unwritten; the parts of partial pages at either end
+    /// are zeroed in memory only, so a caller that keeps the rest of such a page zeroes its part
+    /// on the device itself.
+    pub fn truncate_pagecache_range(&self, start: i64, end: i64) {
+        // SAFETY: The inode is valid, and both locks are held (type invariant).
+        unsafe { bindings::truncate_pagecache_range(self.0.as_raw(), start, end) };
     }
 }
 

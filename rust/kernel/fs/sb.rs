@@ -248,6 +248,31 @@ impl<T: FileSystem, S: State> SuperBlock<T, S> {
         to_result(unsafe { bindings::blkdev_issue_flush(bdev) })
     }
 
+    /// Writes zeroes to `count` blocks of the device from `block` on (`sb_issue_zeroout()`), or
+    /// has the device unmap them where it guarantees that they then read as zeroes, and waits
+    /// for the I/O. Bypasses the buffer and page caches: nothing may hold these blocks dirty in
+    /// either. Fails with `EOPNOTSUPP` without a device.
+    #[cfg(CONFIG_BLOCK)]
+    pub fn issue_zeroout(&self, block: u64, count: u64) -> Result {
+        // SAFETY: The super block is valid, so reading its `s_bdev` and `s_blocksize_bits` is;
+        // the block size is at least a sector.
+        let (bdev, bits) = unsafe { ((*self.as_raw()).s_bdev, (*self.as_raw()).s_blocksize_bits) };
+        if bdev.is_null() {
+            return Err(EOPNOTSUPP);
+        }
+        let shift = u32::from(bits) - bindings::SECTOR_SHIFT;
+        let sectors = |n: u64| {
+            n.checked_shl(shift)
+                .filter(|s| s >> shift == n)
+                .ok_or(EINVAL)
+        };
+        let (sector, nr_sects) = (sectors(block)?, sectors(count)?);
+        // SAFETY: `bdev` is the backing device of the super block, open while it is mounted.
+        to_result(unsafe {
+            bindings::blkdev_issue_zeroout(bdev, sector, nr_sects, bindings::GFP_NOFS, 0)
+        })
+    }
+
     /// Looks up inode `ino` in the inode cache.
     ///
     /// Returns the cached inode, or a [`inode::New`] inode that the caller must initialise from
