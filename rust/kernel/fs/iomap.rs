@@ -17,7 +17,8 @@ use super::{
     },
     inode::{
         FiemapExtentInfo,
-        INode, //
+        INode,
+        Locked, //
     },
     FileSystem,
     Kiocb, //
@@ -89,6 +90,15 @@ impl IoMap<'_> {
     /// so that `O_DSYNC` writes the new size.
     pub fn set_dirty(&mut self) {
         self.raw.flags |= bindings::IOMAP_F_DIRTY as u16;
+    }
+
+    /// Says that the file's page cache keeps buffer heads (`IOMAP_F_BUFFER_HEAD`), as the
+    /// address space operations of [`super::address_space`] attach them: a write through the
+    /// page cache by iomap, as [`zero_range`] does, then maps the folio's buffers from this
+    /// mapping instead of iomap's own per-folio state. Needed on every mapping of such a file
+    /// that such a write uses.
+    pub fn set_buffer_head(&mut self) {
+        self.raw.flags |= bindings::IOMAP_F_BUFFER_HEAD as u16;
     }
 
     /// Says that the mapping is the merge of several of the file system's own extents
@@ -301,6 +311,38 @@ pub fn fiemap<T: FileSystem>(
     // system of `inode`.
     crate::error::to_result(unsafe {
         bindings::iomap_fiemap(inode.as_raw(), fi.as_raw(), start, len, ops.0)
+    })
+}
+
+/// Zeroes bytes `pos..pos + len` of `inode` through its page cache (`iomap_zero_range()`):
+/// what [`Operations::iomap_begin`] maps (called with [`flags::WRITE`] and [`flags::ZERO`]) is
+/// read in where needed, zeroed and dirtied, and reaches the device with writeback; holes
+/// stay holes. The mappings must be [`IoMap::set_buffer_head`] ones if the file's page cache
+/// keeps buffer heads.
+///
+/// The range must end within the file's size (writeback writes nothing beyond it): `EINVAL`
+/// otherwise. Called with the inode lock held, which the type of `inode` proves.
+pub fn zero_range<T: FileSystem>(inode: &Locked<'_, T>, pos: i64, len: i64, ops: Ops<T>) -> Result {
+    let end = pos.checked_add(len).ok_or(EINVAL)?;
+    if pos < 0 || len < 0 || end > inode.size() {
+        return Err(EINVAL);
+    }
+    if len == 0 {
+        return Ok(());
+    }
+    // SAFETY: `inode` is valid and locked for the call; `ops.0` is a static table of its file
+    // system; without write operations iomap uses its generic folio helpers, and without a
+    // `did_zero` it reports nothing back.
+    to_result(unsafe {
+        bindings::iomap_zero_range(
+            inode.as_raw(),
+            pos,
+            len,
+            ptr::null_mut(),
+            ops.0,
+            ptr::null(),
+            ptr::null_mut(),
+        )
     })
 }
 
