@@ -15,7 +15,8 @@
 //! - `-p` (preen, `-a` is the same) repairs what loses nothing: the bitmaps
 //!   and free counts, link and block counts, the superblock state, entries
 //!   naming free inodes, wrong `..` and file types, blocks mapped past the
-//!   end of a file, holes in directories, and inodes no directory names
+//!   end of a file (but the zeroed ones of a regular file, which fallocate
+//!   preallocated), holes in directories, and inodes no directory names
 //!   (connected to `/lost+found`). Damage whose repair drops something
 //!   (an inode that does not decode, a block pointer outside the data area
 //!   or shared by two files, a malformed directory block) makes it stop
@@ -905,12 +906,23 @@ impl Checker {
             size = self.check_dir_size(ino, size, &walk)?;
         }
         let size_blocks = size.div_ceil(4096);
-        let past: Vec<(u64, u32, Slot)> = walk
+        let mut past: Vec<(u64, u32, Slot)> = walk
             .mapped
             .iter()
             .copied()
             .filter(|&(lblk, _, _)| lblk >= size_blocks)
             .collect();
+        if inode.is_reg() {
+            // Blocks preallocated past the end (fallocate with FALLOC_FL_KEEP_SIZE) read as
+            // zeroes: they stay. Others hold data a crash kept from reaching the size.
+            let mut keep = HashSet::new();
+            for &(_, block, _) in &past {
+                if self.dev.read(u64::from(block))?.iter().all(|&b| b == 0) {
+                    keep.insert(block);
+                }
+            }
+            past.retain(|(_, block, _)| !keep.contains(block));
+        }
         if !past.is_empty() {
             let msg = format!(
                 "inode {ino}: {} blocks mapped past the end of the file (size {}, first at logical block {})",

@@ -283,7 +283,11 @@ impl Image {
         );
         if mode & S_IFMT == S_IFREG || mode & S_IFMT == S_IFLNK {
             for lblk in 0..size.div_ceil(4096) {
-                self.map_new_block(ino, lblk);
+                let block = self.map_new_block(ino, lblk);
+                if mode & S_IFMT == S_IFREG {
+                    // Data, not zeroes: zeroed blocks past the end are preallocated ones.
+                    self.write(u64::from(block), &[0xa5; 4096]);
+                }
             }
             self.update_inode(ino, |i| i.size = size);
         }
@@ -656,6 +660,15 @@ fn block_map_corruption() {
     p.img.expect_repaired(true);
     // 12 data blocks; the emptied indirect blocks stay, as holes.
     assert_eq!(p.img.inode(p.big).blocks, 15);
+
+    // Zeroed blocks past the end of a regular file were preallocated (fallocate with
+    // FALLOC_FL_KEEP_SIZE): they stay.
+    let p = populated("prealloc");
+    let small_block = u64::from(p.img.inode(p.small).block[0]);
+    p.img.edit(small_block, |b| b.fill(0));
+    p.img.update_inode(p.small, |i| i.size = 0);
+    p.img.expect_clean();
+    assert_eq!(p.img.inode(p.small).blocks, 1);
 
     let p = populated("symlink");
     p.img.update_inode(p.link, |i| i.size = 0);
