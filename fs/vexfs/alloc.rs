@@ -131,6 +131,11 @@ impl<'a> Allocator<'a> {
         Ok(was)
     }
 
+    /// The number of free data blocks.
+    pub(crate) fn free_blocks(&self) -> u64 {
+        self.state.free_blocks
+    }
+
     /// Allocates a data block.
     pub(crate) fn alloc_block(&mut self) -> Result<u64> {
         if self.state.free_blocks == 0 {

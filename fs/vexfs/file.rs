@@ -3,7 +3,10 @@
 //! Regular files: data through the page cache, attributes, `fsync`.
 
 use crate::{
+    format,
     inode::{
+        free_blocks,
+        prealloc,
         truncate_blocks,
         Mapper,
         IOMAP_OPS, //
@@ -18,7 +21,10 @@ use kernel::{
     fs::{
         address_space,
         dentry::DEntry,
-        fops,
+        fops::{
+            self,
+            falloc, //
+        },
         inode::{
             self as vfs_inode,
             Attr,
@@ -158,6 +164,10 @@ impl fops::Operations for FileOps {
         crate::vector::ioctl(file, inode, cmd, arg)
     }
 
+    fn fallocate(_file: &File, inode: &INode<VexFs>, mode: i32, offset: i64, len: i64) -> Result {
+        fallocate(inode, mode, offset, len)
+    }
+
     const DIRECT_IO: bool = true;
 
     /// A write fault allocates the blocks of the page (`ENOSPC` fails the fault, not the
@@ -204,6 +214,82 @@ impl fops::Operations for FileOps {
         }
         fops::generic_file_write_iter(inode, kiocb, from)
     }
+}
+
+/// `fallocate(2)`: allocates blocks that read as zeroes (mode 0, [`falloc::KEEP_SIZE`]),
+/// punches holes ([`falloc::PUNCH_HOLE`]) and zeroes ranges ([`falloc::ZERO_RANGE`], which
+/// leaves them allocated); the other modes fail with `EOPNOTSUPP`. Blocks allocated beyond the
+/// end of the file with [`falloc::KEEP_SIZE`] stay until a truncation frees them.
+fn fallocate(inode: &INode<VexFs>, mode: i32, offset: i64, len: i64) -> Result {
+    let op = mode & falloc::MODE_MASK;
+    if mode & !(falloc::MODE_MASK | falloc::KEEP_SIZE) != 0
+        || !matches!(
+            op,
+            falloc::ALLOCATE_RANGE | falloc::PUNCH_HOLE | falloc::ZERO_RANGE
+        )
+    {
+        return Err(EOPNOTSUPP);
+    }
+    let bs = format::BLOCK_SIZE as i64;
+    let end = offset.checked_add(len).ok_or(EFBIG)?;
+    if offset < 0 || len <= 0 {
+        return Err(EINVAL);
+    }
+    let inode = inode.lock();
+    inode.super_block().data().check_live()?;
+    check_mutable(&inode)?;
+    if crate::vector::is_collection(&inode) {
+        return Err(EPERM);
+    }
+    let grow = mode & falloc::KEEP_SIZE == 0 && end > inode.size();
+    if grow {
+        inode.newsize_ok(end)?;
+    }
+    inode.dio_wait();
+    // Logical blocks: all those the range touches, and those it covers whole (`offset` and
+    // `end` are not negative).
+    let ubs = bs as u64;
+    let touched = offset as u64 / ubs..(end as u64).div_ceil(ubs);
+    let whole = (offset as u64).div_ceil(ubs)..end as u64 / ubs;
+    if op == falloc::ALLOCATE_RANGE {
+        prealloc(&inode, touched, false)?;
+    } else {
+        let pages = inode.invalidate_lock();
+        // The parts of the blocks at either end, within the file, in the page cache.
+        let size = inode.size();
+        let head = offset..end.min(whole.start as i64 * bs);
+        let tail = (end - end % bs).max(head.end)..end;
+        for part in [head, tail] {
+            let part = part.start..part.end.min(size);
+            if part.start < part.end {
+                iomap::zero_range(&inode, part.start, part.end - part.start, IOMAP_OPS)?;
+            }
+        }
+        if whole.start < whole.end {
+            let bytes = whole.start as i64 * bs..whole.end as i64 * bs;
+            pages.truncate_pagecache_range(bytes.start, bytes.end - 1);
+        }
+        if op == falloc::PUNCH_HOLE {
+            if whole.start < whole.end {
+                free_blocks(&inode, whole)?;
+            }
+        } else {
+            // The blocks the range covers whole are zeroed on the device, those at its ends
+            // through the page cache above; holes at the ends get zeroed blocks too.
+            prealloc(&inode, touched.start..whole.start.max(touched.start), false)?;
+            prealloc(&inode, whole.clone(), true)?;
+            prealloc(&inode, whole.end.max(touched.start)..touched.end, false)?;
+        }
+        drop(pages);
+        inode.touch_mtime_ctime();
+    }
+    if grow {
+        // Also write-protects the page that held the old end, as a truncation up does.
+        inode.truncate_setsize(end);
+        inode.touch_mtime_ctime();
+    }
+    inode.mark_dirty();
+    Ok(())
 }
 
 /// Writes the file's data and inode, then every dirty metadata block of the file system

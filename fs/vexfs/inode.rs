@@ -12,6 +12,7 @@ use crate::{
     super_block::corrupted,
     vector, VexFs,
 };
+use core::ops::Range;
 use kernel::{
     fs::{
         address_space::{
@@ -22,6 +23,7 @@ use kernel::{
         inode::{
             self as vfs_inode,
             INode,
+            Locked,
             Owner,
             Params,
             Timespec,
@@ -345,6 +347,13 @@ fn check_ptr(inode: &INode<VexFs>, p: u32) -> Result<u64> {
     }
 }
 
+/// Counts one more block of `inode` (data or indirect) in its block map and `i_blocks`.
+fn account(inode: &INode<VexFs>, map: &mut BlockMap) {
+    map.blocks += 1;
+    inode.set_blocks(map.blocks << (format::BLOCK_SHIFT - 9));
+    inode.mark_dirty();
+}
+
 /// Allocates a block for `inode` (`zero` for metadata: through the buffer cache, zeroed).
 fn alloc_for(inode: &INode<VexFs>, map: &mut BlockMap, zero: bool) -> Result<u32> {
     let sb = inode.super_block();
@@ -357,10 +366,28 @@ fn alloc_for(inode: &INode<VexFs>, map: &mut BlockMap, zero: bool) -> Result<u32
             return Err(e);
         }
     }
-    map.blocks += 1;
-    inode.set_blocks(map.blocks << (format::BLOCK_SHIFT - 9));
-    inode.mark_dirty();
+    account(inode, map);
     Ok(b as u32)
+}
+
+/// The block for an empty slot of the block map: an indirect block allocated and zeroed, or
+/// for a data block (`leaf`) the caller's `data` (then `*used` is set) or a new one.
+fn fill_slot(
+    inode: &INode<VexFs>,
+    map: &mut BlockMap,
+    leaf: bool,
+    data: Option<u32>,
+    used: &mut bool,
+) -> Result<u32> {
+    match data {
+        Some(b) if leaf => {
+            inode.super_block().data().check_live()?;
+            account(inode, map);
+            *used = true;
+            Ok(b)
+        }
+        _ => alloc_for(inode, map, !leaf),
+    }
 }
 
 /// Maps logical block `lblk` of `inode`, allocating it (and indirect blocks) with `create`;
@@ -370,6 +397,14 @@ pub(crate) fn get_block(inode: &INode<VexFs>, lblk: u64, create: bool) -> Result
         let block = lookup(inode, lblk)?.ok();
         return Ok(block.map(|block| Mapping { block, new: false }));
     }
+    map_create(inode, lblk, None).map(|(m, _)| Some(m))
+}
+
+/// Maps logical block `lblk` of `inode`, allocating the indirect blocks missing on its path.
+/// A missing data block becomes `data` if given (a block the caller allocated and zeroed; the
+/// second result says whether it was used, i.e. the slot was still empty), otherwise a newly
+/// allocated one.
+fn map_create(inode: &INode<VexFs>, lblk: u64, data: Option<u32>) -> Result<(Mapping, bool)> {
     let sb = inode.super_block();
     if sb.rdonly() {
         return Err(EROFS);
@@ -378,11 +413,12 @@ pub(crate) fn get_block(inode: &INode<VexFs>, lblk: u64, create: bool) -> Result
     let offsets = path.as_slice();
     let mut map = inode.data().map.lock();
     let mut new = false;
+    let mut used = false;
     // Top level: a slot of the inode itself.
     let mut cur = map.ptrs[offsets[0]];
     if cur == 0 {
         let is_leaf = offsets.len() == 1;
-        cur = alloc_for(inode, &mut map, !is_leaf)?;
+        cur = fill_slot(inode, &mut map, is_leaf, data, &mut used)?;
         map.ptrs[offsets[0]] = cur;
         new = is_leaf;
     }
@@ -394,7 +430,7 @@ pub(crate) fn get_block(inode: &INode<VexFs>, lblk: u64, create: bool) -> Result
         let mut next = format::read_indirect(guard.data(), off).map_err(format_err)?;
         if next == 0 {
             drop(guard);
-            next = alloc_for(inode, &mut map, !is_leaf)?;
+            next = fill_slot(inode, &mut map, is_leaf, data, &mut used)?;
             guard = bh.lock();
             format::write_indirect(guard.data_mut(), off, next).map_err(format_err)?;
             guard.mark_dirty();
@@ -402,7 +438,7 @@ pub(crate) fn get_block(inode: &INode<VexFs>, lblk: u64, create: bool) -> Result
         }
         block = check_ptr(inode, next)?;
     }
-    Ok(Some(Mapping { block, new }))
+    Ok((Mapping { block, new }, used))
 }
 
 /// Where logical block `lblk` of `inode` lives: `Ok(block)`, or `Err(n)` for a hole of `n`
@@ -466,19 +502,19 @@ pub(crate) fn extent(inode: &INode<VexFs>, lblk: u64, max: u64) -> Result<(Optio
 }
 
 /// Frees the blocks of the subtree under `block` at `depth` (0: a data block) that map logical
-/// blocks from `keep` on, where the subtree starts at logical block `first`. Returns whether the
-/// whole subtree was freed.
+/// blocks in `range`, where the subtree starts at logical block `first`. Returns whether the
+/// whole subtree was freed (an indirect block only goes with its whole subtree).
 fn free_tree(
     inode: &INode<VexFs>,
     map: &mut BlockMap,
     block: u32,
     depth: u32,
     first: u64,
-    keep: u64,
+    range: &Range<u64>,
 ) -> Result<bool> {
     let sb = inode.super_block();
     let span = (format::PTRS_PER_BLOCK as u64).pow(depth);
-    if first + span <= keep {
+    if first + span <= range.start || first >= range.end {
         return Ok(false);
     }
     let b = check_ptr(inode, block)?;
@@ -492,7 +528,7 @@ fn free_tree(
             if child == 0 {
                 continue;
             }
-            if free_tree(inode, map, child, depth - 1, child_first, keep)? {
+            if free_tree(inode, map, child, depth - 1, child_first, range)? {
                 let mut guard = bh.lock();
                 format::write_indirect(guard.data_mut(), i, 0).map_err(format_err)?;
                 guard.mark_dirty();
@@ -500,7 +536,7 @@ fn free_tree(
                 all = false;
             }
         }
-        if !all || first < keep {
+        if !all || first < range.start || first + span > range.end {
             return Ok(false);
         }
     }
@@ -512,6 +548,12 @@ fn free_tree(
 /// Frees the blocks of `inode` beyond its size.
 pub(crate) fn truncate_blocks(inode: &INode<VexFs>) -> Result {
     let keep = (inode.size() as u64).div_ceil(format::BLOCK_SIZE as u64);
+    free_blocks(inode, keep..u64::MAX)
+}
+
+/// Frees the blocks of `inode` that map the logical blocks in `range`, and the indirect blocks
+/// whose whole subtree goes with them. Their pages must have been dropped from the page cache.
+pub(crate) fn free_blocks(inode: &INode<VexFs>, range: Range<u64>) -> Result {
     let mut map = inode.data().map.lock();
     let ptrs = format::PTRS_PER_BLOCK as u64;
     let mut first = 0u64;
@@ -523,7 +565,7 @@ pub(crate) fn truncate_blocks(inode: &INode<VexFs>) -> Result {
             _ => 3,
         };
         let p = map.ptrs[i];
-        if p != 0 && free_tree(inode, &mut map, p, depth, first, keep)? {
+        if p != 0 && free_tree(inode, &mut map, p, depth, first, &range)? {
             map.ptrs[i] = 0;
         }
         first += ptrs.pow(depth);
@@ -531,6 +573,108 @@ pub(crate) fn truncate_blocks(inode: &INode<VexFs>) -> Result {
     inode.set_blocks(map.blocks << (format::BLOCK_SHIFT - 9));
     drop(map);
     inode.mark_dirty();
+    Ok(())
+}
+
+/// The data blocks that one round of [`prealloc`] allocates and zeroes before it links them.
+const PREALLOC_BATCH: u64 = 256;
+
+/// Gives the holes among logical blocks `range` of `inode` blocks that read as zeroes, and with
+/// `zero_mapped` also zeroes the blocks already there, on the device (their pages must have
+/// been dropped from the page cache).
+///
+/// A new block is zeroed on the device before it is linked into the block map, so that
+/// neither a reader nor a crash can find old data in it. Fails with `ENOSPC` before allocating
+/// anything if the holes need more blocks than are free.
+pub(crate) fn prealloc(inode: &Locked<'_, VexFs>, range: Range<u64>, zero_mapped: bool) -> Result {
+    let sb = inode.super_block();
+    sb.data().check_live()?;
+    let mut holes = 0u64;
+    let mut lblk = range.start;
+    while lblk < range.end {
+        let (block, n) = extent(inode, lblk, range.end - lblk)?;
+        if block.is_none() {
+            holes += n;
+        }
+        lblk += n;
+    }
+    let data = sb.data();
+    if holes > data.allocator(sb).free_blocks() {
+        return Err(ENOSPC);
+    }
+    let mut blocks = KVec::with_capacity(PREALLOC_BATCH as usize, GFP_KERNEL)?;
+    let mut lblk = range.start;
+    while lblk < range.end {
+        let (block, n) = extent(inode, lblk, range.end - lblk)?;
+        match block {
+            Some(b) if zero_mapped => sb.issue_zeroout(b, n)?,
+            Some(_) => {}
+            None => {
+                let mut done = 0;
+                while done < n {
+                    let k = (n - done).min(PREALLOC_BATCH);
+                    fill_holes(inode, lblk + done, k, &mut blocks)?;
+                    done += k;
+                }
+            }
+        }
+        lblk += n;
+    }
+    Ok(())
+}
+
+/// Fills the `n` (at most [`PREALLOC_BATCH`]) holes from logical block `lblk` on with blocks
+/// allocated and zeroed first; `blocks` is scratch space.
+fn fill_holes(inode: &INode<VexFs>, lblk: u64, n: u64, blocks: &mut KVec<u32>) -> Result {
+    let sb = inode.super_block();
+    let data = sb.data();
+    let free = |blocks: &[u32]| {
+        let mut alloc = data.allocator(sb);
+        for &b in blocks {
+            let _ = alloc.free_block(u64::from(b));
+        }
+    };
+    blocks.clear();
+    {
+        let mut alloc = data.allocator(sb);
+        for _ in 0..n {
+            let got = alloc.alloc_block().and_then(|b| {
+                blocks.push(b as u32, GFP_KERNEL).map_err(|_| {
+                    let _ = alloc.free_block(b);
+                    ENOMEM
+                })
+            });
+            if let Err(e) = got {
+                drop(alloc);
+                free(blocks);
+                return Err(e);
+            }
+        }
+    }
+    // Zero each run of consecutive blocks with one request.
+    let mut i = 0;
+    while i < blocks.len() {
+        let mut j = i + 1;
+        while j < blocks.len() && blocks[j] == blocks[j - 1] + 1 {
+            j += 1;
+        }
+        if let Err(e) = sb.issue_zeroout(u64::from(blocks[i]), (j - i) as u64) {
+            free(blocks);
+            return Err(e);
+        }
+        i = j;
+    }
+    for (i, &b) in blocks.iter().enumerate() {
+        match map_create(inode, lblk + i as u64, Some(b)) {
+            Ok((_, true)) => {}
+            // A write fault allocated the block meanwhile.
+            Ok((_, false)) => free(&[b]),
+            Err(e) => {
+                free(&blocks[i..]);
+                return Err(e);
+            }
+        }
+    }
     Ok(())
 }
 
@@ -574,7 +718,9 @@ impl iomap::Operations for Mapper {
     /// Reports the extent at `pos`: the blocks stored contiguously from there, or the hole.
     /// Writes map only for direct I/O and only over blocks that exist: a hole fails with
     /// `ENOTBLK`, so that the page cache and [`get_block`] allocate it (as ext2 does for holes,
-    /// here also past the end of the file, so that allocation has one path).
+    /// here also past the end of the file, so that allocation has one path). Zeroing
+    /// ([`iomap::zero_range`]) writes through the page cache, whose folios carry buffer heads,
+    /// and leaves holes alone.
     fn iomap_begin(
         inode: &INode<VexFs>,
         pos: i64,
@@ -583,7 +729,8 @@ impl iomap::Operations for Mapper {
         map: &mut IoMap<'_>,
     ) -> Result {
         let write = flags & iomap::flags::WRITE != 0;
-        if write && flags & iomap::flags::DIRECT == 0 {
+        let zero = flags & iomap::flags::ZERO != 0;
+        if write && !zero && flags & iomap::flags::DIRECT == 0 {
             return Err(EOPNOTSUPP);
         }
         if write && pos.saturating_add(length) > inode.size() {
@@ -600,8 +747,11 @@ impl iomap::Operations for Mapper {
             Some(b) => {
                 map.set_mapped(offset, n * bs, b);
                 map.set_merged();
+                if zero {
+                    map.set_buffer_head();
+                }
             }
-            None if write => return Err(ENOTBLK),
+            None if write && !zero => return Err(ENOTBLK),
             None => map.set_hole(offset, n.saturating_mul(bs)),
         }
         Ok(())
