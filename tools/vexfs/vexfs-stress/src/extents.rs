@@ -35,7 +35,7 @@ pub(crate) struct Extent {
     pub(crate) flags: u32,
 }
 
-fn lseek(f: &File, off: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
+pub(crate) fn lseek(f: &File, off: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
     let off = libc::off_t::try_from(off).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `lseek` on a descriptor this function borrows; no memory is passed.
     let r = unsafe { libc::lseek(f.as_raw_fd(), off, whence) };
@@ -259,4 +259,58 @@ pub(crate) fn mmap_write(path: &std::path::Path, off: &str) -> Result<String, St
         crate::common::Mapping::file(&f, off, page, true).map_err(|e| format!("mmap: {e}"))?;
     m.slice_mut(page).fill(0xa5);
     Ok(format!("wrote {page} bytes at {off} through mmap"))
+}
+
+/// `vexfs-stress falloc FILE MODE OFFSET LEN`: one `fallocate(2)` on `FILE` (opened for
+/// reading and writing, or for appending with the `append-` prefix of `MODE`); prints `ok` or
+/// the errno's name (`open: ` and the name if the open fails). `MODE`: `allocate`, `keep-size`, `punch`, `punch-no-keep` (which the VFS
+/// refuses), `zero`, `zero-keep`, `collapse`, `insert`.
+pub(crate) fn falloc(
+    path: &std::path::Path,
+    mode: &str,
+    off: &str,
+    len: &str,
+) -> Result<String, String> {
+    let (append, mode) = match mode.strip_prefix("append-") {
+        Some(m) => (true, m),
+        None => (false, mode),
+    };
+    let keep = libc::FALLOC_FL_KEEP_SIZE;
+    let flags = match mode {
+        "allocate" => 0,
+        "keep-size" => keep,
+        "punch" => libc::FALLOC_FL_PUNCH_HOLE | keep,
+        "punch-no-keep" => libc::FALLOC_FL_PUNCH_HOLE,
+        "zero" => libc::FALLOC_FL_ZERO_RANGE,
+        "zero-keep" => libc::FALLOC_FL_ZERO_RANGE | keep,
+        "collapse" => libc::FALLOC_FL_COLLAPSE_RANGE,
+        "insert" => libc::FALLOC_FL_INSERT_RANGE,
+        _ => return Err(format!("falloc: unknown mode {mode}")),
+    };
+    let num = |s: &str| {
+        s.parse::<libc::off_t>()
+            .map_err(|_| format!("falloc: bad number {s}"))
+    };
+    let (off, len) = (num(off)?, num(len)?);
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(!append)
+        .append(append)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(format!(
+                "open: {}",
+                crate::common::errno_name(crate::common::errno(&e))
+            ))
+        }
+    };
+    // SAFETY: fallocate(2) on a descriptor this function owns; no memory is passed.
+    if unsafe { libc::fallocate(f.as_raw_fd(), flags, off, len) } == 0 {
+        return Ok("ok".to_string());
+    }
+    Ok(crate::common::errno_name(crate::common::errno(
+        &io::Error::last_os_error(),
+    )))
 }

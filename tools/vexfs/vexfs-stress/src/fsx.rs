@@ -4,7 +4,9 @@
 //! (and with `--direct 1` block-aligned `O_DIRECT` ones) of one file, against a byte-exact copy
 //! of it in memory (as the classic fsx does). Every read is compared, and the whole file every
 //! 50 operations and at the end, with `--extents 1` also its data ranges and extents
-//! (`SEEK_DATA`/`SEEK_HOLE`, `FIEMAP`: [`crate::extents::check`]).
+//! (`SEEK_DATA`/`SEEK_HOLE`, `FIEMAP`: [`crate::extents::check`]). With `--falloc 1` it also
+//! preallocates, punches holes and zeroes ranges with `fallocate(2)`, and (with `--extents 1`)
+//! checks that a punched range holds no data and an allocated one no hole.
 
 use crate::common::{
     self,
@@ -19,6 +21,7 @@ use std::fs::{
     OpenOptions, //
 };
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{
     FileExt,
     MetadataExt, //
@@ -46,6 +49,8 @@ pub(crate) struct Config {
     /// Whether a quarter of the writes and reads are block-aligned `O_DIRECT` ones, through a
     /// second descriptor (tmpfs refuses `O_DIRECT`).
     pub(crate) direct: bool,
+    /// Whether some operations are `fallocate(2)` calls (tmpfs has no `FALLOC_FL_ZERO_RANGE`).
+    pub(crate) falloc: bool,
 }
 
 /// The block size direct I/O is aligned to.
@@ -66,6 +71,7 @@ struct Fsx {
     /// The `O_DIRECT` descriptor, opened on first use and again after a close and reopen.
     dfile: Option<File>,
     directs: u64,
+    fallocs: u64,
 }
 
 fn open(path: &PathBuf, truncate: bool) -> Result<File, String> {
@@ -233,6 +239,101 @@ impl Fsx {
         Ok(())
     }
 
+    /// One `fallocate(2)`: allocate (extending the file or not), punch a hole or zero a range
+    /// (extending or not), anywhere up to the largest size.
+    fn op_falloc(&mut self) -> Result<(), String> {
+        let size = self.size();
+        let max = self.cfg.max_size;
+        let off = self.rng.below(max);
+        let len = self.len().min(max - off).max(1);
+        let keep = libc::FALLOC_FL_KEEP_SIZE;
+        let (name, mode) = match self.rng.below(5) {
+            0 => ("allocate", 0),
+            1 => ("allocate keep-size", keep),
+            2 => ("punch hole", libc::FALLOC_FL_PUNCH_HOLE | keep),
+            3 => ("zero range", libc::FALLOC_FL_ZERO_RANGE),
+            _ => ("zero range keep-size", libc::FALLOC_FL_ZERO_RANGE | keep),
+        };
+        self.log.push(
+            self.op,
+            format!("fallocate {name} off {off:#x} len {len:#x} (size {size:#x})"),
+        );
+        if mode & libc::FALLOC_FL_PUNCH_HOLE == 0
+            && common::free_bytes(&self.file) < len + common::MMAP_WRITE_MARGIN
+        {
+            self.log.note(" [skipped: low on space]");
+            return Ok(());
+        }
+        self.fallocs += 1;
+        // SAFETY: fallocate(2) on a descriptor this function borrows; no memory is passed.
+        let r = unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                mode,
+                off as libc::off_t,
+                len as libc::off_t,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            if common::tolerated(errno(&e)) {
+                // Nothing changed (VexFS checks the space first).
+                self.enospc += 1;
+                self.log.note(" [ENOSPC]");
+                return Ok(());
+            }
+            return Err(ioerr("fallocate", &e));
+        }
+        let end = off + len;
+        if mode & (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE) != 0 {
+            let hi = end.min(size) as usize;
+            if (off as usize) < hi {
+                self.model[off as usize..hi].fill(0);
+            }
+        }
+        if mode & keep == 0 && end > size {
+            self.model.resize(end as usize, 0);
+        }
+        if self.cfg.extents {
+            self.check_falloc(mode, off, end)?;
+        }
+        Ok(())
+    }
+
+    /// After a `fallocate(2)` of `off..end`: the blocks a punched hole covers whole hold no
+    /// data, and an allocated or zeroed range (within the file) no hole.
+    fn check_falloc(&self, mode: i32, off: u64, end: u64) -> Result<(), String> {
+        let size = self.size();
+        let b = DIRECT_BLOCK;
+        let seek = |at: u64, whence| {
+            crate::extents::lseek(&self.file, at, whence).map_err(|e| ioerr("lseek", &e))
+        };
+        if mode & libc::FALLOC_FL_PUNCH_HOLE != 0 {
+            let (first, last) = (off.div_ceil(b) * b, (end / b * b).min(size));
+            if first < last {
+                match seek(first, libc::SEEK_DATA)? {
+                    Some(d) if d < last => {
+                        return Err(format!("data at {d:#x} in the hole {first:#x}..{last:#x}"))
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            let (first, last) = (off / b * b, end.min(size));
+            if first < last {
+                match seek(first, libc::SEEK_HOLE)? {
+                    Some(h) if h < last => {
+                        return Err(format!(
+                            "hole at {h:#x} in the allocated {first:#x}..{last:#x}"
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn op_mmap(&mut self, write: bool) -> Result<(), String> {
         let size = self.size();
         if size == 0 {
@@ -323,6 +424,7 @@ impl Fsx {
             0..=34 => self.op_write(),
             35..=59 if direct && self.rng.chance(1, 4) => self.op_direct(false),
             35..=59 => self.op_read(),
+            60..=71 if self.cfg.falloc && self.rng.chance(1, 2) => self.op_falloc(),
             60..=71 => self.op_truncate(),
             72..=81 => self.op_mmap(false),
             82..=93 => self.op_mmap(true),
@@ -348,6 +450,7 @@ pub(crate) fn run(cfg: &Config) -> Result<String, String> {
         enospc: 0,
         dfile: None,
         directs: 0,
+        fallocs: 0,
     };
     let mut fulls = 0;
     let mut res = Ok(());
@@ -370,10 +473,11 @@ pub(crate) fn run(cfg: &Config) -> Result<String, String> {
     }
     match res {
         Ok(()) => Ok(format!(
-            "fsx: {} ops ({} O_DIRECT), {} reads and {fulls} full compares verified, final \
-             size {}, {} ENOSPC, seed {}",
+            "fsx: {} ops ({} O_DIRECT, {} fallocate), {} reads and {fulls} full compares \
+             verified, final size {}, {} ENOSPC, seed {}",
             cfg.ops,
             x.directs,
+            x.fallocs,
             x.reads,
             x.size(),
             x.enospc,

@@ -8,13 +8,13 @@
 //! - `vexfs-stress fsx FILE [--ops N] [--seed S] [--max-size BYTES] [--extents 1]`: random
 //!   writes, reads, truncates and memory-mapped I/O on one file against a byte-exact copy
 //!   (and its extents, with `--extents 1`; a quarter of the I/O `O_DIRECT`, with
-//!   `--direct 1`);
+//!   `--direct 1`; `fallocate(2)` calls too, with `--falloc 1`);
 //! - `vexfs-stress ioctl-fuzz DIR [--procs N] [--calls N] [--collections N] [--seed S]`:
 //!   valid, half-valid and random calls of the vector ioctls, then a check of every
 //!   collection against its owner's model;
 //! - `vexfs-stress map FILE`: the data ranges (`SEEK_DATA`, `SEEK_HOLE`) and `FIEMAP` extents
-//!   of a file, which fsx also checks against its model (and `seek`, `mmap-write`, small
-//!   helpers of the extent tests);
+//!   of a file, which fsx also checks against its model (and `seek`, `mmap-write`, `falloc`,
+//!   small helpers of the extent tests);
 //! - `vexfs-stress dio FILE [MIB]`: direct I/O checked against a model and buffered reads,
 //!   then direct and buffered throughput.
 //!
@@ -38,11 +38,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: vexfs-stress fsstress DIR [--procs N] [--ops N] [--seed S] [--verify-every N] [--timeout SECONDS]
-       vexfs-stress fsx FILE [--ops N] [--seed S] [--max-size BYTES] [--max-len BYTES] [--timeout SECONDS] [--extents 0|1] [--direct 0|1]
+       vexfs-stress fsx FILE [--ops N] [--seed S] [--max-size BYTES] [--max-len BYTES] [--timeout SECONDS] [--extents 0|1] [--direct 0|1] [--falloc 0|1]
        vexfs-stress ioctl-fuzz DIR [--procs N] [--calls N] [--collections N] [--seed S] [--timeout SECONDS]
        vexfs-stress map FILE
        vexfs-stress seek FILE data|hole OFFSET
        vexfs-stress mmap-write FILE OFFSET
+       vexfs-stress falloc FILE [append-]MODE OFFSET LEN
        vexfs-stress dio FILE [MIB]";
 
 fn opt(o: &BTreeMap<String, u64>, name: &str, default: u64) -> u64 {
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
         ("map", 2) => Some(extents::print(&path)),
         ("seek", 4) => Some(extents::seek(&path, &args[2], &args[3])),
         ("mmap-write", 3) => Some(extents::mmap_write(&path, &args[2])),
+        ("falloc", 5) => Some(extents::falloc(&path, &args[2], &args[3], &args[4])),
         ("dio", 2) => Some(dio::run(&path, 32)),
         ("dio", 3) => Some(
             args[2]
@@ -75,7 +77,7 @@ fn main() -> ExitCode {
     let allowed: &[&str] = match args[0].as_str() {
         "fsstress" => &["procs", "ops", "seed", "verify-every", "timeout"],
         "fsx" => &[
-            "ops", "seed", "max-size", "max-len", "timeout", "extents", "direct",
+            "ops", "seed", "max-size", "max-len", "timeout", "extents", "direct", "falloc",
         ],
         "ioctl-fuzz" => &["procs", "calls", "collections", "seed", "timeout"],
         _ => &[],
@@ -111,6 +113,7 @@ fn main() -> ExitCode {
             timeout,
             extents: opt(&o, "extents", 0) != 0,
             direct: opt(&o, "direct", 0) != 0,
+            falloc: opt(&o, "falloc", 0) != 0,
         }),
         _ => fuzz::run(&fuzz::Config {
             dir: path,

@@ -60,6 +60,7 @@ fn fsx_on_the_host() {
             timeout: 300,
             extents: false,
             direct: false,
+            falloc: false,
         };
         let s = fsx::run(&cfg).unwrap_or_else(|e| panic!("{e}"));
         assert!(s.starts_with("fsx: 400 ops"), "{s}");

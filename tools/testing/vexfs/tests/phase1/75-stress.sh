@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Torture testers of our own (vexfs-stress): fsstress (concurrent processes, each
 # checking its subtree against an exact model, plus a shared directory), fsx (one
-# file against a byte-exact copy, with mmap and O_DIRECT, and its extents), and a
+# file against a byte-exact copy, with mmap, O_DIRECT and fallocate, and its extents), and a
 # fuzzer of the vector ioctls whose collections are checked against their owners'
 # models at the end; fsck after each clean unmount.
 #
@@ -56,8 +56,8 @@ check "every file fsstress left readable after remount" \
 	sh -c "find $MNT/fsstress -type f -exec cat {} + >/dev/null"
 check "fsstress trees removable" rm -rf $MNT/fsstress
 
-check "fsx: $FSX_OPS operations, byte-exact, extents as SEEK_DATA and FIEMAP say" \
-	stress fsx $MNT/fsx.file --ops $FSX_OPS --seed $SEED --timeout $LIMIT --extents 1 --direct 1
+check "fsx: $FSX_OPS operations with fallocate, byte-exact, extents as SEEK_DATA and FIEMAP say" \
+	stress fsx $MNT/fsx.file --ops $FSX_OPS --seed $SEED --timeout $LIMIT --extents 1 --direct 1 --falloc 1
 rm -f $MNT/fsx.file
 
 check "ioctl-fuzz: $CALLS calls from 3 processes, collections consistent" \
