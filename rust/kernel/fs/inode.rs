@@ -975,6 +975,14 @@ pub trait Operations {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// Lists the names of the extended attributes of the inode of `dentry` (`listxattr`:
+    /// `listxattr(2)`), each with its prefix and a NUL, into `buf`, and returns their length;
+    /// with an empty `buf` it only returns the length. Fails with `ERANGE` if they do not fit.
+    /// The handlers of [`super::xattr`] serve the attributes themselves.
+    fn listxattr(_dentry: &DEntry<Self::FileSystem>, _buf: &mut [u8]) -> Result<usize> {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Reports the extents of `inode` in `start..start + len` to `FIEMAP` in `fi`, usually
     /// with [`super::iomap::fiemap`]. The VFS has checked the request's flags against
     /// `FIEMAP_FLAGS_COMPAT` and holds no lock.
@@ -1079,6 +1087,11 @@ impl<U: Operations + ?Sized> OpsTable<U> {
         },
         fiemap: if U::HAS_FIEMAP {
             Some(Self::fiemap_callback)
+        } else {
+            None
+        },
+        listxattr: if U::HAS_LISTXATTR {
+            Some(Self::listxattr_callback)
         } else {
             None
         },
@@ -1366,5 +1379,29 @@ impl<U: Operations + ?Sized> OpsTable<U> {
             U::fiemap(inode, fi, start, len)?;
             Ok(0)
         })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS (`vfs_listxattr()`) with a valid positive dentry of this file system
+    /// and `buffer` valid for writes of `size` bytes, or null with a `size` of 0.
+    unsafe extern "C" fn listxattr_callback(
+        dentry: *mut bindings::dentry,
+        buffer: *mut c_char,
+        size: usize,
+    ) -> isize {
+        // SAFETY: See the safety section of this function.
+        let dentry = unsafe { DEntry::from_raw(dentry) };
+        let buf: &mut [u8] = if buffer.is_null() || size == 0 {
+            &mut []
+        } else {
+            // SAFETY: See the safety section; nothing else accesses the buffer during the call.
+            unsafe { core::slice::from_raw_parts_mut(buffer.cast(), size) }
+        };
+        match U::listxattr(dentry, buf) {
+            // At most `size` bytes, or the length of the names (below `XATTR_LIST_MAX`).
+            Ok(n) => n as isize,
+            Err(e) => e.to_errno() as isize,
+        }
     }
 }

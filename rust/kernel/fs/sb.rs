@@ -332,6 +332,18 @@ impl<T: FileSystem> SuperBlock<T, New> {
         unsafe { (*self.as_raw()).s_op = &Tables::<T>::SUPER_OPS };
     }
 
+    /// Serves the extended attributes of the file system's inodes with `handlers` (`s_xattr`):
+    /// inodes got from then on have `IOP_XATTR`, so set it before reading the root inode.
+    pub fn set_xattr_handlers<const N: usize>(
+        &mut self,
+        handlers: &'static super::xattr::Handlers<T, N>,
+    ) -> &mut Self {
+        // SAFETY: The super block is being set up and is ours alone; `handlers` is a static,
+        // NULL-terminated table of handlers of this file system (type invariant).
+        unsafe { (*self.as_raw()).s_xattr = handlers.as_raw() };
+        self
+    }
+
     /// Sets the magic number reported by `statfs(2)`.
     pub fn set_magic(&mut self, magic: usize) -> &mut Self {
         // SAFETY: The super block is exclusively ours while it is being set up.
