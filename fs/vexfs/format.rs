@@ -67,7 +67,9 @@
 //! Unknown incompatible features make the superblock unreadable; unknown
 //! read-only compatible features only allow a read-only mount (see
 //! [`Superblock::has_unknown_ro_compat`]); unknown compatible features are
-//! ignored. Version 1.0 defines no feature at all. The free counters are
+//! ignored. Version 1.0 defines one feature, the read-only compatible
+//! [`FEATURE_RO_COMPAT_XATTR`] (extended attribute blocks), which new file
+//! systems have. The free counters are
 //! advisory: the kernel recounts them from the bitmaps when mounting.
 //!
 //! # Bitmaps
@@ -102,7 +104,7 @@
 //! | 60     | `u32`       | flags, `INODE_FLAG_*`                        |
 //! | 64     | `u64`       | blocks owned, data and indirect              |
 //! | 72     | `u32`       | generation                                   |
-//! | 76     | `u32`       | reserved, zero                               |
+//! | 76     | `u32`       | extended attribute block, 0 for none         |
 //! | 80     | `[u32; 15]` | block pointers                               |
 //! | 140    |             | reserved, zero                               |
 //! | 252    | `u32`       | checksum, [`crc32c`] of bytes 0..252         |
@@ -114,7 +116,9 @@
 //!
 //! Regular files, directories and symbolic links store their contents in
 //! data blocks; no block is mapped at or past the block containing byte
-//! `size` (rounded up to a block). A symbolic link stores its target
+//! `size` (rounded up to a block), but by a regular file, with blocks
+//! preallocated by `fallocate(2)` with `FALLOC_FL_KEEP_SIZE` (zeroed when
+//! linked). A symbolic link stores its target
 //! (`size` bytes, 1 to 4095, no NUL) at the start of logical block 0.
 //! Device, FIFO and socket inodes own no data block and have size 0; a
 //! character or block device stores its device number, in the Linux
@@ -185,8 +189,12 @@ pub(crate) const STATE_ERRORS: u32 = 3;
 
 /// Incompatible features understood by this implementation (none in 1.0).
 pub(crate) const FEATURES_INCOMPAT_SUPPORTED: u32 = 0;
-/// Read-only compatible features understood by this implementation (none in 1.0).
-pub(crate) const FEATURES_RO_COMPAT_SUPPORTED: u32 = 0;
+/// Read-only compatible feature: an inode may own an extended attribute block
+/// (its field at offset 76). Code without it could read such a file system
+/// but would leak or lose the blocks when it changes an inode.
+pub(crate) const FEATURE_RO_COMPAT_XATTR: u32 = 1;
+/// Read-only compatible features understood by this implementation.
+pub(crate) const FEATURES_RO_COMPAT_SUPPORTED: u32 = FEATURE_RO_COMPAT_XATTR;
 
 /// Smallest filesystem accepted, in blocks.
 pub(crate) const MIN_BLOCKS: u64 = 64;
@@ -756,6 +764,7 @@ impl Superblock {
             root_ino: u64::from(ROOT_INO),
             state: STATE_CLEAN,
             inode_size: INODE_SIZE_U32,
+            features_ro_compat: FEATURE_RO_COMPAT_XATTR,
             ..Self::default()
         }
     }
@@ -941,6 +950,18 @@ impl Superblock {
         {
             return Err(FormatError::Corrupt("block pointer outside the data area"));
         }
+        if inode.xattr != 0 {
+            if self.features_ro_compat & FEATURE_RO_COMPAT_XATTR == 0 {
+                return Err(FormatError::Corrupt(
+                    "extended attribute block without the feature",
+                ));
+            }
+            if !self.is_data_block(u64::from(inode.xattr)) {
+                return Err(FormatError::Corrupt(
+                    "extended attribute block outside the data area",
+                ));
+            }
+        }
         if inode.blocks > self.data_blocks() {
             return Err(FormatError::Corrupt(
                 "block count larger than the data area",
@@ -1072,6 +1093,9 @@ pub(crate) struct Inode {
     /// Block pointers: [`N_DIRECT`] direct ones, then the single, double and
     /// triple indirect ones.
     pub(crate) block: [u32; N_BLOCK_PTRS],
+    /// The extended attribute block (see [`xattr_get`]), 0 for none; only
+    /// with [`FEATURE_RO_COMPAT_XATTR`].
+    pub(crate) xattr: u32,
 }
 
 impl Inode {
@@ -1106,6 +1130,7 @@ impl Inode {
             blocks: get_u64(buf, 64)?,
             generation: get_u32(buf, 72)?,
             block: [0; N_BLOCK_PTRS],
+            xattr: get_u32(buf, 76)?,
         };
         for (i, ptr) in inode.block.iter_mut().enumerate() {
             *ptr = get_u32(buf, INODE_BLOCK_OFFSET + 4 * i)?;
@@ -1170,6 +1195,7 @@ impl Inode {
         put_u32(buf, 60, self.flags)?;
         put_u64(buf, 64, self.blocks)?;
         put_u32(buf, 72, self.generation)?;
+        put_u32(buf, 76, self.xattr)?;
         for (i, &ptr) in self.block.iter().enumerate() {
             put_u32(buf, INODE_BLOCK_OFFSET + 4 * i, ptr)?;
         }
@@ -1778,4 +1804,238 @@ pub(crate) fn is_empty_dir(block: &[u8]) -> Result<bool> {
         }
     }
     Ok(empty)
+}
+
+// Extended attributes.
+
+/// Magic number of an extended attribute block (`"VXAT"`).
+pub(crate) const XATTR_MAGIC: u32 = 0x5441_5856;
+/// Size of the header of an extended attribute block.
+pub(crate) const XATTR_HEADER: usize = 16;
+/// Size of the fixed part of an extended attribute entry.
+const XATTR_ENTRY_HEADER: usize = 4;
+/// Name index of `user.` attributes.
+pub(crate) const XATTR_INDEX_USER: u8 = 1;
+/// Name index of `trusted.` attributes.
+pub(crate) const XATTR_INDEX_TRUSTED: u8 = 2;
+/// Name index of `security.` attributes.
+pub(crate) const XATTR_INDEX_SECURITY: u8 = 3;
+/// Longest name of an attribute, without its prefix.
+pub(crate) const XATTR_NAME_MAX: usize = 255;
+/// The prefixes of the name indexes, index 1 first.
+pub(crate) const XATTR_PREFIXES: [&[u8]; 3] = [b"user.", b"trusted.", b"security."];
+
+/// Bytes an entry with `name_len` and `value_len` takes in a block.
+pub(crate) const fn xattr_entry_size(name_len: usize, value_len: usize) -> usize {
+    (XATTR_ENTRY_HEADER + name_len + value_len).next_multiple_of(4)
+}
+
+/// One extended attribute of a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct XattrEntry<'a> {
+    /// The name index, `XATTR_INDEX_*`.
+    pub(crate) index: u8,
+    /// The name, without the prefix of its index.
+    pub(crate) name: &'a [u8],
+    /// The value.
+    pub(crate) value: &'a [u8],
+    /// Offset of the entry in the block.
+    offset: usize,
+    /// Bytes the entry takes.
+    size: usize,
+}
+
+/// `buf[start..end]`, or [`FormatError::ShortBuffer`].
+fn range(buf: &[u8], start: usize, end: usize) -> Result<&[u8]> {
+    buf.get(start..end).ok_or(FormatError::ShortBuffer)
+}
+
+/// `buf[start..end]`, mutably, or [`FormatError::ShortBuffer`].
+fn range_mut(buf: &mut [u8], start: usize, end: usize) -> Result<&mut [u8]> {
+    buf.get_mut(start..end).ok_or(FormatError::ShortBuffer)
+}
+
+/// The checksum of an extended attribute block: [`crc32c`] of the block
+/// with the checksum field (offset 12) taken as zero.
+fn xattr_checksum(block: &[u8]) -> Result<u32> {
+    let crc = crc32c_append(crc32c(range(block, 0, 12)?), &[0; 4]);
+    Ok(crc32c_append(crc, range(block, 16, BLOCK_SIZE)?))
+}
+
+/// Makes `block` an empty extended attribute block of inode `owner`.
+pub(crate) fn xattr_init(block: &mut [u8], owner: u32) -> Result {
+    let block = prefix_mut(block, BLOCK_SIZE)?;
+    block.fill(0);
+    put_u32(block, 0, XATTR_MAGIC)?;
+    put_u32(block, 8, owner)?;
+    let crc = xattr_checksum(block)?;
+    put_u32(block, 12, crc)
+}
+
+/// Decodes the entry at offset `at` of an extended attribute block, checking
+/// its fields and that it fits.
+fn xattr_entry(block: &[u8], at: usize) -> Result<XattrEntry<'_>> {
+    let bad = FormatError::Corrupt("malformed extended attribute entry");
+    let index = get_u8(block, at).map_err(|_| bad)?;
+    let name_len = usize::from(get_u8(block, at + 1).map_err(|_| bad)?);
+    let value_len = usize::from(get_u16(block, at + 2).map_err(|_| bad)?);
+    let size = xattr_entry_size(name_len, value_len);
+    if !(1..=XATTR_PREFIXES.len() as u8).contains(&index) || name_len == 0 || at + size > BLOCK_SIZE
+    {
+        return Err(bad);
+    }
+    let name_at = at + XATTR_ENTRY_HEADER;
+    let value_at = name_at + name_len;
+    if range(block, value_at + value_len, at + size)?
+        .iter()
+        .any(|&b| b != 0)
+    {
+        return Err(bad);
+    }
+    Ok(XattrEntry {
+        index,
+        name: range(block, name_at, value_at)?,
+        value: range(block, value_at, value_at + value_len)?,
+        offset: at,
+        size,
+    })
+}
+
+/// Decodes and checks the extended attribute block `block` of inode `owner`
+/// and calls `f` for each attribute, in the order of the block; returns the
+/// number of bytes the entries take.
+///
+/// | Offset | Type  | Field                                              |
+/// |--------|-------|----------------------------------------------------|
+/// | 0      | `u32` | magic, [`XATTR_MAGIC`]                             |
+/// | 4      | `u16` | count of entries                                   |
+/// | 6      | `u16` | reserved, zero                                     |
+/// | 8      | `u32` | owner: the inode number                            |
+/// | 12     | `u32` | checksum, [`crc32c`] of the block with this field zero |
+///
+/// The entries follow from offset [`XATTR_HEADER`] on, back to back, the rest
+/// of the block zero. An entry is an index (`u8`, `XATTR_INDEX_*`), a name
+/// length (`u8`, 1 to [`XATTR_NAME_MAX`]), a value length (`u16`), the name,
+/// the value, and zeroes to a multiple of 4 bytes. No two entries have the
+/// same index and name.
+pub(crate) fn xattr_entries<'a>(
+    block: &'a [u8],
+    owner: u32,
+    mut f: impl FnMut(XattrEntry<'a>) -> Result,
+) -> Result<usize> {
+    let block = prefix(block, BLOCK_SIZE)?;
+    if get_u32(block, 0)? != XATTR_MAGIC {
+        return Err(FormatError::Corrupt("bad extended attribute block magic"));
+    }
+    if get_u32(block, 12)? != xattr_checksum(block)? {
+        return Err(FormatError::BadChecksum);
+    }
+    if get_u32(block, 8)? != owner || get_u16(block, 6)? != 0 {
+        return Err(FormatError::Corrupt(
+            "extended attribute block of another inode",
+        ));
+    }
+    let count = get_u16(block, 4)?;
+    let mut at = XATTR_HEADER;
+    for i in 0..count {
+        let entry = xattr_entry(block, at)?;
+        // A duplicate: compare with the entries before (at most a few hundred).
+        let mut seen = XATTR_HEADER;
+        for _ in 0..i {
+            let e = xattr_entry(block, seen)?;
+            if e.index == entry.index && e.name == entry.name {
+                return Err(FormatError::Corrupt("duplicate extended attribute"));
+            }
+            seen += e.size;
+        }
+        f(entry)?;
+        at += entry.size;
+    }
+    if range(block, at, BLOCK_SIZE)?.iter().any(|&b| b != 0) {
+        return Err(FormatError::Corrupt("data after the extended attributes"));
+    }
+    Ok(at - XATTR_HEADER)
+}
+
+/// The attribute `name` of index `index` in the extended attribute block
+/// `block` of inode `owner`, `None` if there is none.
+pub(crate) fn xattr_get<'a>(
+    block: &'a [u8],
+    owner: u32,
+    index: u8,
+    name: &[u8],
+) -> Result<Option<XattrEntry<'a>>> {
+    let mut found = None;
+    xattr_entries(block, owner, |e| {
+        if e.index == index && e.name == name {
+            found = Some(e);
+        }
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// What [`xattr_set`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum XattrSet {
+    /// The attribute was set or removed; the block holds this many entries.
+    Done(u16),
+    /// The block has no room for the attribute; it is unchanged.
+    NoRoom,
+}
+
+/// Sets attribute `name` of index `index` to `value` in the extended
+/// attribute block `block` of inode `owner`, replacing the attribute of the
+/// same name, or with `None` removes it (nothing to remove is not an error).
+/// Fails with [`FormatError::Invalid`] for an empty or too long name, a bad
+/// index or a value longer than a block could hold.
+pub(crate) fn xattr_set(
+    block: &mut [u8],
+    owner: u32,
+    index: u8,
+    name: &[u8],
+    value: Option<&[u8]>,
+) -> Result<XattrSet> {
+    if name.is_empty() || name.len() > XATTR_NAME_MAX {
+        return Err(FormatError::Invalid("extended attribute name length"));
+    }
+    if !(1..=XATTR_PREFIXES.len() as u8).contains(&index) {
+        return Err(FormatError::Invalid("extended attribute index"));
+    }
+    let value_len = match value {
+        Some(v) => Some(
+            u16::try_from(v.len())
+                .map_err(|_| FormatError::Invalid("extended attribute value length"))?,
+        ),
+        None => None,
+    };
+    let old = xattr_get(block, owner, index, name)?.map(|e| (e.offset, e.size));
+    let used = xattr_entries(block, owner, |_| Ok(()))?;
+    let block = prefix_mut(block, BLOCK_SIZE)?;
+    let mut count = get_u16(block, 4)?;
+    let mut end = XATTR_HEADER + used;
+    let new_size = value.map_or(0, |v| xattr_entry_size(name.len(), v.len()));
+    let old_size = old.map_or(0, |(_, size)| size);
+    if end - old_size + new_size > BLOCK_SIZE {
+        return Ok(XattrSet::NoRoom);
+    }
+    if let Some((offset, size)) = old {
+        range_mut(block, offset, end)?.copy_within(size.., 0);
+        range_mut(block, end - size, end)?.fill(0);
+        end -= size;
+        count -= 1;
+    }
+    if let (Some(v), Some(len)) = (value, value_len) {
+        let e = range_mut(block, end, end + new_size)?;
+        put_u8(e, 0, index)?;
+        put_u8(e, 1, name.len() as u8)?;
+        put_u16(e, 2, len)?;
+        put_bytes(e, XATTR_ENTRY_HEADER, name)?;
+        put_bytes(e, XATTR_ENTRY_HEADER + name.len(), v)?;
+        count += 1;
+    }
+    put_u16(block, 4, count)?;
+    let crc = xattr_checksum(block)?;
+    put_u32(block, 12, crc)?;
+    Ok(XattrSet::Done(count))
 }

@@ -141,6 +141,7 @@ mod tests {
             blocks: 30_200,
             generation: 0xdead_beef,
             block: [0; format::N_BLOCK_PTRS],
+            xattr: 0,
         };
         for (i, p) in inode.block.iter_mut().enumerate() {
             *p = 100 + i as u32;
@@ -423,5 +424,51 @@ mod tests {
             assert_eq!(g.inode_table_blocks, 1024 / format::INODES_PER_BLOCK);
             assert_eq!(g.data_start, g.inode_table_start + g.inode_table_blocks);
         }
+    }
+
+    #[test]
+    fn xattr_block() -> Result {
+        use format::{
+            XattrSet,
+            XATTR_INDEX_SECURITY as SECURITY,
+            XATTR_INDEX_USER as USER, //
+        };
+        let mut b = block()?;
+        format::xattr_init(&mut b, 12).map_err(|_| EINVAL)?;
+        assert_eq!(
+            format::xattr_set(&mut b, 12, USER, b"a", Some(b"one")),
+            Ok(XattrSet::Done(1))
+        );
+        assert_eq!(
+            format::xattr_set(&mut b, 12, SECURITY, b"a", Some(b"")),
+            Ok(XattrSet::Done(2))
+        );
+        assert_eq!(
+            format::xattr_set(&mut b, 12, USER, b"a", Some(b"three")),
+            Ok(XattrSet::Done(2))
+        );
+        let value = format::xattr_get(&b, 12, USER, b"a").map(|e| e.map(|e| e.value));
+        assert_eq!(value, Ok(Some(&b"three"[..])));
+        // Another owner, a flipped bit: refused.
+        assert!(format::xattr_get(&b, 13, USER, b"a").is_err());
+        let mut c = copy(&b)?;
+        c[40] ^= 1;
+        assert_eq!(
+            format::xattr_entries(&c, 12, |_| Ok(())),
+            Err(FormatError::BadChecksum)
+        );
+        // A value that cannot fit leaves the block as it was.
+        let big = KVec::from_elem(0u8, format::BLOCK_SIZE - 20, GFP_KERNEL)?;
+        let before = copy(&b)?;
+        assert_eq!(
+            format::xattr_set(&mut b, 12, USER, b"big", Some(&big)),
+            Ok(XattrSet::NoRoom)
+        );
+        assert!(b[..] == before[..]);
+        assert_eq!(
+            format::xattr_set(&mut b, 12, USER, b"a", None),
+            Ok(XattrSet::Done(1))
+        );
+        Ok(())
     }
 }

@@ -19,10 +19,12 @@
 //!   preallocated), holes in directories, and inodes no directory names
 //!   (connected to `/lost+found`). Damage whose repair drops something
 //!   (an inode that does not decode, a block pointer outside the data area
-//!   or shared by two files, a malformed directory block) makes it stop
-//!   without writing anything: run with `-y`.
+//!   or shared by two files, a malformed directory block or extended
+//!   attribute block) makes it stop without writing anything: run with
+//!   `-y`.
 //! - `-y` repairs everything: undecodable inodes are cleared, bad and
-//!   shared block pointers are cleared (the file keeps a hole there), the
+//!   shared block pointers are cleared (the file keeps a hole there), a
+//!   bad extended attribute block is dropped with its attributes, the
 //!   intact entries of a malformed directory block are kept and the rest
 //!   dropped, and every inode left unnamed goes to `/lost+found` as `#INO`.
 //!
@@ -862,8 +864,54 @@ impl Checker {
         Ok(())
     }
 
+    /// Checks the extended attribute block of inode `ino`, if it has one, and
+    /// returns the blocks it counts for in the inode (0 or 1).
+    fn check_xattr(&mut self, ino: u32, inode: &Inode) -> Result<u64, Fatal> {
+        let x = inode.xattr;
+        if x == 0 {
+            return Ok(0);
+        }
+        if self.sb.features_ro_compat & format::FEATURE_RO_COMPAT_XATTR == 0 {
+            let msg = format!(
+                "inode {ino}: extended attribute block {x} without the extended attribute feature"
+            );
+            self.repair_inode(ino, Fix::Drop, msg, |i| i.xattr = 0);
+            return Ok(0);
+        }
+        match self.claim(ino, x, "extended attribute") {
+            Claim::Cleared => {
+                if let Some(i) = self.inode_mut(ino) {
+                    i.xattr = 0;
+                }
+                return Ok(0);
+            }
+            Claim::Refused => return Ok(1),
+            Claim::Granted => {}
+        }
+        let data = self.dev.read(u64::from(x))?;
+        if let Err(e) = format::xattr_entries(&data, ino, |_| Ok(())) {
+            let msg = format!("inode {ino}: extended attribute block {x}: {e}");
+            if self.problem(Fix::Drop, msg) {
+                // The block goes back to the free ones.
+                let _ = format::clear_bit(&mut self.claimed, bit(u64::from(x)));
+                if let Some(i) = self.inode_mut(ino) {
+                    i.xattr = 0;
+                }
+                return Ok(0);
+            }
+        }
+        if let Some(info) = self.inodes.get_mut(&ino) {
+            info.owned.push(x);
+        }
+        Ok(1)
+    }
+
     /// Checks the block map and size of inode `ino`.
     fn check_block_map(&mut self, ino: u32, inode: &Inode) -> Result<(), Fatal> {
+        if let Some(info) = self.inodes.get_mut(&ino) {
+            info.owned.clear();
+        }
+        let xattr_blocks = self.check_xattr(ino, inode)?;
         if !inode.has_data_blocks() {
             // Block pointer 0 of a device holds its device number.
             let first = if matches!(inode.file_type(), format::DT_CHR | format::DT_BLK) {
@@ -879,9 +927,9 @@ impl Checker {
                 let msg = format!("inode {ino}: special file with size {}", inode.size);
                 self.repair_inode(ino, Fix::Safe, msg, |i| i.size = 0);
             }
-            if inode.blocks != 0 {
+            if inode.blocks != xattr_blocks {
                 let msg = format!("inode {ino}: special file owns {} blocks", inode.blocks);
-                self.repair_inode(ino, Fix::Safe, msg, |i| i.blocks = 0);
+                self.repair_inode(ino, Fix::Safe, msg, |i| i.blocks = xattr_blocks);
             }
             return Ok(());
         }
@@ -898,8 +946,9 @@ impl Checker {
             };
             self.walk(ino, ptr, Slot::Inode(index), level, base, &mut walk)?;
         }
+        walk.blocks += xattr_blocks;
         if let Some(info) = self.inodes.get_mut(&ino) {
-            info.owned = std::mem::take(&mut walk.owned);
+            info.owned.append(&mut walk.owned);
         }
         let mut size = inode.size;
         if inode.is_dir() {

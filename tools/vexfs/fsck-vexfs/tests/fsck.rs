@@ -439,7 +439,7 @@ fn superblock_warnings_only() {
     img.sb.free_blocks += 3;
     img.sb.free_inodes = 0;
     img.sb.state = STATE_DIRTY;
-    img.sb.features_ro_compat = 1;
+    img.sb.features_ro_compat = 0x8000_0000 | FEATURE_RO_COMPAT_XATTR;
     img.sb.features_compat = 1;
     img.write_sb();
     let (code, out) = img.fsck();
@@ -945,4 +945,69 @@ fn random_inode_damage_is_repaired() {
         let (code, out2) = fsck(&["-n", p.img.path()]);
         assert_eq!(code, 0, "{ctx}: not clean after -y:\n{out}\nthen:\n{out2}");
     }
+}
+
+/// Gives inode `ino` of `p` an extended attribute block with one attribute.
+fn add_xattr_block(img: &mut Image, ino: u32) -> u64 {
+    let block = img.alloc_block();
+    let mut data = vec![0; 4096];
+    xattr_init(&mut data, ino).unwrap();
+    xattr_set(&mut data, ino, XATTR_INDEX_USER, b"a", Some(b"value")).unwrap();
+    img.write(u64::from(block), &data);
+    img.update_inode(ino, |i| {
+        i.xattr = block;
+        i.blocks += 1;
+    });
+    u64::from(block)
+}
+
+#[test]
+fn xattr_blocks() {
+    // A valid attribute block, on a file and on a FIFO (no data blocks).
+    let mut p = populated("xattr");
+    let (small, sub) = (p.small, p.sub);
+    add_xattr_block(&mut p.img, small);
+    let fifo_block = p.img.dir_block(sub);
+    let fifo = find(&p.img.read(fifo_block), b"fifo").unwrap().unwrap().1;
+    add_xattr_block(&mut p.img, fifo);
+    p.img.expect_clean();
+
+    // Damaged contents: -p refuses, -y drops the block with its attributes.
+    let mut p = populated("xattr-bad");
+    let small = p.small;
+    let block = add_xattr_block(&mut p.img, small);
+    p.img.edit(block, |b| b[20] ^= 0xff);
+    p.img
+        .expect_error(&format!("inode {small}: extended attribute block {block}"));
+    p.img.expect_repaired(false);
+    assert_eq!(p.img.inode(small).xattr, 0);
+
+    // Another inode's block, and a block shared with file data.
+    let mut p = populated("xattr-owner");
+    let (small, big) = (p.small, p.big);
+    let block = add_xattr_block(&mut p.img, small);
+    p.img.update_inode(big, |i| {
+        i.xattr = block as u32;
+        i.blocks += 1;
+    });
+    p.img.expect_error("also used by another inode or pointer");
+    p.img.expect_repaired(false);
+
+    // Not counted in the inode's blocks: a safe repair.
+    let mut p = populated("xattr-count");
+    let small = p.small;
+    add_xattr_block(&mut p.img, small);
+    p.img.update_inode(small, |i| i.blocks -= 1);
+    p.img
+        .expect_error(&format!("inode {small}: block count is 1, counted 2"));
+    p.img.expect_repaired(true);
+
+    // Without the feature in the super block.
+    let mut p = populated("xattr-feature");
+    let small = p.small;
+    add_xattr_block(&mut p.img, small);
+    p.img.sb.features_ro_compat = 0;
+    p.img.write_sb();
+    p.img.expect_error("without the extended attribute feature");
+    p.img.expect_repaired(false);
 }

@@ -521,6 +521,7 @@ fn sample_inode() -> Inode {
         blocks: 30_200,
         generation: 0xdead_beef,
         block,
+        xattr: 4321,
     }
 }
 
@@ -542,7 +543,6 @@ fn inode_round_trip() {
     assert_eq!(Inode::decode(&buf), Ok(Some(inode)));
     // Reserved bytes are zeroed.
     assert_eq!(&buf[2..4], &[0, 0]);
-    assert_eq!(&buf[76..80], &[0; 4]);
     assert!(buf[140..252].iter().all(|&b| b == 0));
     // Field offsets.
     assert_eq!(u16::from_le_bytes([buf[0], buf[1]]), S_IFREG | 0o644);
@@ -552,6 +552,7 @@ fn inode_round_trip() {
     assert_eq!(&buf[60..64], &1u32.to_le_bytes());
     assert_eq!(&buf[64..72], &30_200u64.to_le_bytes());
     assert_eq!(&buf[72..76], &0xdead_beefu32.to_le_bytes());
+    assert_eq!(&buf[76..80], &4321u32.to_le_bytes());
     assert_eq!(&buf[80..84], &1000u32.to_le_bytes());
     assert_eq!(&buf[136..140], &1014u32.to_le_bytes());
 
@@ -1580,4 +1581,248 @@ fn dir_block_retarget() {
     assert!(retarget(&mut buf, b"a", 0, DT_REG).is_err());
     assert!(retarget(&mut buf, b"a", 3, 99).is_err());
     assert!(validate_dir_block(&buf).is_ok());
+}
+
+// Extended attributes.
+
+fn xattr_block(owner: u32) -> Vec<u8> {
+    let mut b = vec![0xa5; BLOCK_SIZE];
+    xattr_init(&mut b, owner).unwrap();
+    b
+}
+
+fn xattr_list(b: &[u8], owner: u32) -> Vec<(u8, Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    xattr_entries(b, owner, |e| {
+        out.push((e.index, e.name.to_vec(), e.value.to_vec()));
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn xattr_set_get_replace_remove() {
+    let mut b = xattr_block(7);
+    assert_eq!(xattr_list(&b, 7), vec![]);
+    assert_eq!(
+        xattr_set(&mut b, 7, XATTR_INDEX_USER, b"a", Some(b"one")),
+        Ok(XattrSet::Done(1))
+    );
+    assert_eq!(
+        xattr_set(&mut b, 7, XATTR_INDEX_TRUSTED, b"a", Some(b"")),
+        Ok(XattrSet::Done(2))
+    );
+    assert_eq!(
+        xattr_set(&mut b, 7, XATTR_INDEX_USER, b"b", Some(&[0; 300])),
+        Ok(XattrSet::Done(3))
+    );
+    // Same name, other index: another attribute; an empty value is a value.
+    let e = xattr_get(&b, 7, XATTR_INDEX_TRUSTED, b"a")
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.value, b"");
+    assert_eq!(xattr_get(&b, 7, XATTR_INDEX_SECURITY, b"a").unwrap(), None);
+    // Replacing moves the attribute to the end, with its new value.
+    assert_eq!(
+        xattr_set(&mut b, 7, XATTR_INDEX_USER, b"a", Some(b"two!")),
+        Ok(XattrSet::Done(3))
+    );
+    let names: Vec<_> = xattr_list(&b, 7)
+        .into_iter()
+        .map(|(i, n, v)| (i, n, v.len()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            (XATTR_INDEX_TRUSTED, b"a".to_vec(), 0),
+            (XATTR_INDEX_USER, b"b".to_vec(), 300),
+            (XATTR_INDEX_USER, b"a".to_vec(), 4)
+        ]
+    );
+    assert_eq!(
+        xattr_set(&mut b, 7, XATTR_INDEX_USER, b"b", None),
+        Ok(XattrSet::Done(2))
+    );
+    // Removing what is not there changes nothing.
+    let before = b.clone();
+    assert_eq!(
+        xattr_set(&mut b, 7, XATTR_INDEX_USER, b"zz", None),
+        Ok(XattrSet::Done(2))
+    );
+    assert_eq!(b, before);
+    assert_eq!(
+        xattr_set(&mut b, 7, XATTR_INDEX_USER, b"a", None),
+        Ok(XattrSet::Done(1))
+    );
+    assert_eq!(
+        xattr_set(&mut b, 7, XATTR_INDEX_TRUSTED, b"a", None),
+        Ok(XattrSet::Done(0))
+    );
+    // Back to an empty block: the same bytes as a fresh one.
+    assert_eq!(b, xattr_block(7));
+}
+
+#[test]
+fn xattr_limits() {
+    let mut b = xattr_block(3);
+    let name = [b'n'; XATTR_NAME_MAX];
+    assert!(xattr_set(&mut b, 3, XATTR_INDEX_USER, &name, Some(b"x")).is_ok());
+    assert!(matches!(
+        xattr_set(&mut b, 3, XATTR_INDEX_USER, &[b'n'; 256], Some(b"x")),
+        Err(FormatError::Invalid(_))
+    ));
+    assert!(matches!(
+        xattr_set(&mut b, 3, XATTR_INDEX_USER, b"", Some(b"x")),
+        Err(FormatError::Invalid(_))
+    ));
+    assert!(matches!(
+        xattr_set(&mut b, 3, 0, b"a", Some(b"x")),
+        Err(FormatError::Invalid(_))
+    ));
+    assert!(matches!(
+        xattr_set(&mut b, 3, 4, b"a", Some(b"x")),
+        Err(FormatError::Invalid(_))
+    ));
+    // The largest value of an empty block fills it exactly.
+    let mut b = xattr_block(3);
+    let max = BLOCK_SIZE - XATTR_HEADER - 4 - 1;
+    assert_eq!(
+        xattr_set(&mut b, 3, XATTR_INDEX_USER, b"v", Some(&vec![1; max])),
+        Ok(XattrSet::Done(1))
+    );
+    assert_eq!(
+        xattr_set(&mut b, 3, XATTR_INDEX_USER, b"w", Some(b"")),
+        Ok(XattrSet::NoRoom)
+    );
+    let mut c = xattr_block(3);
+    assert_eq!(
+        xattr_set(&mut c, 3, XATTR_INDEX_USER, b"v", Some(&vec![1; max + 1])),
+        Ok(XattrSet::NoRoom)
+    );
+    assert_eq!(c, xattr_block(3));
+    // Replacing the big value by a small one works although both would not fit.
+    assert_eq!(
+        xattr_set(&mut b, 3, XATTR_INDEX_USER, b"v", Some(b"small")),
+        Ok(XattrSet::Done(1))
+    );
+}
+
+#[test]
+fn xattr_damage_is_refused() {
+    let mut b = xattr_block(9);
+    xattr_set(&mut b, 9, XATTR_INDEX_USER, b"a", Some(b"1")).unwrap();
+    xattr_set(&mut b, 9, XATTR_INDEX_SECURITY, b"selinux", Some(b"ctx")).unwrap();
+    assert!(matches!(
+        xattr_entries(&b, 10, |_| Ok(())),
+        Err(FormatError::Corrupt(_))
+    ));
+    let mut c = b.clone();
+    c[0] ^= 1;
+    assert!(xattr_entries(&c, 9, |_| Ok(())).is_err());
+    let mut c = b.clone();
+    c[100] ^= 1;
+    assert_eq!(
+        xattr_entries(&c, 9, |_| Ok(())),
+        Err(FormatError::BadChecksum)
+    );
+    assert!(xattr_entries(&b[..100], 9, |_| Ok(())).is_err());
+    // Damage behind a valid checksum: a duplicate, a bad index, a count too large, trailing
+    // bytes.
+    let fix = |c: &mut Vec<u8>| {
+        c[12..16].fill(0);
+        let crc = crc32c(c);
+        c[12..16].copy_from_slice(&crc.to_le_bytes());
+    };
+    let cases: [RawCase; 5] = [
+        ("duplicate", |c| c[16 + 8] = XATTR_INDEX_USER),
+        ("index", |c| c[16] = 9),
+        ("count", |c| c[4] = 3),
+        ("trailing", |c| c[4000] = 1),
+        ("padding", |c| c[16 + 6] = 1),
+    ];
+    // Entry 2 ("selinux" under security.) starts at 16 + 8; making its index user. and its
+    // name "a" makes a duplicate.
+    for (what, f) in cases {
+        let mut c = b.clone();
+        f(&mut c);
+        if what == "duplicate" {
+            c[16 + 9] = 1;
+            c[16 + 12] = b'a';
+            c[16 + 13..16 + 24].fill(0);
+            c[16 + 10] = 0;
+            c[16 + 11] = 0;
+        }
+        fix(&mut c);
+        let got = xattr_entries(&c, 9, |_| Ok(()));
+        assert!(matches!(got, Err(FormatError::Corrupt(_))), "{what}");
+        if what == "duplicate" {
+            assert_eq!(
+                got,
+                Err(FormatError::Corrupt("duplicate extended attribute"))
+            );
+        }
+    }
+}
+
+#[test]
+fn xattr_random_against_a_model() {
+    let mut rng = Rng::new(42);
+    let mut b = xattr_block(5);
+    let mut model: HashMap<(u8, Vec<u8>), Vec<u8>> = HashMap::new();
+    for _ in 0..20_000 {
+        let index = 1 + (rng.next() % 3) as u8;
+        let name = format!("n{}", rng.next() % 40).into_bytes();
+        let key = (index, name.clone());
+        if rng.next() % 3 == 0 {
+            assert!(matches!(
+                xattr_set(&mut b, 5, index, &name, None),
+                Ok(XattrSet::Done(_))
+            ));
+            model.remove(&key);
+        } else {
+            let len = (rng.next() % 400) as usize;
+            let value: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            match xattr_set(&mut b, 5, index, &name, Some(&value)).unwrap() {
+                XattrSet::Done(n) => {
+                    model.insert(key, value);
+                    assert_eq!(usize::from(n), model.len());
+                }
+                XattrSet::NoRoom => {
+                    let used: usize = model
+                        .iter()
+                        .filter(|(k, _)| **k != key)
+                        .map(|((_, n), v)| xattr_entry_size(n.len(), v.len()))
+                        .sum();
+                    assert!(used + xattr_entry_size(name.len(), len) > BLOCK_SIZE - XATTR_HEADER);
+                }
+            }
+        }
+        let got: HashMap<_, _> = xattr_list(&b, 5)
+            .into_iter()
+            .map(|(i, n, v)| ((i, n), v))
+            .collect();
+        assert_eq!(got, model);
+    }
+}
+
+#[test]
+fn xattr_garbage_never_panics() {
+    let mut rng = Rng::new(7);
+    let mut b = xattr_block(1);
+    for i in 0..30u8 {
+        xattr_set(&mut b, 1, 1 + i % 3, &[b'a' + i; 3], Some(&[i; 20])).unwrap();
+    }
+    for _ in 0..20_000 {
+        let mut c = b.clone();
+        for _ in 0..1 + rng.next() % 4 {
+            let at = (rng.next() % 700) as usize;
+            c[at] = rng.next() as u8;
+        }
+        c[12..16].fill(0);
+        let crc = crc32c(&c);
+        c[12..16].copy_from_slice(&crc.to_le_bytes());
+        let _ = xattr_entries(&c, 1, |_| Ok(()));
+        let _ = xattr_set(&mut c, 1, 1, b"new", Some(b"v"));
+    }
 }
