@@ -344,6 +344,10 @@ struct DirOps;
 impl vfs_inode::Operations for DirOps {
     type FileSystem = VexFs;
 
+    fn listxattr(dentry: &DEntry<VexFs>, buf: &mut [u8]) -> Result<usize> {
+        crate::xattr::list(dentry, buf)
+    }
+
     fn lookup(
         parent: &INode<VexFs>,
         dentry: Unhashed<'_, VexFs>,

@@ -74,6 +74,10 @@ impl vfs_inode::Operations for FileInodeOps {
         crate::inode::fileattr_set(dentry, fa)
     }
 
+    fn listxattr(dentry: &DEntry<VexFs>, buf: &mut [u8]) -> Result<usize> {
+        crate::xattr::list(dentry, buf)
+    }
+
     /// The extents up to the end of the file (an empty file reports none).
     fn fiemap(inode: &INode<VexFs>, fi: &mut FiemapExtentInfo, start: u64, len: u64) -> Result {
         // `iomap_fiemap()` refuses a zero length: keep one byte of an empty file.

@@ -55,6 +55,8 @@ pub(crate) struct BlockMap {
     pub(crate) blocks: u64,
     /// On-disk inode flags.
     pub(crate) flags: u32,
+    /// The extended attribute block, 0 for none (see [`crate::xattr`]).
+    pub(crate) xattr: u32,
 }
 
 /// The VexFS part of an in-memory inode.
@@ -171,6 +173,7 @@ pub(crate) fn iget(sb: &SuperBlock<VexFs>, ino: u64) -> Result<ARef<INode<VexFs>
             ptrs,
             blocks: raw.blocks,
             flags: raw.flags,
+            xattr: raw.xattr,
         }),
     )
 }
@@ -218,6 +221,7 @@ pub(crate) fn new_inode(
             ptrs: [0; format::N_BLOCK_PTRS],
             blocks: 0,
             flags,
+            xattr: 0,
         }),
     );
     let inode = match inode {
@@ -282,6 +286,7 @@ pub(crate) fn write_inode(inode: &INode<VexFs>, sync: bool) -> Result {
             blocks: map.blocks,
             generation: inode.generation(),
             block,
+            xattr: map.xattr,
         }
     };
     let bh = update_slot(sb, block, offset, |slot| raw.encode(slot))?;
@@ -321,7 +326,7 @@ pub(crate) fn evict_inode(inode: &INode<VexFs>) {
     }
     let ino = inode.ino();
     inode.set_size(0);
-    if let Err(e) = truncate_blocks(inode) {
+    if let Err(e) = truncate_blocks(inode).and_then(|()| crate::xattr::free(inode)) {
         pr_warn!("inode {}: blocks not freed ({:?})\n", ino, e);
     }
     let clear = || -> Result {
@@ -334,7 +339,7 @@ pub(crate) fn evict_inode(inode: &INode<VexFs>) {
 }
 
 /// Checks a block pointer read from disk.
-fn check_ptr(inode: &INode<VexFs>, p: u32) -> Result<u64> {
+pub(crate) fn check_ptr(inode: &INode<VexFs>, p: u32) -> Result<u64> {
     let b = u64::from(p);
     if inode.super_block().data().disk.is_data_block(b) {
         Ok(b)
@@ -355,7 +360,7 @@ fn account(inode: &INode<VexFs>, map: &mut BlockMap) {
 }
 
 /// Allocates a block for `inode` (`zero` for metadata: through the buffer cache, zeroed).
-fn alloc_for(inode: &INode<VexFs>, map: &mut BlockMap, zero: bool) -> Result<u32> {
+pub(crate) fn alloc_for(inode: &INode<VexFs>, map: &mut BlockMap, zero: bool) -> Result<u32> {
     let sb = inode.super_block();
     sb.data().check_live()?;
     let b = sb.data().allocator(sb).alloc_block()?;

@@ -36,6 +36,7 @@ mod inode;
 mod super_block;
 mod vecmath;
 mod vector;
+mod xattr;
 
 use super_block::VexSuper;
 
