@@ -192,6 +192,7 @@ pub(crate) fn errno_name(errno: i32) -> String {
         libc::ENOTEMPTY => "ENOTEMPTY",
         libc::ELOOP => "ELOOP",
         libc::ENOTTY => "ENOTTY",
+        libc::ENODATA => "ENODATA",
         libc::EOVERFLOW => "EOVERFLOW",
         libc::EOPNOTSUPP => "EOPNOTSUPP",
         libc::EDQUOT => "EDQUOT",

@@ -16,7 +16,9 @@
 //!   of a file, which fsx also checks against its model (and `seek`, `mmap-write`, `falloc`,
 //!   small helpers of the extent tests);
 //! - `vexfs-stress dio FILE [MIB]`: direct I/O checked against a model and buffered reads,
-//!   then direct and buffered throughput.
+//!   then direct and buffered throughput;
+//! - `vexfs-stress xattr FILE OP ...`: one extended attribute call, and
+//!   `vexfs-stress xattr-model FILE [--ops N] [--seed S]`: random ones against a model.
 //!
 //! Every run prints its seed first (`seed S`); `--seed S` replays it. A failure prints the
 //! seed, the process, the operation number and the last operations of that process, and the
@@ -29,6 +31,7 @@ mod fsstress;
 mod fsx;
 mod fuzz;
 mod model;
+mod xattr;
 
 #[cfg(test)]
 mod tests;
@@ -44,7 +47,9 @@ const USAGE: &str = "usage: vexfs-stress fsstress DIR [--procs N] [--ops N] [--s
        vexfs-stress seek FILE data|hole OFFSET
        vexfs-stress mmap-write FILE OFFSET
        vexfs-stress falloc FILE [append-]MODE OFFSET LEN
-       vexfs-stress dio FILE [MIB]";
+       vexfs-stress dio FILE [MIB]
+       vexfs-stress xattr FILE set NAME VALUE [create|replace] | get|size|small|remove NAME | list | dump
+       vexfs-stress xattr-model FILE [--ops N] [--seed S]";
 
 fn opt(o: &BTreeMap<String, u64>, name: &str, default: u64) -> u64 {
     o.get(name).copied().unwrap_or(default)
@@ -74,12 +79,16 @@ fn main() -> ExitCode {
     if let Some(res) = small {
         return report(res);
     }
+    if args[0] == "xattr" && args.len() >= 3 {
+        return report(xattr::run(&path, &args[2..]));
+    }
     let allowed: &[&str] = match args[0].as_str() {
         "fsstress" => &["procs", "ops", "seed", "verify-every", "timeout"],
         "fsx" => &[
             "ops", "seed", "max-size", "max-len", "timeout", "extents", "direct", "falloc",
         ],
         "ioctl-fuzz" => &["procs", "calls", "collections", "seed", "timeout"],
+        "xattr-model" => &["ops", "seed"],
         _ => &[],
     };
     if allowed.is_empty() {
@@ -115,6 +124,7 @@ fn main() -> ExitCode {
             direct: opt(&o, "direct", 0) != 0,
             falloc: opt(&o, "falloc", 0) != 0,
         }),
+        "xattr-model" => xattr::model(&path, opt(&o, "ops", 2000), seed),
         _ => fuzz::run(&fuzz::Config {
             dir: path,
             procs: opt(&o, "procs", 3) as usize,
