@@ -13,6 +13,7 @@
 #include <linux/memcontrol.h>
 #include <linux/mpage.h>
 #include <linux/pagemap.h>
+#include <linux/posix_acl.h>
 
 __rust_helper loff_t rust_helper_i_size_read(const struct inode *inode)
 {
@@ -194,6 +195,18 @@ rust_helper_filemap_invalidate_unlock_shared(struct address_space *mapping)
 {
 	filemap_invalidate_unlock_shared(mapping);
 }
+
+#ifdef CONFIG_FS_POSIX_ACL
+__rust_helper struct posix_acl *rust_helper_posix_acl_dup(struct posix_acl *acl)
+{
+	return posix_acl_dup(acl);
+}
+
+__rust_helper void rust_helper_posix_acl_release(struct posix_acl *acl)
+{
+	posix_acl_release(acl);
+}
+#endif
 
 __rust_helper ssize_t rust_helper_generic_write_sync(struct kiocb *iocb,
 						     ssize_t count)

@@ -11,6 +11,8 @@
 
 #[cfg(CONFIG_BUFFER_HEAD)]
 use super::address_space;
+#[cfg(CONFIG_FS_POSIX_ACL)]
+use super::posix_acl;
 use super::{
     dentry::{
         DEntry,
@@ -263,6 +265,15 @@ impl<T: FileSystem> INode<T> {
     pub fn mode(&self) -> u16 {
         // SAFETY: The inode is valid; `i_mode` is read racily like the C code does.
         unsafe { (*self.as_raw()).i_mode }
+    }
+
+    /// Sets the permission bits (and set-ID and sticky bits) of the mode to those of `mode`;
+    /// the file type stays. The caller holds the inode lock.
+    pub fn set_mode(&self, mode: u16) {
+        let typ = self.mode() & bindings::S_IFMT as u16;
+        // SAFETY: `self` is a valid inode for the borrow (type invariant); mode changes are
+        // serialised by the inode lock its caller holds.
+        unsafe { (*self.as_raw()).i_mode = typ | (mode & !(bindings::S_IFMT as u16)) };
     }
 
     /// The type of the inode.
@@ -793,6 +804,12 @@ impl Attr {
         (a.ia_valid & bindings::ATTR_SIZE != 0).then_some(a.ia_size)
     }
 
+    /// The new mode, if the mode changes.
+    pub fn mode(&self) -> Option<u16> {
+        let a = self.raw();
+        (a.ia_valid & bindings::ATTR_MODE != 0).then_some(a.ia_mode)
+    }
+
     /// Checks that the caller may make the change to `dentry` (`setattr_prepare()`).
     pub fn prepare<T: FileSystem>(&self, idmap: &MntIdmap, dentry: &DEntry<T>) -> Result {
         // SAFETY: All pointers are valid for the duration of the callback.
@@ -975,6 +992,32 @@ pub trait Operations {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// The ACL of type `typ` of `inode` (`get_inode_acl`), for the VFS's permission checks,
+    /// which cache it in the inode; `None` if it has none. With `rcu` the call must not sleep:
+    /// a file system that must read the ACL fails with `ECHILD`, and is called again without.
+    #[cfg(CONFIG_FS_POSIX_ACL)]
+    fn get_inode_acl(
+        _inode: &INode<Self::FileSystem>,
+        _typ: posix_acl::Type,
+        _rcu: bool,
+    ) -> Result<Option<ARef<posix_acl::PosixAcl>>> {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Stores `acl` as the ACL of type `typ` of the inode of `dentry`, or removes it with
+    /// `None` (`set_acl`), and caches it ([`INode::set_cached_acl`]). The VFS has checked
+    /// that the caller owns the inode and holds the inode lock; a file system updates the
+    /// mode for [`posix_acl::Type::Access`] with [`posix_acl::update_mode`].
+    #[cfg(CONFIG_FS_POSIX_ACL)]
+    fn set_acl(
+        _idmap: &MntIdmap,
+        _dentry: &DEntry<Self::FileSystem>,
+        _acl: Option<&posix_acl::PosixAcl>,
+        _typ: posix_acl::Type,
+    ) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Lists the names of the extended attributes of the inode of `dentry` (`listxattr`:
     /// `listxattr(2)`), each with its prefix and a NUL, into `buf`, and returns their length;
     /// with an empty `buf` it only returns the length. Fails with `ERANGE` if they do not fit.
@@ -1092,6 +1135,18 @@ impl<U: Operations + ?Sized> OpsTable<U> {
         },
         listxattr: if U::HAS_LISTXATTR {
             Some(Self::listxattr_callback)
+        } else {
+            None
+        },
+        #[cfg(CONFIG_FS_POSIX_ACL)]
+        get_inode_acl: if U::HAS_GET_INODE_ACL {
+            Some(Self::get_inode_acl_callback)
+        } else {
+            None
+        },
+        #[cfg(CONFIG_FS_POSIX_ACL)]
+        set_acl: if U::HAS_SET_ACL {
+            Some(Self::set_acl_callback)
         } else {
             None
         },
@@ -1377,6 +1432,52 @@ impl<U: Operations + ?Sized> OpsTable<U> {
             let (inode, fi) =
                 unsafe { (INode::from_raw(inode), &mut *fi.cast::<FiemapExtentInfo>()) };
             U::fiemap(inode, fi, start, len)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a valid inode of this file system.
+    #[cfg(CONFIG_FS_POSIX_ACL)]
+    unsafe extern "C" fn get_inode_acl_callback(
+        inode: *mut bindings::inode,
+        typ: c_int,
+        rcu: bool,
+    ) -> *mut bindings::posix_acl {
+        // SAFETY: See the safety section of this function.
+        let inode = unsafe { INode::from_raw(inode) };
+        let acl = posix_acl::Type::from_raw(typ).and_then(|typ| U::get_inode_acl(inode, typ, rcu));
+        match acl {
+            // The reference goes to the caller.
+            Ok(Some(acl)) => ARef::into_raw(acl).as_ptr().cast(),
+            Ok(None) => ptr::null_mut(),
+            Err(e) => e.to_ptr(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS (`vfs_set_acl()`, `posix_acl_chmod()`) with a valid idmap, a valid
+    /// positive dentry of this file system, and `acl` valid or null, with the inode locked.
+    #[cfg(CONFIG_FS_POSIX_ACL)]
+    unsafe extern "C" fn set_acl_callback(
+        idmap: *mut bindings::mnt_idmap,
+        dentry: *mut bindings::dentry,
+        acl: *mut bindings::posix_acl,
+        typ: c_int,
+    ) -> c_int {
+        from_result(|| {
+            // SAFETY: See the safety section of this function; `PosixAcl` is a transparent
+            // wrapper of `posix_acl`, and the caller holds a reference for the call.
+            let (idmap, dentry, acl) = unsafe {
+                (
+                    MntIdmap::from_raw(idmap),
+                    DEntry::from_raw(dentry),
+                    acl.cast::<posix_acl::PosixAcl>().as_ref(),
+                )
+            };
+            U::set_acl(idmap, dentry, acl, posix_acl::Type::from_raw(typ)?)?;
             Ok(0)
         })
     }

@@ -332,6 +332,16 @@ impl<T: FileSystem> SuperBlock<T, New> {
         unsafe { (*self.as_raw()).s_op = &Tables::<T>::SUPER_OPS };
     }
 
+    /// Has the VFS check permissions against the POSIX ACLs of the file system's inodes
+    /// (`SB_POSIXACL`). The file system then applies the umask itself when it creates inodes,
+    /// with [`super::posix_acl::create`].
+    #[cfg(CONFIG_FS_POSIX_ACL)]
+    pub fn set_posix_acl(&mut self) -> &mut Self {
+        // SAFETY: The super block is being set up and is ours alone.
+        unsafe { (*self.as_raw()).s_flags |= bindings::SB_POSIXACL };
+        self
+    }
+
     /// Serves the extended attributes of the file system's inodes with `handlers` (`s_xattr`):
     /// inodes got from then on have `IOP_XATTR`, so set it before reading the root inode.
     pub fn set_xattr_handlers<const N: usize>(
