@@ -43,7 +43,7 @@ use kernel::{
             MntIdmap,
             Type, //
         },
-        File,
+        posix_acl, File,
     },
     prelude::*,
     sync::aref::ARef,
@@ -346,6 +346,23 @@ impl vfs_inode::Operations for DirOps {
 
     fn listxattr(dentry: &DEntry<VexFs>, buf: &mut [u8]) -> Result<usize> {
         crate::xattr::list(dentry, buf)
+    }
+
+    fn get_inode_acl(
+        inode: &INode<VexFs>,
+        typ: posix_acl::Type,
+        rcu: bool,
+    ) -> Result<Option<ARef<posix_acl::PosixAcl>>> {
+        crate::acl::get(inode, typ, rcu)
+    }
+
+    fn set_acl(
+        idmap: &MntIdmap,
+        dentry: &DEntry<VexFs>,
+        acl: Option<&posix_acl::PosixAcl>,
+        typ: posix_acl::Type,
+    ) -> Result {
+        crate::acl::set(idmap, dentry, acl, typ)
     }
 
     fn lookup(

@@ -34,6 +34,7 @@ use kernel::{
             MntIdmap, //
         },
         iomap,
+        posix_acl,
         File,
         Kiocb, //
     },
@@ -42,6 +43,7 @@ use kernel::{
         IovIterSource, //
     },
     prelude::*,
+    sync::aref::ARef,
     uapi::{
         SEEK_DATA,
         SEEK_HOLE, //
@@ -78,6 +80,23 @@ impl vfs_inode::Operations for FileInodeOps {
         crate::xattr::list(dentry, buf)
     }
 
+    fn get_inode_acl(
+        inode: &INode<VexFs>,
+        typ: posix_acl::Type,
+        rcu: bool,
+    ) -> Result<Option<ARef<posix_acl::PosixAcl>>> {
+        crate::acl::get(inode, typ, rcu)
+    }
+
+    fn set_acl(
+        idmap: &MntIdmap,
+        dentry: &DEntry<VexFs>,
+        acl: Option<&posix_acl::PosixAcl>,
+        typ: posix_acl::Type,
+    ) -> Result {
+        crate::acl::set(idmap, dentry, acl, typ)
+    }
+
     /// The extents up to the end of the file (an empty file reports none).
     fn fiemap(inode: &INode<VexFs>, fi: &mut FiemapExtentInfo, start: u64, len: u64) -> Result {
         // `iomap_fiemap()` refuses a zero length: keep one byte of an empty file.
@@ -105,6 +124,9 @@ pub(crate) fn setattr(idmap: &MntIdmap, dentry: &DEntry<VexFs>, attr: &Attr) -> 
     }
     attr.copy(idmap, inode);
     inode.mark_dirty();
+    if attr.mode().is_some() {
+        posix_acl::chmod(idmap, dentry, inode.mode())?;
+    }
     Ok(())
 }
 

@@ -1820,10 +1820,13 @@ pub(crate) const XATTR_INDEX_USER: u8 = 1;
 pub(crate) const XATTR_INDEX_TRUSTED: u8 = 2;
 /// Name index of `security.` attributes.
 pub(crate) const XATTR_INDEX_SECURITY: u8 = 3;
+/// Name index of `system.` attributes: the POSIX ACLs (`posix_acl_access`,
+/// `posix_acl_default`), in the form of `struct posix_acl_xattr_header`.
+pub(crate) const XATTR_INDEX_SYSTEM: u8 = 4;
 /// Longest name of an attribute, without its prefix.
 pub(crate) const XATTR_NAME_MAX: usize = 255;
 /// The prefixes of the name indexes, index 1 first.
-pub(crate) const XATTR_PREFIXES: [&[u8]; 3] = [b"user.", b"trusted.", b"security."];
+pub(crate) const XATTR_PREFIXES: [&[u8]; 4] = [b"user.", b"trusted.", b"security.", b"system."];
 
 /// Bytes an entry with `name_len` and `value_len` takes in a block.
 pub(crate) const fn xattr_entry_size(name_len: usize, value_len: usize) -> usize {

@@ -33,6 +33,7 @@ use kernel::{
             self,
             IoMap, //
         },
+        posix_acl,
         sb::{
             Either,
             SuperBlock, //
@@ -183,11 +184,14 @@ pub(crate) fn iget(sb: &SuperBlock<VexFs>, ino: u64) -> Result<ARef<INode<VexFs>
 pub(crate) fn new_inode(
     idmap: &vfs_inode::MntIdmap,
     dir: &INode<VexFs>,
-    mode: u16,
+    mut mode: u16,
     rdev: u32,
 ) -> Result<ARef<INode<VexFs>>> {
     let sb = dir.super_block();
     let typ = Type::from_mode(mode).ok_or(EINVAL)?;
+    // The default ACL of `dir`, or the umask (not applied by the VFS on a file system with
+    // ACLs), decides the mode.
+    let acls = posix_acl::create(dir, &mut mode)?;
     let data = sb.data();
     let ino = data.allocator(sb).alloc_inode()?;
     let mut new = match sb.iget(ino) {
@@ -246,6 +250,10 @@ pub(crate) fn new_inode(
             inode.set_nlink(0);
             return Err(e);
         }
+    }
+    if let Err(e) = crate::acl::init(&inode, acls) {
+        inode.set_nlink(0);
+        return Err(e);
     }
     inode.mark_dirty();
     Ok(inode)

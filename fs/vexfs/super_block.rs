@@ -192,7 +192,8 @@ pub(crate) fn fill_super(
         .set_max_bytes(format::MAX_FILE_SIZE.min(i64::MAX as u64) as i64)
         .set_time_range(1, i64::MIN, i64::MAX);
     if disk.features_ro_compat & format::FEATURE_RO_COMPAT_XATTR != 0 {
-        sb.set_xattr_handlers(&crate::xattr::HANDLERS);
+        sb.set_xattr_handlers(&crate::xattr::HANDLERS)
+            .set_posix_acl();
     }
 
     let state = AllocState::scan(sb, &disk)?;

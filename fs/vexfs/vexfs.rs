@@ -22,6 +22,7 @@ use kernel::{
     prelude::*,
 };
 
+mod acl;
 mod alloc;
 mod cache;
 mod dir;

@@ -70,28 +70,9 @@ impl xattr::Operations for XattrOps {
     type FileSystem = VexFs;
 
     fn get(inode: &INode<VexFs>, index: i32, name: &[u8], buf: &mut [u8]) -> Result<usize> {
-        let index = name_index(index)?;
-        let map = inode.data().map.lock();
-        if map.xattr == 0 {
-            return Err(ENODATA);
-        }
-        let bh = inode.super_block().bread(check_ptr(inode, map.xattr)?)?;
-        let guard = bh.lock();
-        let entry = format::xattr_get(guard.data(), owner(inode)?, index, name)
-            .map_err(|e| bad_block(inode, e))?
-            .ok_or(ENODATA)?;
-        let len = entry.value.len();
-        if !buf.is_empty() {
-            buf.get_mut(..len)
-                .ok_or(ERANGE)?
-                .copy_from_slice(entry.value);
-        }
-        Ok(len)
+        get(inode, name_index(index)?, name, buf)
     }
 
-    /// Sets or removes an attribute. A name longer than [`format::XATTR_NAME_MAX`] or a
-    /// value that would not fit in an empty block fails with `ERANGE`, as on ext2; a value
-    /// that does not fit beside the other attributes with `ENOSPC`.
     fn set(
         _idmap: &MntIdmap,
         inode: &INode<VexFs>,
@@ -100,80 +81,125 @@ impl xattr::Operations for XattrOps {
         value: Option<&[u8]>,
         flags: i32,
     ) -> Result {
-        let sb = inode.super_block();
-        sb.data().check_live()?;
-        if sb.rdonly() {
-            return Err(EROFS);
-        }
-        let index = name_index(index)?;
-        if name.is_empty() {
-            return Err(EINVAL);
-        }
-        let too_big = value.is_some_and(|v| {
-            format::xattr_entry_size(name.len(), v.len())
-                > format::BLOCK_SIZE - format::XATTR_HEADER
-        });
-        if name.len() > format::XATTR_NAME_MAX || too_big {
-            return Err(ERANGE);
-        }
-        let owner = owner(inode)?;
-        let mut map = inode.data().map.lock();
-        let found = match map.xattr {
-            0 => false,
-            b => {
-                let bh = sb.bread(check_ptr(inode, b)?)?;
-                let guard = bh.lock();
-                let entry = format::xattr_get(guard.data(), owner, index, name)
-                    .map_err(|e| bad_block(inode, e))?;
-                entry.is_some()
-            }
-        };
-        if found && flags & xattr::flags::CREATE != 0 {
-            return Err(EEXIST);
-        }
-        if !found && (value.is_none() || flags & xattr::flags::REPLACE != 0) {
-            return Err(ENODATA);
-        }
-        let fresh = map.xattr == 0;
-        if fresh {
-            map.xattr = alloc_for(inode, &mut map, true)?;
-        }
-        let block = check_ptr(inode, map.xattr)?;
-        let bh = sb.bread(block)?;
-        let mut guard = bh.lock();
-        let mut res = Ok(());
-        if fresh {
-            res = format::xattr_init(guard.data_mut(), owner).map_err(format_err);
-        }
-        let left = res.and_then(|()| {
-            match format::xattr_set(guard.data_mut(), owner, index, name, value) {
-                Ok(XattrSet::Done(count)) => Ok(count),
-                // Cannot be for a fresh block: `too_big` is false.
-                Ok(XattrSet::NoRoom) => Err(ENOSPC),
-                Err(e) => Err(bad_block(inode, e)),
-            }
-        });
-        match left {
-            Ok(count) => {
-                guard.mark_dirty();
-                drop(guard);
-                if count == 0 {
-                    free_locked(inode, &mut map, block)?;
-                }
-            }
-            Err(e) => {
-                drop(guard);
-                if fresh {
-                    free_locked(inode, &mut map, block)?;
-                }
-                return Err(e);
-            }
-        }
-        drop(map);
-        inode.touch_ctime();
-        inode.mark_dirty();
-        Ok(())
+        set(inode, name_index(index)?, name, value, flags)
     }
+}
+
+/// Reads attribute `name` of index `index` of `inode` into `buf`, or with an empty `buf` only
+/// returns its length.
+pub(crate) fn get(inode: &INode<VexFs>, index: u8, name: &[u8], buf: &mut [u8]) -> Result<usize> {
+    with_value(inode, index, name, |value| {
+        if !buf.is_empty() {
+            buf.get_mut(..value.len())
+                .ok_or(ERANGE)?
+                .copy_from_slice(value);
+        }
+        Ok(value.len())
+    })
+}
+
+/// Calls `f` with the value of attribute `name` of index `index` of `inode`, under the block
+/// map mutex (so that the value is whole); `ENODATA` if there is none.
+pub(crate) fn with_value<R>(
+    inode: &INode<VexFs>,
+    index: u8,
+    name: &[u8],
+    f: impl FnOnce(&[u8]) -> Result<R>,
+) -> Result<R> {
+    let map = inode.data().map.lock();
+    if map.xattr == 0 {
+        return Err(ENODATA);
+    }
+    let bh = inode.super_block().bread(check_ptr(inode, map.xattr)?)?;
+    let guard = bh.lock();
+    let entry = format::xattr_get(guard.data(), owner(inode)?, index, name)
+        .map_err(|e| bad_block(inode, e))?
+        .ok_or(ENODATA)?;
+    f(entry.value)
+}
+
+/// Sets attribute `name` of index `index` of `inode` to `value`, or removes it if `value` is
+/// `None`, as `flags` (`xattr::flags`) ask. A name longer than [`format::XATTR_NAME_MAX`] or a
+/// value that would not fit in an empty block fails with `ERANGE`, as on ext2; a value that
+/// does not fit beside the other attributes with `ENOSPC`.
+pub(crate) fn set(
+    inode: &INode<VexFs>,
+    index: u8,
+    name: &[u8],
+    value: Option<&[u8]>,
+    flags: i32,
+) -> Result {
+    let sb = inode.super_block();
+    sb.data().check_live()?;
+    if sb.rdonly() {
+        return Err(EROFS);
+    }
+    if name.is_empty() {
+        return Err(EINVAL);
+    }
+    let too_big = value.is_some_and(|v| {
+        format::xattr_entry_size(name.len(), v.len()) > format::BLOCK_SIZE - format::XATTR_HEADER
+    });
+    if name.len() > format::XATTR_NAME_MAX || too_big {
+        return Err(ERANGE);
+    }
+    let owner = owner(inode)?;
+    let mut map = inode.data().map.lock();
+    let found = match map.xattr {
+        0 => false,
+        b => {
+            let bh = sb.bread(check_ptr(inode, b)?)?;
+            let guard = bh.lock();
+            let entry = format::xattr_get(guard.data(), owner, index, name)
+                .map_err(|e| bad_block(inode, e))?;
+            entry.is_some()
+        }
+    };
+    if found && flags & xattr::flags::CREATE != 0 {
+        return Err(EEXIST);
+    }
+    if !found && (value.is_none() || flags & xattr::flags::REPLACE != 0) {
+        return Err(ENODATA);
+    }
+    let fresh = map.xattr == 0;
+    if fresh {
+        map.xattr = alloc_for(inode, &mut map, true)?;
+    }
+    let block = check_ptr(inode, map.xattr)?;
+    let bh = sb.bread(block)?;
+    let mut guard = bh.lock();
+    let mut res = Ok(());
+    if fresh {
+        res = format::xattr_init(guard.data_mut(), owner).map_err(format_err);
+    }
+    let left = res.and_then(|()| {
+        match format::xattr_set(guard.data_mut(), owner, index, name, value) {
+            Ok(XattrSet::Done(count)) => Ok(count),
+            // Cannot be for a fresh block: `too_big` is false.
+            Ok(XattrSet::NoRoom) => Err(ENOSPC),
+            Err(e) => Err(bad_block(inode, e)),
+        }
+    });
+    match left {
+        Ok(count) => {
+            guard.mark_dirty();
+            drop(guard);
+            if count == 0 {
+                free_locked(inode, &mut map, block)?;
+            }
+        }
+        Err(e) => {
+            drop(guard);
+            if fresh {
+                free_locked(inode, &mut map, block)?;
+            }
+            return Err(e);
+        }
+    }
+    drop(map);
+    inode.touch_ctime();
+    inode.mark_dirty();
+    Ok(())
 }
 
 /// Reports a damaged attribute block of `inode`.

@@ -1681,7 +1681,7 @@ fn xattr_limits() {
         Err(FormatError::Invalid(_))
     ));
     assert!(matches!(
-        xattr_set(&mut b, 3, 4, b"a", Some(b"x")),
+        xattr_set(&mut b, 3, 5, b"a", Some(b"x")),
         Err(FormatError::Invalid(_))
     ));
     // The largest value of an empty block fills it exactly.
