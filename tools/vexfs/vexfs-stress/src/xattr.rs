@@ -101,6 +101,97 @@ fn remove(path: &CString, name: &CString) -> Result<(), i32> {
     }
 }
 
+/// The tags of ACL entries (`ACL_*` of `<linux/posix_acl.h>`), with their letter.
+const ACL_TAGS: [(u16, &str); 6] = [
+    (0x01, "u"),
+    (0x02, "u"),
+    (0x04, "g"),
+    (0x08, "g"),
+    (0x10, "m"),
+    (0x20, "o"),
+];
+
+/// Encodes an ACL written as `u::rw-,u:1000:r--,g::---,m::r--,o::---` (entries in the order
+/// the kernel wants: owner, users by id, group, groups by id, mask, other) in the form of
+/// `struct posix_acl_xattr_header`.
+fn acl_encode(spec: &str) -> Result<Vec<u8>, String> {
+    let mut out = 2u32.to_le_bytes().to_vec();
+    for e in spec.split(',') {
+        let f: Vec<&str> = e.split(':').collect();
+        let [kind, id, perm] = f[..] else {
+            return Err(format!("acl entry {e}: not KIND:ID:PERM"));
+        };
+        let tag: u16 = match (kind, id.is_empty()) {
+            ("u", true) => 0x01,
+            ("u", false) => 0x02,
+            ("g", true) => 0x04,
+            ("g", false) => 0x08,
+            ("m", true) => 0x10,
+            ("o", true) => 0x20,
+            _ => return Err(format!("acl entry {e}: bad kind")),
+        };
+        let id: u32 = if id.is_empty() {
+            u32::MAX
+        } else {
+            id.parse().map_err(|_| format!("acl entry {e}: bad id"))?
+        };
+        let mut bits = 0u16;
+        for (i, c) in perm.chars().enumerate() {
+            match (i, c) {
+                (0, 'r') => bits |= 4,
+                (1, 'w') => bits |= 2,
+                (2, 'x') => bits |= 1,
+                (_, '-') => {}
+                _ => return Err(format!("acl entry {e}: bad permissions")),
+            }
+        }
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&bits.to_le_bytes());
+        out.extend_from_slice(&id.to_le_bytes());
+    }
+    Ok(out)
+}
+
+/// Decodes an ACL encoded by [`acl_encode`] (or by the kernel) back to its text.
+fn acl_decode(v: &[u8]) -> String {
+    let entries = v.get(4..).unwrap_or_default().chunks_exact(8).map(|e| {
+        let tag = u16::from_le_bytes([e[0], e[1]]);
+        let perm = u16::from_le_bytes([e[2], e[3]]);
+        let id = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
+        let kind = ACL_TAGS.iter().find(|t| t.0 == tag).map_or("?", |t| t.1);
+        let id = if tag == 0x02 || tag == 0x08 {
+            id.to_string()
+        } else {
+            String::new()
+        };
+        let p = |bit: u16, c: char| if perm & bit != 0 { c } else { '-' };
+        format!("{kind}:{id}:{}{}{}", p(4, 'r'), p(2, 'w'), p(1, 'x'))
+    });
+    entries.collect::<Vec<_>>().join(",")
+}
+
+/// The attribute name of an ACL type given as `access` or `default`.
+fn acl_name(which: &str) -> Result<CString, String> {
+    match which {
+        "access" | "default" => cname(&format!("system.posix_acl_{which}")),
+        _ => Err(format!("acl type {which}: not access or default")),
+    }
+}
+
+/// Opens `path` for reading (`write` false) or writing, and reads one byte or writes none.
+fn open_check(path: &Path, write: bool) -> Result<(), i32> {
+    let mut f = std::fs::OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .open(path)
+        .map_err(|e| errno(&e))?;
+    if !write {
+        let mut b = [0u8; 1];
+        std::io::Read::read(&mut f, &mut b).map_err(|e| errno(&e))?;
+    }
+    Ok(())
+}
+
 fn hex(v: &[u8]) -> String {
     v.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -108,8 +199,11 @@ fn hex(v: &[u8]) -> String {
 /// `vexfs-stress xattr FILE [as UID] OP [ARGS]`: `set NAME VALUE [create|replace]`, `get NAME`
 /// (the value as text), `size NAME` (its length, from a call with an empty buffer), `small
 /// NAME` (a call with a 1-byte buffer), `list` (the names, one per line), `remove NAME`,
-/// `dump` (every readable attribute as `NAME=HEX`). Prints the result or the errno's name.
-/// With `as UID` the call is made as that user and group, without capabilities.
+/// `dump` (every readable attribute as `NAME=HEX`), `setacl access|default SPEC`, `getacl
+/// access|default`, `rmacl access|default` (POSIX ACLs as `u::rw-,u:1000:r--,g::---,m::r--,
+/// o::---`), `read` and `write` (an open for reading, with a read of one byte, or for
+/// writing). Prints the result or the errno's name. With `as UID` the call is made as that
+/// user and group, without capabilities.
 pub(crate) fn run(path: &Path, args: &[String]) -> Result<String, String> {
     let p = cpath(path)?;
     let args = match args {
@@ -134,33 +228,45 @@ pub(crate) fn run(path: &Path, args: &[String]) -> Result<String, String> {
         args.get(i)
             .ok_or_else(|| format!("xattr: {} needs more arguments", args[0]))
     };
-    let res: Result<String, i32> = match args.first().map(String::as_str) {
-        Some("set") => {
-            let flags = match args.get(3).map(String::as_str) {
-                None => 0,
-                Some("create") => libc::XATTR_CREATE,
-                Some("replace") => libc::XATTR_REPLACE,
-                Some(f) => return Err(format!("xattr: unknown flag {f}")),
-            };
-            set(&p, &cname(arg(1)?)?, arg(2)?.as_bytes(), flags).map(|()| "ok".to_string())
-        }
-        Some("get") => {
-            get_value(&p, &cname(arg(1)?)?).map(|v| String::from_utf8_lossy(&v).into_owned())
-        }
-        Some("size") => get(&p, &cname(arg(1)?)?, 0).map(|v| v.len().to_string()),
-        Some("small") => get(&p, &cname(arg(1)?)?, 1).map(|v| v.len().to_string()),
-        Some("list") => list(&p).map(|n| n.join("\n")),
-        Some("remove") => remove(&p, &cname(arg(1)?)?).map(|()| "ok".to_string()),
-        Some("dump") => list(&p).and_then(|names| {
-            let mut out = Vec::new();
-            for n in names {
-                let v = get_value(&p, &cname(&n).map_err(|_| libc::EINVAL)?)?;
-                out.push(format!("{n}={}", hex(&v)));
+    let res: Result<String, i32> =
+        match args.first().map(String::as_str) {
+            Some("set") => {
+                let flags = match args.get(3).map(String::as_str) {
+                    None => 0,
+                    Some("create") => libc::XATTR_CREATE,
+                    Some("replace") => libc::XATTR_REPLACE,
+                    Some(f) => return Err(format!("xattr: unknown flag {f}")),
+                };
+                set(&p, &cname(arg(1)?)?, arg(2)?.as_bytes(), flags).map(|()| "ok".to_string())
             }
-            Ok(out.join("\n"))
-        }),
-        _ => return Err("xattr: OP is set, get, size, small, list, remove or dump".to_string()),
-    };
+            Some("get") => {
+                get_value(&p, &cname(arg(1)?)?).map(|v| String::from_utf8_lossy(&v).into_owned())
+            }
+            Some("size") => get(&p, &cname(arg(1)?)?, 0).map(|v| v.len().to_string()),
+            Some("small") => get(&p, &cname(arg(1)?)?, 1).map(|v| v.len().to_string()),
+            Some("list") => list(&p).map(|n| n.join("\n")),
+            Some("setacl") => {
+                set(&p, &acl_name(arg(1)?)?, &acl_encode(arg(2)?)?, 0).map(|()| "ok".to_string())
+            }
+            Some("getacl") => get_value(&p, &acl_name(arg(1)?)?).map(|v| acl_decode(&v)),
+            Some("rmacl") => remove(&p, &acl_name(arg(1)?)?).map(|()| "ok".to_string()),
+            Some("read") => open_check(path, false).map(|()| "ok".to_string()),
+            Some("write") => open_check(path, true).map(|()| "ok".to_string()),
+            Some("remove") => remove(&p, &cname(arg(1)?)?).map(|()| "ok".to_string()),
+            Some("dump") => list(&p).and_then(|names| {
+                let mut out = Vec::new();
+                for n in names {
+                    let v = get_value(&p, &cname(&n).map_err(|_| libc::EINVAL)?)?;
+                    out.push(format!("{n}={}", hex(&v)));
+                }
+                Ok(out.join("\n"))
+            }),
+            _ => return Err(
+                "xattr: OP is set, get, size, small, list, remove, dump, setacl, getacl, rmacl, \
+                 read or write"
+                    .to_string(),
+            ),
+        };
     Ok(res.unwrap_or_else(errno_name))
 }
 
