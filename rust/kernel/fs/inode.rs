@@ -705,10 +705,14 @@ impl<T: FileSystem> New<T> {
     }
 
     /// Makes the inode a symbolic link whose target is its content, read through the page cache
-    /// backed by `aops` (see [`INode::page_symlink`]).
+    /// backed by `aops` (`page_get_link()`, see [`INode::page_symlink`]); the other inode
+    /// operations (attributes, extended attributes, ACLs) are `U`'s.
     #[cfg(CONFIG_BUFFER_HEAD)]
-    pub fn set_page_symlink(&mut self, aops: address_space::Ops<T>) -> &mut Self {
-        self.set_inode_ops(Ops::page_symlink()).set_aops(aops);
+    pub fn set_page_symlink<U: Operations<FileSystem = T> + ?Sized>(
+        &mut self,
+        aops: address_space::Ops<T>,
+    ) -> &mut Self {
+        self.set_inode_ops(Ops::page_symlink::<U>()).set_aops(aops);
         // SAFETY: The new inode is exclusively ours; `page_get_link` needs a mapping without
         // highmem pages.
         unsafe { bindings::inode_nohighmem(self.0.as_ptr()) };
@@ -1050,19 +1054,12 @@ impl<T: FileSystem> Ops<T> {
     }
 
     /// Operations for symbolic links whose target is the content of the inode, read through
-    /// the page cache (see [`New::set_page_symlink`]).
+    /// the page cache (see [`New::set_page_symlink`]), and `U`'s other operations.
     #[cfg(CONFIG_BUFFER_HEAD)]
-    const fn page_symlink() -> Self {
-        Self(&PAGE_SYMLINK_TABLE, PhantomData)
+    const fn page_symlink<U: Operations<FileSystem = T> + ?Sized>() -> Self {
+        Self(&OpsTable::<U>::PAGE_SYMLINK, PhantomData)
     }
 }
-
-#[cfg(CONFIG_BUFFER_HEAD)]
-const PAGE_SYMLINK_TABLE: bindings::inode_operations = bindings::inode_operations {
-    get_link: Some(bindings::page_get_link),
-    // All other operations are optional and may be null.
-    ..pin_init::zeroed()
-};
 
 struct OpsTable<U: Operations + ?Sized>(PhantomData<U>);
 
@@ -1152,6 +1149,20 @@ impl<U: Operations + ?Sized> OpsTable<U> {
         },
         // All other operations are optional and may be null.
         ..pin_init::zeroed()
+    };
+
+    /// The table of a symbolic link whose target is read through the page cache: `U`'s, with
+    /// `page_get_link()`. A symbolic link has no directory operations.
+    #[cfg(CONFIG_BUFFER_HEAD)]
+    const PAGE_SYMLINK: bindings::inode_operations = {
+        assert!(
+            !U::HAS_LOOKUP && !U::HAS_CREATE && !U::HAS_MKDIR,
+            "symbolic links have no directory operations"
+        );
+        bindings::inode_operations {
+            get_link: Some(bindings::page_get_link),
+            ..Self::TABLE
+        }
     };
 
     /// Whether `U` changes attributes. `vfs_fileattr_set()` reads the old ones first, so it
