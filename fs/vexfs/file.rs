@@ -58,7 +58,9 @@ pub(crate) const FILE_OPS: fops::Ops<VexFs> = fops::Ops::new_regular::<FileOps>(
 /// Address space operations of regular files and symbolic links.
 pub(crate) const AOPS: address_space::Ops<VexFs> = address_space::Ops::new::<Mapper>();
 
-struct FileInodeOps;
+/// The inode operations of regular files, devices, named pipes, sockets and (with the page
+/// cache's `get_link`) symbolic links.
+pub(crate) struct FileInodeOps;
 
 #[vtable]
 impl vfs_inode::Operations for FileInodeOps {
@@ -124,7 +126,8 @@ pub(crate) fn setattr(idmap: &MntIdmap, dentry: &DEntry<VexFs>, attr: &Attr) -> 
     }
     attr.copy(idmap, inode);
     inode.mark_dirty();
-    if attr.mode().is_some() {
+    // Symbolic links have no ACLs (`posix_acl_chmod()` refuses them).
+    if attr.mode().is_some() && inode.typ() != vfs_inode::Type::Lnk {
         posix_acl::chmod(idmap, dentry, inode.mode())?;
     }
     Ok(())

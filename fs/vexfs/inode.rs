@@ -93,7 +93,7 @@ fn set_ops(new: &mut vfs_inode::New<VexFs>, typ: Type, rdev: u32) -> Result {
                 .set_aops(file::AOPS);
         }
         Type::Lnk => {
-            new.set_page_symlink(file::AOPS);
+            new.set_page_symlink::<file::FileInodeOps>(file::AOPS);
         }
         Type::Chr | Type::Blk | Type::Fifo | Type::Sock => {
             new.set_inode_ops(file::INODE_OPS)
