@@ -48,7 +48,7 @@ const USAGE: &str = "usage: vexfs-stress fsstress DIR [--procs N] [--ops N] [--s
        vexfs-stress mmap-write FILE OFFSET
        vexfs-stress falloc FILE [append-]MODE OFFSET LEN
        vexfs-stress dio FILE [MIB]
-       vexfs-stress xattr FILE [as UID] set NAME VALUE [create|replace] | get|size|small|remove NAME | list | dump
+       vexfs-stress xattr FILE [as UID] [nofollow] set NAME VALUE [create|replace] | get|size|small|remove NAME | list | dump
                                         | setacl access|default SPEC | getacl|rmacl access|default | read | write
        vexfs-stress xattr-model FILE [--ops N] [--seed S]";
 

@@ -15,6 +15,10 @@ use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{
+    AtomicBool,
+    Ordering, //
+};
 
 fn cpath(path: &Path) -> Result<CString, String> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| "path with a NUL".to_string())
@@ -24,15 +28,27 @@ fn cname(name: &str) -> Result<CString, String> {
     CString::new(name).map_err(|_| "name with a NUL".to_string())
 }
 
+/// Whether the calls act on a symbolic link itself (`lsetxattr(2)`, ...), for `nofollow`.
+static NOFOLLOW: AtomicBool = AtomicBool::new(false);
+
+fn nofollow() -> bool {
+    NOFOLLOW.load(Ordering::Relaxed)
+}
+
 fn last_errno() -> i32 {
     errno(&io::Error::last_os_error())
 }
 
 /// `setxattr(2)`; `Err(errno)` on failure.
 fn set(path: &CString, name: &CString, value: &[u8], flags: i32) -> Result<(), i32> {
+    let f = if nofollow() {
+        libc::lsetxattr
+    } else {
+        libc::setxattr
+    };
     // SAFETY: The path and name are NUL-terminated; `value` is valid for its length.
     let r = unsafe {
-        libc::setxattr(
+        f(
             path.as_ptr(),
             name.as_ptr(),
             value.as_ptr().cast(),
@@ -50,8 +66,13 @@ fn set(path: &CString, name: &CString, value: &[u8], flags: i32) -> Result<(), i
 /// `getxattr(2)` with a buffer of `size` bytes; the value (its length only for `size` 0).
 fn get(path: &CString, name: &CString, size: usize) -> Result<Vec<u8>, i32> {
     let mut buf = vec![0u8; size];
+    let f = if nofollow() {
+        libc::lgetxattr
+    } else {
+        libc::getxattr
+    };
     // SAFETY: As above; `buf` is valid for writes of `size` bytes.
-    let r = unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), size) };
+    let r = unsafe { f(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), size) };
     if r < 0 {
         return Err(last_errno());
     }
@@ -70,14 +91,19 @@ fn get_value(path: &CString, name: &CString) -> Result<Vec<u8>, i32> {
 
 /// `listxattr(2)`: the names, sorted.
 fn list(path: &CString) -> Result<Vec<String>, i32> {
+    let lister = if nofollow() {
+        libc::llistxattr
+    } else {
+        libc::listxattr
+    };
     // SAFETY: As above; a null buffer of size 0 asks for the length.
-    let len = unsafe { libc::listxattr(path.as_ptr(), std::ptr::null_mut(), 0) };
+    let len = unsafe { lister(path.as_ptr(), std::ptr::null_mut(), 0) };
     if len < 0 {
         return Err(last_errno());
     }
     let mut buf = vec![0u8; len as usize];
     // SAFETY: As above; `buf` is valid for writes of its length.
-    let r = unsafe { libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let r = unsafe { lister(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     if r < 0 {
         return Err(last_errno());
     }
@@ -93,8 +119,13 @@ fn list(path: &CString) -> Result<Vec<String>, i32> {
 
 /// `removexattr(2)`.
 fn remove(path: &CString, name: &CString) -> Result<(), i32> {
+    let f = if nofollow() {
+        libc::lremovexattr
+    } else {
+        libc::removexattr
+    };
     // SAFETY: As above.
-    if unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) } == 0 {
+    if unsafe { f(path.as_ptr(), name.as_ptr()) } == 0 {
         Ok(())
     } else {
         Err(last_errno())
@@ -203,7 +234,7 @@ fn hex(v: &[u8]) -> String {
 /// access|default`, `rmacl access|default` (POSIX ACLs as `u::rw-,u:1000:r--,g::---,m::r--,
 /// o::---`), `read` and `write` (an open for reading, with a read of one byte, or for
 /// writing). Prints the result or the errno's name. With `as UID` the call is made as that
-/// user and group, without capabilities.
+/// user and group, without capabilities; with `nofollow` (after it) on a symbolic link itself.
 pub(crate) fn run(path: &Path, args: &[String]) -> Result<String, String> {
     let p = cpath(path)?;
     let args = match args {
@@ -220,6 +251,13 @@ pub(crate) fn run(path: &Path, args: &[String]) -> Result<String, String> {
                     io::Error::last_os_error()
                 ));
             }
+            rest
+        }
+        _ => args,
+    };
+    let args = match args {
+        [kw, rest @ ..] if kw == "nofollow" && !rest.is_empty() => {
+            NOFOLLOW.store(true, Ordering::Relaxed);
             rest
         }
         _ => args,

@@ -47,6 +47,12 @@ check_eq "st_blocks: the data block and the attribute block" 16 "$(stat -c %b $f
 check_eq "user. on a directory" ok "$(x $MNT/d set user.dir yes)"
 check_eq "user. on a FIFO: EPERM" EPERM "$(x $MNT/fifo set user.x 1)"
 check_eq "trusted. on a FIFO" ok "$(x $MNT/fifo set trusted.x 1)"
+ln -s f $MNT/link
+check_eq "user. on a symbolic link itself: EPERM" EPERM "$(x $MNT/link nofollow set user.x 1)"
+check_eq "trusted. on a symbolic link itself" ok "$(x $MNT/link nofollow set trusted.l 1)"
+check_eq "listed on the link" trusted.l "$(x $MNT/link nofollow list)"
+check_eq "read on the link" 1 "$(x $MNT/link nofollow get trusted.l)"
+check_eq "the link still resolves" data "$(cat $MNT/link)"
 check_eq "a non-root user reads user. of a readable file" world "$(x $f as 1000 get user.a)"
 check_eq "a non-root user lists without trusted." "security.s
 user.a
