@@ -99,11 +99,15 @@ impl vfs_inode::Operations for FileInodeOps {
         crate::acl::set(idmap, dentry, acl, typ)
     }
 
-    /// The extents up to the end of the file (an empty file reports none).
+    /// The extents up to the end of the file, like `SEEK_DATA`: not the blocks preallocated
+    /// past it (`FALLOC_FL_KEEP_SIZE`). A range that starts at or after the end reports none
+    /// (`iomap_fiemap()` refuses a zero length).
     fn fiemap(inode: &INode<VexFs>, fi: &mut FiemapExtentInfo, start: u64, len: u64) -> Result {
-        // `iomap_fiemap()` refuses a zero length: keep one byte of an empty file.
-        let size = u64::try_from(inode.size()).unwrap_or(0).max(1);
-        iomap::fiemap(inode, fi, start, len.min(size), IOMAP_OPS)
+        let size = u64::try_from(inode.size()).unwrap_or(0);
+        if start >= size {
+            return Ok(());
+        }
+        iomap::fiemap(inode, fi, start, len.min(size - start), IOMAP_OPS)
     }
 }
 
