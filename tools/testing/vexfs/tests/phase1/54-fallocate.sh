@@ -31,6 +31,13 @@ printf hello >$MNT/keep
 check_eq "allocate 64 KiB with KEEP_SIZE" ok "$(fa $MNT/keep keep-size 0 65536)"
 check_eq "KEEP_SIZE: the size stays 5" 5 "$(stat -c %s $MNT/keep)"
 check_eq "KEEP_SIZE: 16 data blocks and an indirect one (136 sectors)" 136 "$(blocks $MNT/keep)"
+check_eq "FIEMAP stops at the end of the file: one block" "0 4096 0x1001" \
+	"$(vexfs-stress map $MNT/keep | grep ^extent | cut -d' ' -f2,4,5)"
+: >$MNT/keep0
+check_eq "KEEP_SIZE on an empty file" ok "$(fa $MNT/keep0 keep-size 0 8192)"
+check_eq "FIEMAP of an empty file with preallocated blocks: none" "" \
+	"$(vexfs-stress map $MNT/keep0 | grep ^extent)"
+check_eq "SEEK_DATA of it: ENXIO" ENXIO "$(vexfs-stress seek $MNT/keep0 data 0)"
 
 # Random data, then a hole punched at unaligned offsets 102500..700000.
 dd if=/dev/urandom of=/tmp/rand bs=65536 count=16 2>/dev/null
@@ -107,7 +114,7 @@ dd if=/dev/zero of=$MNT/keep bs=1 seek=65536 count=0 2>/dev/null
 check_eq "truncate up over preallocated blocks: zeroes after hello" 5 "$(zeroes $MNT/keep)"
 check_eq "truncate up: the first 5 bytes" hello "$(head -c 5 $MNT/keep)"
 check_eq "truncate up: no block added" 136 "$(blocks $MNT/keep)"
-rm $MNT/pre $MNT/punch $MNT/zero $MNT/keep $MNT/immutable $MNT/append $MNT/huge
+rm $MNT/pre $MNT/punch $MNT/zero $MNT/keep $MNT/keep0 $MNT/immutable $MNT/append $MNT/huge
 umount $MNT
 check "fsck.vexfs: clean after removing the files" fsck.vexfs -n $DISK2
 finish
