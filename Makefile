@@ -55,15 +55,16 @@ fmt: tree
 # The long torture runs, in the VM, on the debug kernel (KASAN, KFENCE,
 # kmemleak, ...: tools/testing/vexfs/config.debug): 100 rounds of the shutdown crash loop, 200
 # damaged images of each kind, and the stress testers at 10^4 operations per
-# process, 10^5 fsx operations and 10^5 fuzzed ioctls. Any of the VM_KNOBS of
+# process, 10^5 fsx operations, 10^5 fuzzed ioctls and 10^5 extended attribute calls
+# against a model. Any of the VM_KNOBS of
 # scripts/vexfs_test.py set in the environment overrides these.
 TORTURE_KNOBS := VEXFS_CRASH_ROUNDS=100 VEXFS_FUZZ_ITERATIONS=200 VEXFS_STRESS_OPS=10000 \
-	VEXFS_FSX_OPS=100000 VEXFS_FUZZ_CALLS=100000 VEXFS_STRESS_LIMIT=7200 \
+	VEXFS_FSX_OPS=100000 VEXFS_FUZZ_CALLS=100000 VEXFS_XATTR_OPS=100000 VEXFS_STRESS_LIMIT=7200 \
 	VEXFS_TEST_TIMEOUT=10800
 torture: tree
 	@env $(TORTURE_KNOBS) $$(env | grep -E '^VEXFS_[A-Z_]+=' || true) \
 		python3 $(S)/vexfs_test.py --no-host --no-check --debug --timeout 36000 \
-		--only '[27][05]-[cs][hot]*' $(TEST_ARGS)
+		--only '[257][056]-[cxs][hota]*' $(TEST_ARGS)
 
 # Vector search benchmarks: VexFS in the VM against hnswlib and faiss on the
 # host (GloVe 50-d from PyPI). Not part of `test`; prints figures only.

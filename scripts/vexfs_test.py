@@ -51,13 +51,13 @@ EXPECTED_KUNIT_SUITES = [s for s in os.environ.get(
 # Environment variables passed to the VM (numbers only): the seeds and counts of
 # 70-corrupt (VEXFS_FUZZ_*, but VEXFS_FUZZ_CALLS), 25-shutdown's crash loop
 # (VEXFS_CRASH_*), 75-stress (VEXFS_STRESS_*, VEXFS_FSX_OPS, VEXFS_FUZZ_CALLS),
-# and the watchdog of each test script (VEXFS_TEST_TIMEOUT). `make torture`
+# 56-xattr's model (VEXFS_XATTR_OPS, seeded by VEXFS_STRESS_SEED), and the watchdog of each test script (VEXFS_TEST_TIMEOUT). `make torture`
 # sets them to its long runs.
 VM_KNOBS = ("VEXFS_FUZZ_SEED", "VEXFS_FUZZ_ITERATIONS", "VEXFS_FUZZ_FROM",
             "VEXFS_FUZZ_STEP_TIMEOUT", "VEXFS_CRASH_ROUNDS", "VEXFS_CRASH_SEED",
             "VEXFS_STRESS_OPS", "VEXFS_STRESS_PROCS", "VEXFS_STRESS_SEED",
             "VEXFS_STRESS_LIMIT", "VEXFS_FSX_OPS", "VEXFS_FUZZ_CALLS",
-            "VEXFS_TEST_TIMEOUT")
+            "VEXFS_XATTR_OPS", "VEXFS_TEST_TIMEOUT")
 
 # Kernel console lines that fail a boot.
 BAD_CONSOLE = re.compile(

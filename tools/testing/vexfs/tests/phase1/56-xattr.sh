@@ -85,8 +85,9 @@ x $f dump >/tmp/xattr.dump
 SEED=${VEXFS_STRESS_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 note "xattr-model seed $SEED (replay: VEXFS_STRESS_SEED=$SEED)"
 echo m >$MNT/model
-check "xattr-model: 3000 random calls against a model" \
-	vexfs-stress xattr-model $MNT/model --ops 3000 --seed $SEED
+XATTR_OPS=${VEXFS_XATTR_OPS:-3000}
+check "xattr-model: $XATTR_OPS random calls against a model" \
+	vexfs-stress xattr-model $MNT/model --ops $XATTR_OPS --seed $SEED
 x $MNT/model dump >/tmp/xattr-model.dump
 
 umount $MNT
