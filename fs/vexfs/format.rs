@@ -2012,8 +2012,14 @@ pub(crate) fn xattr_set(
         ),
         None => None,
     };
-    let old = xattr_get(block, owner, index, name)?.map(|e| (e.offset, e.size));
-    let used = xattr_entries(block, owner, |_| Ok(()))?;
+    // One pass finds the attribute and the end of the entries.
+    let mut old = None;
+    let used = xattr_entries(block, owner, |e| {
+        if e.index == index && e.name == name {
+            old = Some((e.offset, e.size));
+        }
+        Ok(())
+    })?;
     let block = prefix_mut(block, BLOCK_SIZE)?;
     let mut count = get_u16(block, 4)?;
     let mut end = XATTR_HEADER + used;

@@ -1668,6 +1668,15 @@ fn xattr_limits() {
     let mut b = xattr_block(3);
     let name = [b'n'; XATTR_NAME_MAX];
     assert!(xattr_set(&mut b, 3, XATTR_INDEX_USER, &name, Some(b"x")).is_ok());
+    // The last index: system. (the POSIX ACLs).
+    assert!(xattr_set(
+        &mut b,
+        3,
+        XATTR_INDEX_SYSTEM,
+        b"posix_acl_access",
+        Some(b"acl")
+    )
+    .is_ok());
     assert!(matches!(
         xattr_set(&mut b, 3, XATTR_INDEX_USER, &[b'n'; 256], Some(b"x")),
         Err(FormatError::Invalid(_))
@@ -1681,7 +1690,7 @@ fn xattr_limits() {
         Err(FormatError::Invalid(_))
     ));
     assert!(matches!(
-        xattr_set(&mut b, 3, 5, b"a", Some(b"x")),
+        xattr_set(&mut b, 3, XATTR_INDEX_SYSTEM + 1, b"a", Some(b"x")),
         Err(FormatError::Invalid(_))
     ));
     // The largest value of an empty block fills it exactly.
