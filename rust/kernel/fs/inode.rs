@@ -1504,12 +1504,8 @@ impl<U: Operations + ?Sized> OpsTable<U> {
     ) -> isize {
         // SAFETY: See the safety section of this function.
         let dentry = unsafe { DEntry::from_raw(dentry) };
-        let buf: &mut [u8] = if buffer.is_null() || size == 0 {
-            &mut []
-        } else {
-            // SAFETY: See the safety section; nothing else accesses the buffer during the call.
-            unsafe { core::slice::from_raw_parts_mut(buffer.cast(), size) }
-        };
+        // SAFETY: See the safety section; nothing else accesses the buffer during the call.
+        let buf = unsafe { super::xattr::out_buffer(buffer.cast(), size) };
         match U::listxattr(dentry, buf) {
             // At most `size` bytes, or the length of the names (below `XATTR_LIST_MAX`).
             Ok(n) => n as isize,

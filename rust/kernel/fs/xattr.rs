@@ -139,6 +139,21 @@ impl<T: FileSystem, const N: usize> Handlers<T, N> {
     }
 }
 
+/// The caller's buffer of a get or list call (`getxattr()`, `listxattr()`): empty when the call
+/// only asks for the length (a null buffer or a size of 0).
+///
+/// # Safety
+///
+/// `buffer` must be null or valid for writes of `size` bytes, which nothing else accesses, for
+/// `'a`.
+pub(super) unsafe fn out_buffer<'a>(buffer: *mut c_void, size: usize) -> &'a mut [u8] {
+    if buffer.is_null() || size == 0 {
+        return &mut [];
+    }
+    // SAFETY: Guaranteed by the caller.
+    unsafe { core::slice::from_raw_parts_mut(buffer.cast(), size) }
+}
+
 struct Callbacks<U: Operations + ?Sized>(PhantomData<U>);
 
 impl<U: Operations + ?Sized> Callbacks<U> {
@@ -164,13 +179,8 @@ impl<U: Operations + ?Sized> Callbacks<U> {
                     CStr::from_char_ptr(name),
                 )
             };
-            let buf: &mut [u8] = if buffer.is_null() || size == 0 {
-                &mut []
-            } else {
-                // SAFETY: See the safety section; nothing else accesses the buffer during the
-                // call.
-                unsafe { core::slice::from_raw_parts_mut(buffer.cast(), size) }
-            };
+            // SAFETY: See the safety section; nothing else accesses the buffer during the call.
+            let buf = unsafe { out_buffer(buffer, size) };
             let n = U::get(inode, index, name.to_bytes(), buf)?;
             c_int::try_from(n).map_err(|_| E2BIG)
         })
