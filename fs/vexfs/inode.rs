@@ -383,6 +383,16 @@ pub(crate) fn alloc_for(inode: &INode<VexFs>, map: &mut BlockMap, zero: bool) ->
     Ok(b as u32)
 }
 
+/// Frees block `block` of `inode`, which the caller has unlinked from `map`, and stops
+/// counting it: the reverse of [`alloc_for`].
+pub(crate) fn free_for(inode: &INode<VexFs>, map: &mut BlockMap, block: u64) -> Result {
+    let sb = inode.super_block();
+    map.blocks = map.blocks.saturating_sub(1);
+    inode.set_blocks(map.blocks << (format::BLOCK_SHIFT - 9));
+    inode.mark_dirty();
+    sb.data().allocator(sb).free_block(block)
+}
+
 /// The block for an empty slot of the block map: an indirect block allocated and zeroed, or
 /// for a data block (`leaf`) the caller's `data` (then `*used` is set) or a new one.
 fn fill_slot(

@@ -17,7 +17,7 @@ use crate::{
     inode::{
         alloc_for,
         check_ptr,
-        BlockMap, //
+        free_for, //
     },
     VexFs, //
 };
@@ -143,59 +143,53 @@ pub(crate) fn set(
     if name.len() > format::XATTR_NAME_MAX || too_big {
         return Err(ERANGE);
     }
+    let create = flags & xattr::flags::CREATE != 0;
+    let replace = value.is_none() || flags & xattr::flags::REPLACE != 0;
     let owner = owner(inode)?;
     let mut map = inode.data().map.lock();
-    let found = match map.xattr {
-        0 => false,
-        b => {
-            let bh = sb.bread(check_ptr(inode, b)?)?;
-            let guard = bh.lock();
-            let entry = format::xattr_get(guard.data(), owner, index, name)
-                .map_err(|e| bad_block(inode, e))?;
-            entry.is_some()
-        }
-    };
-    if found && flags & xattr::flags::CREATE != 0 {
-        return Err(EEXIST);
-    }
-    if !found && (value.is_none() || flags & xattr::flags::REPLACE != 0) {
-        return Err(ENODATA);
-    }
     let fresh = map.xattr == 0;
     if fresh {
+        // Nothing to replace or remove.
+        if replace {
+            return Err(ENODATA);
+        }
         map.xattr = alloc_for(inode, &mut map, true)?;
     }
     let block = check_ptr(inode, map.xattr)?;
     let bh = sb.bread(block)?;
     let mut guard = bh.lock();
-    let mut res = Ok(());
-    if fresh {
-        res = format::xattr_init(guard.data_mut(), owner).map_err(format_err);
-    }
-    let left = res.and_then(|()| {
+    let mut change = || -> Result<u16> {
+        if fresh {
+            format::xattr_init(guard.data_mut(), owner).map_err(format_err)?;
+        } else {
+            let found = format::xattr_get(guard.data(), owner, index, name)
+                .map_err(|e| bad_block(inode, e))?
+                .is_some();
+            if found && create {
+                return Err(EEXIST);
+            }
+            if !found && replace {
+                return Err(ENODATA);
+            }
+        }
         match format::xattr_set(guard.data_mut(), owner, index, name, value) {
             Ok(XattrSet::Done(count)) => Ok(count),
             // Cannot be for a fresh block: `too_big` is false.
             Ok(XattrSet::NoRoom) => Err(ENOSPC),
             Err(e) => Err(bad_block(inode, e)),
         }
-    });
-    match left {
-        Ok(count) => {
-            guard.mark_dirty();
-            drop(guard);
-            if count == 0 {
-                free_locked(inode, &mut map, block)?;
-            }
-        }
-        Err(e) => {
-            drop(guard);
-            if fresh {
-                free_locked(inode, &mut map, block)?;
-            }
-            return Err(e);
-        }
+    };
+    let left = change();
+    if left.is_ok() {
+        guard.mark_dirty();
     }
+    drop(guard);
+    // The block goes with its last attribute, and a fresh one that got none.
+    if left == Ok(0) || (fresh && left.is_err()) {
+        map.xattr = 0;
+        free_for(inode, &mut map, block)?;
+    }
+    left?;
     drop(map);
     inode.touch_ctime();
     inode.mark_dirty();
@@ -210,16 +204,6 @@ fn bad_block(inode: &INode<VexFs>, e: format::FormatError) -> Error {
     }
 }
 
-/// Frees attribute block `block` of `inode`, whose block map is `map`.
-fn free_locked(inode: &INode<VexFs>, map: &mut BlockMap, block: u64) -> Result {
-    let sb = inode.super_block();
-    map.xattr = 0;
-    map.blocks = map.blocks.saturating_sub(1);
-    inode.set_blocks(map.blocks << (format::BLOCK_SHIFT - 9));
-    inode.mark_dirty();
-    sb.data().allocator(sb).free_block(block)
-}
-
 /// Frees the attribute block of `inode` (which is being deleted), if it has one.
 pub(crate) fn free(inode: &INode<VexFs>) -> Result {
     let mut map = inode.data().map.lock();
@@ -227,7 +211,8 @@ pub(crate) fn free(inode: &INode<VexFs>) -> Result {
         return Ok(());
     }
     let block = check_ptr(inode, map.xattr)?;
-    free_locked(inode, &mut map, block)
+    map.xattr = 0;
+    free_for(inode, &mut map, block)
 }
 
 /// `listxattr(2)`: the names of the attributes of the inode of `dentry`, with their prefixes,
