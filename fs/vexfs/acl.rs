@@ -106,15 +106,12 @@ pub(crate) fn set(
 
 /// Stores the ACLs that [`posix_acl::create`] gave a new inode.
 pub(crate) fn init(inode: &INode<VexFs>, acls: posix_acl::NewAcls) -> Result {
-    if let Some(d) = acls.default.as_deref() {
-        store(inode, Type::Default, Some(d))?;
-    } else {
-        inode.set_cached_acl(Type::Default, None);
-    }
-    if let Some(a) = acls.access.as_deref() {
-        store(inode, Type::Access, Some(a))?;
-    } else {
-        inode.set_cached_acl(Type::Access, None);
+    for (typ, acl) in [(Type::Default, acls.default), (Type::Access, acls.access)] {
+        match acl.as_deref() {
+            Some(acl) => store(inode, typ, Some(acl))?,
+            // Nothing to remove from a new inode: only the cache learns there is none.
+            None => inode.set_cached_acl(typ, None),
+        }
     }
     Ok(())
 }

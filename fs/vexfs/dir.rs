@@ -43,7 +43,8 @@ use kernel::{
             MntIdmap,
             Type, //
         },
-        posix_acl, File,
+        posix_acl,
+        File, //
     },
     prelude::*,
     sync::aref::ARef,

@@ -309,9 +309,9 @@ fn fallocate(inode: &INode<VexFs>, mode: i32, offset: i64, len: i64) -> Result {
         } else {
             // The blocks the range covers whole are zeroed on the device, those at its ends
             // through the page cache above; holes at the ends get zeroed blocks too.
-            prealloc(&inode, touched.start..whole.start.max(touched.start), false)?;
+            prealloc(&inode, touched.start..whole.start, false)?;
             prealloc(&inode, whole.clone(), true)?;
-            prealloc(&inode, whole.end.max(touched.start)..touched.end, false)?;
+            prealloc(&inode, whole.end..touched.end, false)?;
         }
         drop(pages);
         inode.touch_mtime_ctime();
