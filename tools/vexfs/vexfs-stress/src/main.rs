@@ -33,6 +33,11 @@ mod fuzz;
 mod model;
 mod xattr;
 
+// The extended attribute block's limits, for the model of `xattr-model`.
+#[allow(dead_code)]
+#[path = "../../../../fs/vexfs/format.rs"]
+mod format;
+
 #[cfg(test)]
 mod tests;
 

@@ -5,10 +5,13 @@
 //! setfattr or getfattr), and `vexfs-stress xattr-model FILE [--ops N] [--seed S]`, random
 //! calls against a model of the attributes, checked after every call.
 
-use crate::common::{
-    errno,
-    errno_name,
-    Rng, //
+use crate::{
+    common::{
+        errno,
+        errno_name,
+        Rng, //
+    },
+    format,
 };
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -308,13 +311,8 @@ pub(crate) fn run(path: &Path, args: &[String]) -> Result<String, String> {
     Ok(res.unwrap_or_else(errno_name))
 }
 
-/// Bytes an attribute takes in a VexFS attribute block (see `format::xattr_entry_size`).
-fn entry_size(name: &str, value_len: usize) -> usize {
-    (4 + name.len() + value_len).next_multiple_of(4)
-}
-
 /// Room for entries in a VexFS attribute block.
-const BLOCK_ROOM: usize = 4096 - 16;
+const BLOCK_ROOM: usize = format::BLOCK_SIZE - format::XATTR_HEADER;
 
 /// The prefix and the part after it of `name`.
 fn split(name: &str) -> (&str, &str) {
@@ -370,9 +368,9 @@ pub(crate) fn model(path: &Path, ops: u64, seed: u64) -> Result<String, String> 
                 let used: usize = m
                     .iter()
                     .filter(|(n, _)| **n != name)
-                    .map(|(n, v)| entry_size(split(n).1, v.len()))
+                    .map(|(n, v)| format::xattr_entry_size(split(n).1.len(), v.len()))
                     .sum();
-                let fits = used + entry_size(split(&name).1, len) <= BLOCK_ROOM;
+                let fits = used + format::xattr_entry_size(split(&name).1.len(), len) <= BLOCK_ROOM;
                 let want = if flags == libc::XATTR_CREATE && exists {
                     Err(libc::EEXIST)
                 } else if flags == libc::XATTR_REPLACE && !exists {
